@@ -1,1 +1,17 @@
-//! jwk-rotator
+//! jwk-rotator: keeps Maskinporten client keys fresh. It generates RSA JWKs, stores the private
+//! keys (Azure Key Vault or a local directory), writes the public key sets Maskinporten must
+//! know, promotes a new key only after it was published, and retires keys by their kid's date.
+
+pub mod azure;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod findings;
+pub mod jwk;
+pub mod keygen;
+pub mod kid;
+pub mod planner;
+pub mod policy;
+pub mod publish;
+pub mod record;
+pub mod store;

@@ -1,0 +1,97 @@
+//! `[store] kind = "azure-key-vault"`: vault, secret names and the credential, checked at load.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How the tool authenticates to Key Vault; chosen explicitly, never guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// Azure Container Apps, App Service, VMs (optionally user-assigned by `client_id`).
+    ManagedIdentity,
+    /// AKS workload identity (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`).
+    WorkloadIdentity,
+    /// GitHub Actions OIDC: a fresh GitHub ID token for each client assertion.
+    GithubOidc,
+    /// `az login` on a laptop.
+    AzureCli,
+    /// Azure CLI or Azure Developer CLI, whichever is signed in.
+    Developer,
+    /// A service principal from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`.
+    ClientSecret,
+    /// Emulators: the bearer token from `JWK_ROTATOR_STATIC_TOKEN`.
+    StaticToken,
+}
+
+/// The Key Vault store's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    /// `https://{vault}.vault.azure.net/`
+    pub vault_url: String,
+    /// Put before every secret name this tool manages.
+    #[serde(default = "default_prefix")]
+    pub secret_prefix: String,
+    pub credential: CredentialKind,
+    /// Client id of a user-assigned managed identity, or the app registration for
+    /// `workload-identity` / `github-oidc` / `client-secret` when not in the environment.
+    pub client_id: Option<String>,
+    /// Tenant for `github-oidc` (else `AZURE_TENANT_ID`).
+    pub tenant_id: Option<String>,
+    /// A PEM file of CA certificates to trust besides the system's (emulators).
+    pub ca_cert: Option<PathBuf>,
+    /// Whether the vault's challenge resource must match its host (turn off for emulators).
+    #[serde(default = "yes")]
+    pub verify_challenge_resource: bool,
+    /// Purge deleted secrets after deleting them (needs "Key Vault Purge Operator").
+    #[serde(default)]
+    pub purge: bool,
+}
+
+fn default_prefix() -> String {
+    "jwk-".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl AzureConfig {
+    /// Checks the settings and anchors `ca_cert` at the config file's directory.
+    pub fn resolve(mut self, base: &Path) -> Result<AzureConfig, String> {
+        let url = url::Url::parse(&self.vault_url)
+            .map_err(|e| format!("vault_url {:?} is not a URL ({e})", self.vault_url))?;
+        if url.scheme() != "https" {
+            return Err(format!(
+                "vault_url {:?} must use https (Key Vault and the Azure SDK accept nothing else; for an emulator give its https URL and ca_cert)",
+                self.vault_url
+            ));
+        }
+        let prefix_ok = self.secret_prefix.len() <= 40
+            && self.secret_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !prefix_ok {
+            return Err(format!(
+                "secret_prefix {:?} may hold only letters, digits and '-' (at most 40)",
+                self.secret_prefix
+            ));
+        }
+        self.ca_cert = self.ca_cert.map(|p| base.join(p));
+        Ok(self)
+    }
+}
+
+/// Checks a consumer secret name template such as `{client}-{env}-jwk`.
+pub fn check_consumer_template(template: &str) -> Result<(), String> {
+    let sample = template.replace("{client}", "c").replace("{env}", "E");
+    let ok = !sample.is_empty()
+        && sample.len() <= 127
+        && sample.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "consumer_secret {template:?} is not a Key Vault secret name: use letters, digits, '-' and the placeholders {{client}} and {{env}}"
+        ))
+    }
+}

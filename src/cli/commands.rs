@@ -1,0 +1,249 @@
+//! What each command does, from loaded config to stdout and an exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Utc};
+
+use super::render;
+use super::{Cli, Command, Format, JwksFormat};
+use crate::config::{Config, StoreConfig};
+use crate::engine::{Engine, SetReport, Target};
+use crate::findings::{self, Severity};
+use crate::keygen::AwsLcGenerator;
+use crate::kid::{KeySet, Kid};
+use crate::planner::Request;
+use crate::publish::{FilePublisher, PublishedSet};
+use crate::record::Stage;
+use crate::store::{FileStore, KeyStore};
+
+/// The process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit(pub u8);
+
+impl Exit {
+    pub const OK: Exit = Exit(0);
+    pub const FAILED: Exit = Exit(1);
+    pub const USAGE: Exit = Exit(2);
+}
+
+/// Runs one command. Errors are printed to stderr here, so the caller only exits.
+pub async fn run(cli: Cli) -> Exit {
+    let is_status = matches!(cli.command, Command::Status { .. });
+    let config = match load_config(cli.config.as_ref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return if is_status { Exit(Severity::Unknown.exit_code()) } else { Exit::USAGE };
+        }
+    };
+    if let Some(now) = cli.now {
+        tracing::info!(now = %now.to_rfc3339(), "JWK_ROTATOR_NOW is set; using it as the current time");
+    }
+    let clock = |at: Option<DateTime<Utc>>| at.or(cli.now).unwrap_or_else(Utc::now);
+    let result = match cli.command {
+        Command::Rotate { sets, force, dry_run, at } => {
+            let request = Request { force, ..Request::default() };
+            rotate(&config, &sets, clock(at), &request, dry_run).await
+        }
+        Command::Plan { sets, at, format } => rotate_plan(&config, &sets, clock(at), format).await,
+        Command::Status { sets, format, at } => return status(&config, &sets, clock(at), format).await,
+        Command::Jwks { set, format } => jwks(&config, &set, format).await,
+        Command::ExportKey { set, kid, base64 } => export_key(&config, &set, kid.as_deref(), base64).await,
+        Command::Promote { set, at } => {
+            let request = Request { promote: true, ..Request::default() };
+            rotate(&config, &[set], clock(at), &request, false).await
+        }
+        Command::Retire { set, kid, force, at } => {
+            let kid: Kid = match kid.parse() {
+                Ok(kid) => kid,
+                Err(e) => return usage(anyhow!("{e}")),
+            };
+            let request = Request { retire: Some((kid, force)), ..Request::default() };
+            rotate(&config, &[set], clock(at), &request, false).await
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        Exit::FAILED
+    })
+}
+
+fn usage(e: anyhow::Error) -> Exit {
+    eprintln!("error: {e:#}");
+    Exit::USAGE
+}
+
+fn load_config(flag: Option<&PathBuf>) -> anyhow::Result<Config> {
+    let path = flag.cloned().unwrap_or_else(|| PathBuf::from("jwk-rotator.toml"));
+    Ok(Config::load(&path)?)
+}
+
+/// The store named by the config.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn KeyStore>> {
+    match &config.store {
+        StoreConfig::File { path, .. } => Ok(Arc::new(FileStore::new(path.clone()))),
+        StoreConfig::AzureKeyVault(azure) => crate::azure::open_store(azure, &config.clients)
+            .with_context(|| format!("config file {}: [store]", config.file.display())),
+    }
+}
+
+/// The engine with the production adapters for this config.
+pub fn engine(config: &Config) -> anyhow::Result<Engine> {
+    let store = open_store(config)?;
+    let publisher = Arc::new(FilePublisher::new(config.publish.dir.clone()));
+    let mut engine = Engine::new(store, Arc::new(AwsLcGenerator), publisher);
+    engine.lock_timeout = config.store.lock_timeout();
+    Ok(engine)
+}
+
+fn select(config: &Config, sets: &[String]) -> Result<Vec<Target>, Exit> {
+    config.select(sets).map_err(|e| usage(e.into()))
+}
+
+async fn rotate(
+    config: &Config,
+    sets: &[String],
+    now: DateTime<Utc>,
+    request: &Request,
+    dry_run: bool,
+) -> anyhow::Result<Exit> {
+    let targets = match select(config, sets) {
+        Ok(t) => t,
+        Err(exit) => return Ok(exit),
+    };
+    let engine = engine(config)?;
+    let reports = if dry_run {
+        engine.plan(&targets, now, request).await?
+    } else {
+        engine.run(&targets, now, request).await?
+    };
+    let mut out = std::io::stdout().lock();
+    render::run_summary(&mut out, &reports, dry_run)?;
+    Ok(failures(&reports))
+}
+
+fn failures(reports: &[SetReport]) -> Exit {
+    let failed: Vec<String> = reports.iter().filter(|r| !r.ok()).map(|r| r.key_set.to_string()).collect();
+    if failed.is_empty() {
+        return Exit::OK;
+    }
+    for r in reports.iter().filter(|r| !r.ok()) {
+        eprintln!("error: {}: {}", r.key_set, r.error.as_deref().unwrap_or_default());
+    }
+    eprintln!("error: {} of {} key sets failed: {}", failed.len(), reports.len(), failed.join(", "));
+    Exit::FAILED
+}
+
+async fn rotate_plan(
+    config: &Config,
+    sets: &[String],
+    now: DateTime<Utc>,
+    format: Format,
+) -> anyhow::Result<Exit> {
+    let targets = match select(config, sets) {
+        Ok(t) => t,
+        Err(exit) => return Ok(exit),
+    };
+    let reports = engine(config)?.plan(&targets, now, &Request::default()).await?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Table => render::run_summary(&mut out, &reports, true)?,
+        Format::Json => render::plans_json(&mut out, &reports)?,
+    }
+    Ok(failures(&reports))
+}
+
+async fn status(config: &Config, sets: &[String], now: DateTime<Utc>, format: Format) -> Exit {
+    let targets = match config.select(sets) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit(Severity::Unknown.exit_code());
+        }
+    };
+    let report = match engine(config) {
+        Ok(engine) => render::StatusReport::gather(&engine, &targets, now).await,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Exit(Severity::Unknown.exit_code());
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        Format::Table => report.write_table(&mut out),
+        Format::Json => report.write_json(&mut out),
+    };
+    if let Err(e) = written {
+        eprintln!("error: cannot write to stdout: {e}");
+        return Exit(Severity::Unknown.exit_code());
+    }
+    Exit(findings::worst(&report.findings).exit_code())
+}
+
+/// The records of one key set named on the command line.
+async fn records_of(
+    config: &Config,
+    set: &str,
+) -> anyhow::Result<(Target, Engine, Vec<crate::record::KeyRecord>)> {
+    let target = config.select(&[set.to_owned()])?.remove(0);
+    let engine = engine(config)?;
+    let mut loaded = engine.load(std::slice::from_ref(&target)).await?;
+    let records = loaded.remove(&target.key_set).unwrap_or_else(|| Ok(Vec::new()))?;
+    Ok((target, engine, records))
+}
+
+async fn jwks(config: &Config, set: &str, format: JwksFormat) -> anyhow::Result<Exit> {
+    let (target, _, records) = records_of(config, set).await?;
+    if records.iter().all(|r| !r.stage.is_published()) {
+        bail!("key set {set} has no published keys yet: run `jwk-rotator rotate {set}` first");
+    }
+    let published = PublishedSet::from_records(&target.key_set, &records, &target.policy);
+    let text = match format {
+        JwksFormat::Jwks => published.jwks_json(),
+        JwksFormat::Maskinporten => published.maskinporten_json(),
+    };
+    print_data(&text)?;
+    Ok(Exit::OK)
+}
+
+async fn export_key(config: &Config, set: &str, kid: Option<&str>, base64: bool) -> anyhow::Result<Exit> {
+    let (target, engine, records) = records_of(config, set).await?;
+    let kid: Kid = match kid {
+        Some(kid) => kid.parse()?,
+        None => current_kid(&target.key_set, &records)?,
+    };
+    if !records.iter().any(|r| r.kid == kid) {
+        bail!("key set {set} has no key {kid}; `jwk-rotator status {set}` lists its keys");
+    }
+    let key = engine.store.private_key(&kid).await?;
+    let text = if base64 { key.to_base64() } else { key.to_json() };
+    print_data(&text)?;
+    Ok(Exit::OK)
+}
+
+fn current_kid(set: &KeySet, records: &[crate::record::KeyRecord]) -> anyhow::Result<Kid> {
+    records
+        .iter()
+        .filter(|r| r.stage == Stage::Current)
+        .max_by_key(|r| r.activated)
+        .map(|r| r.kid.clone())
+        .ok_or_else(|| {
+            anyhow!(
+                "key set {set} has no current key: run `jwk-rotator rotate {set}`, or name one with --kid"
+            )
+        })
+}
+
+/// Data to stdout as the tools it replaces print it: no newline, unless a person is reading.
+fn print_data(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if std::io::stdout().is_terminal() && !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}

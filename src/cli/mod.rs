@@ -1,0 +1,161 @@
+//! The command line: arguments, and `run`, which the thin `main` calls.
+
+mod commands;
+mod render;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use commands::{Exit, run};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done (status: OK)
+  1  a key set failed or the request was refused (status: WARNING)
+  2  bad command line or config (status: CRITICAL)
+  3  status only: UNKNOWN, the store or config could not be read
+
+Config comes from --config, else JWK_ROTATOR_CONFIG, else ./jwk-rotator.toml.
+JWK_ROTATOR_NOW (RFC 3339) fixes \"now\" for every command.";
+
+/// Rotates Maskinporten client keys: RSA JWKs in Azure Key Vault or a local directory, public
+/// key sets for upload, promotion only after publishing, retirement by the kid's date.
+#[derive(Debug, Parser)]
+#[command(name = "jwk-rotator", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Config file [default: ./jwk-rotator.toml]
+    #[arg(long, global = true, env = "JWK_ROTATOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Fixes "now" (RFC 3339), for tests and what-if runs
+    #[arg(long, global = true, env = "JWK_ROTATOR_NOW", value_name = "TIME", hide = true)]
+    pub now: Option<DateTime<Utc>>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JwksFormat {
+    /// `{"keys":[...]}` with `exp`
+    Jwks,
+    /// The bare array for Samarbeidsportalen's key field
+    Maskinporten,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One run now: make, publish, promote, retire and purge keys as the policy says
+    #[command(after_help = "Examples:
+  jwk-rotator rotate                          every key set in the config
+  jwk-rotator rotate testklient-TEST --force  a new pending key now (emergency)
+  jwk-rotator rotate --dry-run                show what would happen, write nothing")]
+    Rotate {
+        /// Key sets (CLIENT-ENV); all when none are named
+        #[arg(value_name = "SET")]
+        sets: Vec<String>,
+        /// Make a new pending key even if none is due; a waiting pending key is retired
+        #[arg(long)]
+        force: bool,
+        /// Plan and print, write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Run as if it were this time (RFC 3339)
+        #[arg(long, value_name = "TIME")]
+        at: Option<DateTime<Utc>>,
+    },
+    /// The actions a run would take and why; writes nothing at all
+    #[command(after_help = "Examples:
+  jwk-rotator plan
+  jwk-rotator plan testklient-PROD --at 2027-03-01T06:00:00Z")]
+    Plan {
+        #[arg(value_name = "SET")]
+        sets: Vec<String>,
+        #[arg(long, value_name = "TIME")]
+        at: Option<DateTime<Utc>>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Every key with stage, age and expiry, and what needs attention
+    #[command(
+        after_help = "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store unreachable, bad config).
+
+Examples:
+  jwk-rotator status
+  jwk-rotator status testklient-PROD --format json"
+    )]
+    Status {
+        #[arg(value_name = "SET")]
+        sets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[arg(long, value_name = "TIME")]
+        at: Option<DateTime<Utc>>,
+    },
+    /// The public key set of a key set, to stdout
+    #[command(after_help = "Examples:
+  jwk-rotator jwks testklient-TEST
+  jwk-rotator jwks testklient-TEST --format maskinporten > upload.json")]
+    Jwks {
+        #[arg(value_name = "SET")]
+        set: String,
+        #[arg(long, value_enum, default_value_t = JwksFormat::Jwks)]
+        format: JwksFormat,
+    },
+    /// A private JWK (the current key by default) to stdout, for app settings
+    #[command(after_help = "Examples:
+  jwk-rotator export-key testklient-TEST --base64     the EncodedJwk value
+  jwk-rotator export-key testklient-TEST --kid testklient-TEST.2026-11-21")]
+    ExportKey {
+        #[arg(value_name = "SET")]
+        set: String,
+        /// Which key [default: the current one]
+        #[arg(long)]
+        kid: Option<String>,
+        /// Standard base64 of the JSON, as Altinn's EncodedJwk setting takes it
+        #[arg(long)]
+        base64: bool,
+    },
+    /// Promote the pending key now, after its public set was uploaded to Maskinporten
+    #[command(after_help = "Example:
+  jwk-rotator promote testklient-PROD")]
+    Promote {
+        #[arg(value_name = "SET")]
+        set: String,
+        #[arg(long, value_name = "TIME", hide = true)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// Retire a key now (compromise); refuses the only usable key without --force
+    #[command(after_help = "Examples:
+  jwk-rotator retire testklient-PROD testklient-PROD.2026-08-01
+  jwk-rotator retire testklient-PROD testklient-PROD.2026-11-21 --force   the only key, compromised")]
+    Retire {
+        #[arg(value_name = "SET")]
+        set: String,
+        #[arg(value_name = "KID")]
+        kid: String,
+        /// Retire even the only key applications can use (a new current key is made at once)
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_name = "TIME", hide = true)]
+        at: Option<DateTime<Utc>>,
+    },
+}

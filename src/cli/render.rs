@@ -1,0 +1,172 @@
+//! What commands print on stdout: run summaries, plans, and the status table or JSON.
+
+use std::io::{self, Write};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::engine::{Engine, SetReport, Target};
+use crate::findings::{self, Finding};
+use crate::record::KeyRecord;
+
+/// One line per step, grouped by key set; a dry run says what it would do.
+pub fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: bool) -> io::Result<()> {
+    for r in reports {
+        match (&r.plan, &r.error) {
+            (None, Some(e)) => writeln!(out, "{}: failed: {e}", r.key_set)?,
+            (Some(plan), error) => {
+                if plan.is_empty() {
+                    writeln!(out, "{}: nothing to do", r.key_set)?;
+                }
+                for (i, step) in plan.steps.iter().enumerate() {
+                    let mark = if dry_run {
+                        "would"
+                    } else if i < r.done {
+                        "done"
+                    } else {
+                        "not done"
+                    };
+                    writeln!(out, "{}: {mark}: {} ({})", r.key_set, step.action, step.reason)?;
+                }
+                if let Some(e) = error {
+                    writeln!(out, "{}: failed: {e}", r.key_set)?;
+                }
+            }
+            (None, None) => writeln!(out, "{}: nothing to do", r.key_set)?,
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    key_set: String,
+    steps: Vec<&'a crate::planner::Step>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+pub fn plans_json(out: &mut impl Write, reports: &[SetReport]) -> io::Result<()> {
+    let plans: Vec<PlanJson<'_>> = reports
+        .iter()
+        .map(|r| PlanJson {
+            key_set: r.key_set.to_string(),
+            steps: r.plan.iter().flat_map(|p| p.steps.iter()).collect(),
+            error: r.error.as_deref(),
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &plans)?;
+    writeln!(out)
+}
+
+/// Keys and findings of every key set asked for, at one moment.
+pub struct StatusReport {
+    pub now: DateTime<Utc>,
+    pub sets: Vec<(Target, Result<Vec<KeyRecord>, String>)>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Serialize)]
+struct KeyRow {
+    kid: String,
+    stage: &'static str,
+    created: DateTime<Utc>,
+    age_days: i64,
+    expires: DateTime<Utc>,
+    days_left: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published: Option<DateTime<Utc>>,
+}
+
+impl StatusReport {
+    /// Loads the key sets in one store call and evaluates each.
+    pub async fn gather(engine: &Engine, targets: &[Target], now: DateTime<Utc>) -> StatusReport {
+        let loaded = engine.load(targets).await;
+        let mut sets = Vec::new();
+        let mut found = Vec::new();
+        for t in targets {
+            let records = match &loaded {
+                Ok(loaded) => match loaded.get(&t.key_set) {
+                    Some(Ok(recs)) => Ok(recs.clone()),
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Ok(Vec::new()),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            let view = records.as_deref().map_err(String::as_str);
+            found.extend(findings::evaluate(&t.key_set, view, &t.policy, now));
+            sets.push((t.clone(), records));
+        }
+        StatusReport { now, sets, findings: found }
+    }
+
+    fn rows(&self, target: &Target, records: &[KeyRecord]) -> Vec<KeyRow> {
+        let mut recs: Vec<&KeyRecord> = records.iter().collect();
+        recs.sort_by(|a, b| b.kid.cmp(&a.kid));
+        recs.into_iter()
+            .map(|r| {
+                let expires = r.expires(&target.policy);
+                KeyRow {
+                    kid: r.kid.to_string(),
+                    stage: r.stage.as_str(),
+                    created: r.created,
+                    age_days: (self.now - r.created).num_days(),
+                    expires,
+                    days_left: (expires - self.now).num_days(),
+                    published: r.published,
+                }
+            })
+            .collect()
+    }
+
+    pub fn write_table(&self, out: &mut impl Write) -> io::Result<()> {
+        writeln!(out, "{:<28} {:<9} {:>5} {:<10} {:>9}", "KID", "STAGE", "AGE", "EXPIRES", "DAYS LEFT")?;
+        for (target, records) in &self.sets {
+            let Ok(records) = records else { continue };
+            if records.is_empty() {
+                writeln!(out, "{:<28} (no keys)", target.key_set)?;
+            }
+            for row in self.rows(target, records) {
+                let expires = row.expires.date_naive().to_string();
+                writeln!(
+                    out,
+                    "{:<28} {:<9} {:>4}d {:<10} {:>9}",
+                    row.kid, row.stage, row.age_days, expires, row.days_left
+                )?;
+            }
+        }
+        writeln!(out)?;
+        let worst = findings::worst(&self.findings);
+        if self.findings.is_empty() {
+            writeln!(out, "OK: {} key sets, nothing needs attention", self.sets.len())?;
+        }
+        for f in &self.findings {
+            writeln!(out, "{}: {}", f.severity, f.message)?;
+        }
+        if !self.findings.is_empty() {
+            writeln!(out, "status: {worst}")?;
+        }
+        Ok(())
+    }
+
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        let sets: Vec<serde_json::Value> = self
+            .sets
+            .iter()
+            .map(|(t, records)| match records {
+                Ok(records) => {
+                    serde_json::json!({ "key_set": t.key_set.to_string(), "keys": self.rows(t, records) })
+                }
+                Err(e) => serde_json::json!({ "key_set": t.key_set.to_string(), "error": e }),
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "now": self.now,
+            "status": findings::worst(&self.findings),
+            "key_sets": sets,
+            "findings": self.findings,
+        });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)
+    }
+}

@@ -1,0 +1,244 @@
+//! The TOML config: store, publish directory, policy defaults and clients, checked at load.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::engine::Target;
+use crate::kid::{ClientName, Environment, KeySet};
+use crate::policy::{Policy, PolicyOverrides, Span};
+
+/// A config that can not be used, with the file and setting in its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// `[store]`: where keys live.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// A local directory (the default).
+    File {
+        #[serde(default = "default_store_path")]
+        path: PathBuf,
+        #[serde(default = "default_lock_timeout")]
+        lock_timeout: Span,
+    },
+    /// Azure Key Vault secrets.
+    AzureKeyVault(crate::azure::AzureConfig),
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("keys")
+}
+
+fn default_lock_timeout() -> Span {
+    Span::days(0).max("30s".parse().unwrap_or(Span::days(0)))
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::File { path: default_store_path(), lock_timeout: default_lock_timeout() }
+    }
+}
+
+impl StoreConfig {
+    /// How long a run waits for another run's lock.
+    pub fn lock_timeout(&self) -> Duration {
+        match self {
+            StoreConfig::File { lock_timeout, .. } => lock_timeout.delta().to_std().unwrap_or_default(),
+            StoreConfig::AzureKeyVault(_) => Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[publish]`: where the public outputs go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    #[serde(default = "default_publish_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_publish_dir() -> PathBuf {
+    PathBuf::from("jwks")
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig { dir: default_publish_dir() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default)]
+    publish: PublishConfig,
+    #[serde(default)]
+    defaults: PolicyOverrides,
+    #[serde(default)]
+    client: Vec<RawClient>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawClient {
+    name: String,
+    #[serde(default = "default_environments")]
+    environments: Vec<String>,
+    consumer_secret: Option<String>,
+    #[serde(flatten)]
+    policy: PolicyOverrides,
+    /// Whatever else the table holds: refused by name (serde's flatten hides unknown keys).
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
+}
+
+fn default_environments() -> Vec<String> {
+    vec!["TEST".to_owned(), "PROD".to_owned()]
+}
+
+/// One `[[client]]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    pub name: ClientName,
+    pub environments: Vec<Environment>,
+    pub policy: Policy,
+    /// Name template of the Key Vault secret applications read (`{client}`, `{env}`).
+    pub consumer_secret: Option<String>,
+}
+
+/// The whole config, with relative paths made relative to the config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub file: PathBuf,
+    pub store: StoreConfig,
+    pub publish: PublishConfig,
+    pub clients: Vec<ClientConfig>,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                "; pass --config FILE, set JWK_ROTATOR_CONFIG, or copy examples/jwk-rotator.toml to ./jwk-rotator.toml"
+            } else {
+                "; check that the file is readable by this user"
+            };
+            ConfigError(format!("cannot read config file {}: {e}{hint}", path.display()))
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text; `path` names the file in messages and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display();
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let defaults = raw.defaults;
+        defaults.resolve().map_err(|e| ConfigError(format!("config file {shown}: [defaults]: {e}")))?;
+        if raw.client.is_empty() {
+            return Err(ConfigError(format!(
+                "config file {shown} has no [[client]]: add one with name = \"...\" and environments = [\"TEST\", \"PROD\"]"
+            )));
+        }
+        let mut clients = Vec::new();
+        let mut names = BTreeSet::new();
+        for (i, c) in raw.client.into_iter().enumerate() {
+            let client = resolve_client(c, &defaults).map_err(|e| {
+                ConfigError(format!("config file {shown}: [[client]] number {}: {}", i + 1, e.0))
+            })?;
+            if !names.insert(client.name.clone()) {
+                return Err(ConfigError(format!(
+                    "config file {shown}: client {} is listed twice",
+                    client.name
+                )));
+            }
+            clients.push(client);
+        }
+        let store = match raw.store {
+            StoreConfig::File { path, lock_timeout } => {
+                StoreConfig::File { path: base.join(path), lock_timeout }
+            }
+            StoreConfig::AzureKeyVault(azure) => StoreConfig::AzureKeyVault(
+                azure
+                    .resolve(&base)
+                    .map_err(|e| ConfigError(format!("config file {shown}: [store]: {e}")))?,
+            ),
+        };
+        let publish = PublishConfig { dir: base.join(raw.publish.dir) };
+        Ok(Config { file: path.to_path_buf(), store, publish, clients })
+    }
+
+    /// Every key set, in config order.
+    pub fn targets(&self) -> Vec<Target> {
+        self.clients
+            .iter()
+            .flat_map(|c| {
+                c.environments.iter().map(|env| Target {
+                    key_set: KeySet::new(c.name.clone(), env.clone()),
+                    policy: c.policy.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The key sets named on the command line (all when none), each checked against the config.
+    pub fn select(&self, names: &[String]) -> Result<Vec<Target>, ConfigError> {
+        let all = self.targets();
+        if names.is_empty() {
+            return Ok(all);
+        }
+        let by_name: BTreeMap<String, &Target> = all.iter().map(|t| (t.key_set.to_string(), t)).collect();
+        names
+            .iter()
+            .map(|n| {
+                by_name.get(n).map(|t| (*t).clone()).ok_or_else(|| {
+                    let known: Vec<&str> = by_name.keys().map(String::as_str).collect();
+                    ConfigError(format!(
+                        "key set {n:?} is not in {}; configured key sets: {}",
+                        self.file.display(),
+                        known.join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The client config of a key set.
+    pub fn client(&self, set: &KeySet) -> Option<&ClientConfig> {
+        self.clients.iter().find(|c| c.name == *set.client())
+    }
+}
+
+fn resolve_client(c: RawClient, defaults: &PolicyOverrides) -> Result<ClientConfig, ConfigError> {
+    let name: ClientName = c.name.parse().map_err(|e: crate::kid::NameError| ConfigError(e.to_string()))?;
+    let at = |e: String| ConfigError(format!("client {name}: {e}"));
+    if let Some(key) = c.unknown.keys().next() {
+        return Err(at(format!(
+            "unknown setting `{key}`; a client takes name, environments, consumer_secret and the policy settings of [defaults]"
+        )));
+    }
+    if c.environments.is_empty() {
+        return Err(at("environments is empty; list at least one, such as [\"TEST\", \"PROD\"]".to_owned()));
+    }
+    let mut environments = Vec::new();
+    for env in &c.environments {
+        let env: Environment = env.parse().map_err(|e: crate::kid::NameError| at(e.to_string()))?;
+        if environments.contains(&env) {
+            return Err(at(format!("environment {env} is listed twice")));
+        }
+        environments.push(env);
+    }
+    let policy = c.policy.over(defaults).resolve().map_err(|e| at(e.to_string()))?;
+    if let Some(template) = &c.consumer_secret {
+        crate::azure::check_consumer_template(template).map_err(at)?;
+    }
+    Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret })
+}

@@ -1,0 +1,319 @@
+//! RSA JSON Web Keys in the formats altinn-jwks writes and Altinn's Maskinporten clients read.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::kid::Kid;
+use crate::policy::Algorithm;
+
+/// Why a key could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwkError {
+    #[error("not standard base64 with padding (altinn-jwks `export key --base64` form)")]
+    Base64,
+    #[error("not a JSON web key: {0}")]
+    Json(String),
+    #[error("member {0:?} is missing or not base64url")]
+    Member(&'static str),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("the private members do not form a valid RSA key with this modulus")]
+    Inconsistent,
+}
+
+/// The public half of an RSA signing key: what Maskinporten must know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicJwk {
+    pub kid: Kid,
+    pub alg: Algorithm,
+    /// Modulus, base64url without padding.
+    pub n: String,
+    /// Public exponent, base64url without padding.
+    pub e: String,
+}
+
+impl PublicJwk {
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        let n = URL_SAFE_NO_PAD.decode(&self.n).unwrap_or_default();
+        let lead = n.iter().position(|b| *b != 0).unwrap_or(n.len());
+        let rest = &n[lead..];
+        rest.first().map_or(0, |b| rest.len() * 8 - b.leading_zeros() as usize)
+    }
+
+    /// Member order of `{set}.jwks.json`: `kty, kid, alg, use, n, e, exp`.
+    pub fn to_jwks_member(&self, exp: i64) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct Member<'a> {
+            kty: &'a str,
+            kid: String,
+            alg: &'a str,
+            #[serde(rename = "use")]
+            use_: &'a str,
+            n: &'a str,
+            e: &'a str,
+            exp: i64,
+        }
+        let m = Member {
+            kty: "RSA",
+            kid: self.kid.to_string(),
+            alg: self.alg.as_str(),
+            use_: "sig",
+            n: &self.n,
+            e: &self.e,
+            exp,
+        };
+        serde_json::to_value(m).unwrap_or_default()
+    }
+
+    /// Compact JSON in altinn-jwks 1.x member order, as `export maskinporten` prints one key.
+    pub fn to_altinn_json(&self) -> String {
+        format!(
+            r#"{{"alg":"{}","e":"{}","key_ops":[],"kid":"{}","kty":"RSA","n":"{}","oth":[],"use":"sig","x5c":[]}}"#,
+            self.alg, self.e, self.kid, self.n
+        )
+    }
+}
+
+/// A private RSA JWK. Its secret members are wiped on drop and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PrivateJwk {
+    public: PublicJwk,
+    d: Zeroizing<String>,
+    p: Zeroizing<String>,
+    q: Zeroizing<String>,
+    dp: Zeroizing<String>,
+    dq: Zeroizing<String>,
+    qi: Zeroizing<String>,
+}
+
+impl fmt::Debug for PrivateJwk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateJwk")
+            .field("kid", &self.public.kid.to_string())
+            .field("alg", &self.public.alg)
+            .field("bits", &self.public.bits())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The members of a private JWK as written, any order, before checks.
+#[derive(Deserialize)]
+struct RawPrivate {
+    kty: Option<String>,
+    alg: Option<String>,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    d: Option<Zeroizing<String>>,
+    p: Option<Zeroizing<String>>,
+    q: Option<Zeroizing<String>>,
+    dp: Option<Zeroizing<String>>,
+    dq: Option<Zeroizing<String>>,
+    qi: Option<Zeroizing<String>>,
+}
+
+/// A base64url member, checked.
+fn member(value: Option<String>, name: &'static str) -> Result<String, JwkError> {
+    let value = value.ok_or(JwkError::Member(name))?;
+    let mut bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(&value).map_err(|_| JwkError::Member(name))?);
+    if bytes.is_empty() {
+        return Err(JwkError::Member(name));
+    }
+    bytes.zeroize();
+    Ok(value)
+}
+
+fn secret(value: Option<Zeroizing<String>>, name: &'static str) -> Result<Zeroizing<String>, JwkError> {
+    let value = value.ok_or(JwkError::Member(name))?;
+    let bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(value.as_bytes()).map_err(|_| JwkError::Member(name))?);
+    if bytes.is_empty() {
+        return Err(JwkError::Member(name));
+    }
+    Ok(value)
+}
+
+fn unpadded(bytes: &[u8]) -> String {
+    let lead = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    URL_SAFE_NO_PAD.encode(&bytes[lead..])
+}
+
+impl PrivateJwk {
+    /// Builds a key from big-endian integers (as in PKCS#1), with leading zeros removed.
+    pub fn from_components(kid: Kid, alg: Algorithm, c: &RsaComponents<'_>) -> Self {
+        PrivateJwk {
+            public: PublicJwk { kid, alg, n: unpadded(c.n), e: unpadded(c.e) },
+            d: Zeroizing::new(unpadded(c.d)),
+            p: Zeroizing::new(unpadded(c.p)),
+            q: Zeroizing::new(unpadded(c.q)),
+            dp: Zeroizing::new(unpadded(c.dp)),
+            dq: Zeroizing::new(unpadded(c.dq)),
+            qi: Zeroizing::new(unpadded(c.qi)),
+        }
+    }
+
+    pub fn public(&self) -> &PublicJwk {
+        &self.public
+    }
+
+    /// The same key material under another kid and algorithm.
+    pub fn relabel(&self, kid: Kid, alg: Algorithm) -> Self {
+        let mut key = self.clone();
+        key.public.kid = kid;
+        key.public.alg = alg;
+        key
+    }
+
+    pub fn kid(&self) -> &Kid {
+        &self.public.kid
+    }
+
+    /// Parses compact or pretty JSON of one private RSA JWK, members in any order.
+    pub fn from_json(json: &[u8]) -> Result<Self, JwkError> {
+        let raw: RawPrivate = serde_json::from_slice(json).map_err(|e| JwkError::Json(e.to_string()))?;
+        if raw.kty.as_deref() != Some("RSA") {
+            return Err(JwkError::Unsupported("kty must be \"RSA\"".to_owned()));
+        }
+        if let Some(u) = raw.use_.as_deref().filter(|u| *u != "sig") {
+            return Err(JwkError::Unsupported(format!("use is {u:?}; Maskinporten needs \"sig\"")));
+        }
+        let alg = raw.alg.as_deref().ok_or(JwkError::Member("alg"))?;
+        let alg = alg.parse().map_err(JwkError::Unsupported)?;
+        let kid = raw.kid.ok_or(JwkError::Member("kid"))?;
+        let kid = kid.parse().map_err(|e: crate::kid::NameError| JwkError::Unsupported(e.to_string()))?;
+        Ok(PrivateJwk {
+            public: PublicJwk { kid, alg, n: member(raw.n, "n")?, e: member(raw.e, "e")? },
+            d: secret(raw.d, "d")?,
+            p: secret(raw.p, "p")?,
+            q: secret(raw.q, "q")?,
+            dp: secret(raw.dp, "dp")?,
+            dq: secret(raw.dq, "dq")?,
+            qi: secret(raw.qi, "qi")?,
+        })
+    }
+
+    /// Compact JSON in altinn-jwks member order:
+    /// `alg, d, dp, dq, e, key_ops, kid, kty, n, oth, p, q, qi, use, x5c`.
+    pub fn to_json(&self) -> Zeroizing<String> {
+        let p = &self.public;
+        Zeroizing::new(format!(
+            r#"{{"alg":"{}","d":"{}","dp":"{}","dq":"{}","e":"{}","key_ops":[],"kid":"{}","kty":"RSA","n":"{}","oth":[],"p":"{}","q":"{}","qi":"{}","use":"sig","x5c":[]}}"#,
+            p.alg,
+            self.d.as_str(),
+            self.dp.as_str(),
+            self.dq.as_str(),
+            p.e,
+            p.kid,
+            p.n,
+            self.p.as_str(),
+            self.q.as_str(),
+            self.qi.as_str()
+        ))
+    }
+
+    /// Standard base64 with padding of [`Self::to_json`]: the `EncodedJwk` form.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(STANDARD.encode(self.to_json().as_bytes()))
+    }
+
+    /// Reads the `EncodedJwk` form (standard base64 with padding, surrounding white space allowed).
+    pub fn from_base64(text: &str) -> Result<Self, JwkError> {
+        let json = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| JwkError::Base64)?);
+        Self::from_json(&json)
+    }
+
+    /// Loads the key into aws-lc-rs, which checks that all members agree (`RSA_check_key`).
+    pub fn to_key_pair(&self) -> Result<aws_lc_rs::rsa::KeyPair, JwkError> {
+        let dec = |s: &str| Zeroizing::new(URL_SAFE_NO_PAD.decode(s).unwrap_or_default());
+        let (n, e) = (dec(&self.public.n), dec(&self.public.e));
+        let (d, p, q) = (dec(&self.d), dec(&self.p), dec(&self.q));
+        let (dp, dq, qi) = (dec(&self.dp), dec(&self.dq), dec(&self.qi));
+        let components = aws_lc_rs::rsa::KeyPairComponents {
+            public_key: aws_lc_rs::rsa::PublicKeyComponents { n: &n[..], e: &e[..] },
+            d: &d[..],
+            p: &p[..],
+            q: &q[..],
+            dP: &dp[..],
+            dQ: &dq[..],
+            qInv: &qi[..],
+        };
+        aws_lc_rs::rsa::KeyPair::from_components(&components).map_err(|_| JwkError::Inconsistent)
+    }
+}
+
+/// Big-endian RSA integers, borrowed from a PKCS#1 structure.
+pub struct RsaComponents<'a> {
+    pub n: &'a [u8],
+    pub e: &'a [u8],
+    pub d: &'a [u8],
+    pub p: &'a [u8],
+    pub q: &'a [u8],
+    pub dp: &'a [u8],
+    pub dq: &'a [u8],
+    pub qi: &'a [u8],
+}
+
+/// `[...]` in altinn-jwks 1.x order: the bare array that Samarbeidsportalen's key field takes.
+pub fn maskinporten_array<'a>(keys: impl IntoIterator<Item = &'a PublicJwk>) -> String {
+    let members: Vec<String> = keys.into_iter().map(PublicJwk::to_altinn_json).collect();
+    format!("[{}]", members.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTOR_B64: &str = include_str!("../tests/data/testklient-TEST.2024-07-10.key.b64");
+    const VECTOR_PUBLIC: &str = include_str!("../tests/data/testklient-TEST.2024-07-10.maskinporten.json");
+
+    #[test]
+    fn altinn_vector_round_trips_byte_for_byte() {
+        let key = PrivateJwk::from_base64(VECTOR_B64).unwrap();
+        assert_eq!(key.to_base64().as_str(), VECTOR_B64);
+        assert_eq!(maskinporten_array([key.public()]), VECTOR_PUBLIC);
+        assert_eq!(key.public().bits(), 2048);
+    }
+
+    #[test]
+    fn altinn_vector_is_a_consistent_rsa_key() {
+        let key = PrivateJwk::from_base64(VECTOR_B64).unwrap();
+        key.to_key_pair().unwrap();
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let key = PrivateJwk::from_base64(VECTOR_B64).unwrap();
+        let shown = format!("{key:?}");
+        assert!(shown.contains("testklient-TEST.2024-07-10"));
+        assert!(!shown.contains(key.d.as_str()) && !shown.contains(&key.p[..20]), "{shown}");
+    }
+
+    #[test]
+    fn bad_inputs_are_refused() {
+        assert_eq!(PrivateJwk::from_base64("not base64!").unwrap_err(), JwkError::Base64);
+        let url_safe = VECTOR_B64.replace('+', "-").replace('/', "_");
+        if url_safe != VECTOR_B64 {
+            assert_eq!(PrivateJwk::from_base64(&url_safe).unwrap_err(), JwkError::Base64);
+        }
+        let json = STANDARD.decode(VECTOR_B64).unwrap();
+        let json = String::from_utf8(json).unwrap();
+        let no_d = json.replacen("\"d\":", "\"x\":", 1);
+        assert_eq!(PrivateJwk::from_json(no_d.as_bytes()).unwrap_err(), JwkError::Member("d"));
+        let ec = json.replace("\"RSA\"", "\"EC\"");
+        assert!(matches!(PrivateJwk::from_json(ec.as_bytes()), Err(JwkError::Unsupported(_))));
+        assert!(matches!(PrivateJwk::from_json(b"{"), Err(JwkError::Json(_))));
+    }
+
+    #[test]
+    fn a_tampered_private_member_is_inconsistent() {
+        let mut key = PrivateJwk::from_base64(VECTOR_B64).unwrap();
+        key.d = key.dp.clone();
+        assert_eq!(key.to_key_pair().unwrap_err(), JwkError::Inconsistent);
+    }
+}

@@ -1,0 +1,373 @@
+//! The rotation policy of one client: key shape, timings and limits, checked once at load.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+
+/// How a pending key becomes current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Promotion {
+    /// Only `jwk-rotator promote`, after an operator uploaded the new public set.
+    Manual,
+    /// When the key has been published for at least `publish_ahead`.
+    AfterDelay,
+    /// When a real Maskinporten token grant signed with the pending key succeeded.
+    Verified,
+}
+
+impl fmt::Display for Promotion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Promotion::Manual => "manual",
+            Promotion::AfterDelay => "after-delay",
+            Promotion::Verified => "verified",
+        })
+    }
+}
+
+/// RSA modulus size in bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub enum KeySize {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl KeySize {
+    pub fn bits(self) -> u32 {
+        match self {
+            KeySize::Rsa2048 => 2048,
+            KeySize::Rsa3072 => 3072,
+            KeySize::Rsa4096 => 4096,
+        }
+    }
+}
+
+impl TryFrom<u32> for KeySize {
+    type Error = String;
+    fn try_from(bits: u32) -> Result<Self, String> {
+        match bits {
+            2048 => Ok(KeySize::Rsa2048),
+            3072 => Ok(KeySize::Rsa3072),
+            4096 => Ok(KeySize::Rsa4096),
+            _ => Err(format!("key size {bits} is not supported: use 2048, 3072 or 4096")),
+        }
+    }
+}
+
+impl From<KeySize> for u32 {
+    fn from(size: KeySize) -> u32 {
+        size.bits()
+    }
+}
+
+/// The JWS algorithm written into each JWK's `alg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Algorithm {
+    RS256,
+    RS384,
+    RS512,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+        }
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "RS256" => Ok(Algorithm::RS256),
+            "RS384" => Ok(Algorithm::RS384),
+            "RS512" => Ok(Algorithm::RS512),
+            _ => Err(format!("algorithm {s:?} is not supported: use RS256, RS384 or RS512")),
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A length of time written like `90d`, `12h` or `1h 30m` in config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(TimeDelta);
+
+impl Span {
+    pub fn days(days: i64) -> Self {
+        Span(TimeDelta::days(days))
+    }
+
+    pub fn delta(self) -> TimeDelta {
+        self.0
+    }
+}
+
+impl FromStr for Span {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let std = humantime::parse_duration(s).map_err(|e| {
+            format!("{s:?} is not a duration ({e}): write it like \"90d\", \"12h\" or \"30m\"")
+        })?;
+        TimeDelta::from_std(std).map(Span).map_err(|_| format!("{s:?} is too long"))
+    }
+}
+
+impl fmt::Display for Span {
+    /// Whole days as `90d`, otherwise the largest unit that divides it exactly.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.num_seconds();
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+            if secs != 0 && secs % size == 0 {
+                return write!(f, "{}{unit}", secs / size);
+            }
+        }
+        write!(f, "{secs}s")
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A client's rotation policy. Only [`Policy::new`] and [`Policy::default`] make one, so every
+/// `Policy` obeys the consistency rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub promotion: Promotion,
+    pub key_size: KeySize,
+    pub algorithm: Algorithm,
+    pub rotate_after: Span,
+    pub publish_ahead: Span,
+    pub overlap: Span,
+    pub max_age: Span,
+    pub warn_before: Span,
+    pub critical_before: Span,
+    pub retain_retired: Span,
+    pub max_published: u32,
+    pub alert_grace: Span,
+}
+
+/// Settings that can not work together, named as in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(String);
+
+/// The policy settings as written in config: every one optional, so that `[defaults]` and each
+/// client can name only what they change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyOverrides {
+    pub promotion: Option<Promotion>,
+    pub key_size: Option<KeySize>,
+    #[serde(default, deserialize_with = "de_algorithm")]
+    pub algorithm: Option<Algorithm>,
+    pub rotate_after: Option<Span>,
+    pub publish_ahead: Option<Span>,
+    pub overlap: Option<Span>,
+    pub max_age: Option<Span>,
+    pub warn_before: Option<Span>,
+    pub critical_before: Option<Span>,
+    pub retain_retired: Option<Span>,
+    pub max_published: Option<u32>,
+    pub alert_grace: Option<Span>,
+}
+
+fn de_algorithm<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Algorithm>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+impl PolicyOverrides {
+    /// `self` where set, else `base`.
+    pub fn over(&self, base: &PolicyOverrides) -> PolicyOverrides {
+        macro_rules! pick {
+            ($($f:ident),*) => { PolicyOverrides { $($f: self.$f.or(base.$f)),* } };
+        }
+        pick!(
+            promotion,
+            key_size,
+            algorithm,
+            rotate_after,
+            publish_ahead,
+            overlap,
+            max_age,
+            warn_before,
+            critical_before,
+            retain_retired,
+            max_published,
+            alert_grace
+        )
+    }
+
+    /// The policy with built-in defaults for whatever is not set, checked.
+    pub fn resolve(&self) -> Result<Policy, PolicyError> {
+        let d = Policy::default();
+        Policy::new(Policy {
+            promotion: self.promotion.unwrap_or(d.promotion),
+            key_size: self.key_size.unwrap_or(d.key_size),
+            algorithm: self.algorithm.unwrap_or(d.algorithm),
+            rotate_after: self.rotate_after.unwrap_or(d.rotate_after),
+            publish_ahead: self.publish_ahead.unwrap_or(d.publish_ahead),
+            overlap: self.overlap.unwrap_or(d.overlap),
+            max_age: self.max_age.unwrap_or(d.max_age),
+            warn_before: self.warn_before.unwrap_or(d.warn_before),
+            critical_before: self.critical_before.unwrap_or(d.critical_before),
+            retain_retired: self.retain_retired.unwrap_or(d.retain_retired),
+            max_published: self.max_published.unwrap_or(d.max_published),
+            alert_grace: self.alert_grace.unwrap_or(d.alert_grace),
+        })
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            promotion: Promotion::Manual,
+            key_size: KeySize::Rsa2048,
+            algorithm: Algorithm::RS256,
+            rotate_after: Span::days(90),
+            publish_ahead: Span::days(7),
+            overlap: Span::days(14),
+            max_age: Span::days(365),
+            warn_before: Span::days(30),
+            critical_before: Span::days(7),
+            retain_retired: Span::days(30),
+            max_published: 5,
+            alert_grace: Span::days(2),
+        }
+    }
+}
+
+impl Policy {
+    /// Checks the rules that make a policy workable and returns it unchanged.
+    pub fn new(p: Policy) -> Result<Policy, PolicyError> {
+        let fail = |msg: String| Err(PolicyError(msg));
+        let zero = Span(TimeDelta::zero());
+        for (name, span) in [
+            ("rotate_after", p.rotate_after),
+            ("max_age", p.max_age),
+            ("overlap", p.overlap),
+            ("warn_before", p.warn_before),
+            ("critical_before", p.critical_before),
+        ] {
+            if span <= zero {
+                return fail(format!("{name} = \"{span}\" must be longer than zero"));
+            }
+        }
+        if p.max_age > Span::days(365) {
+            return fail(format!(
+                "max_age = \"{}\" is longer than 365d; Maskinporten keeps a key at most one year",
+                p.max_age
+            ));
+        }
+        if p.publish_ahead.0 + p.overlap.0 >= p.rotate_after.0 {
+            return fail(format!(
+                "publish_ahead + overlap ({} + {}) must be shorter than rotate_after ({}), or keys pile up: shorten publish_ahead or overlap, or raise rotate_after",
+                p.publish_ahead, p.overlap, p.rotate_after
+            ));
+        }
+        if p.rotate_after.0 + p.publish_ahead.0 + p.overlap.0 >= p.max_age.0 {
+            return fail(format!(
+                "rotate_after + publish_ahead + overlap ({} + {} + {}) must be shorter than max_age ({}), or keys expire while still in use",
+                p.rotate_after, p.publish_ahead, p.overlap, p.max_age
+            ));
+        }
+        if p.critical_before > p.warn_before {
+            return fail(format!(
+                "critical_before (\"{}\") must not be longer than warn_before (\"{}\")",
+                p.critical_before, p.warn_before
+            ));
+        }
+        if !(2..=5).contains(&p.max_published) {
+            return fail(format!(
+                "max_published = {} must be between 2 and 5: Maskinporten accepts at most 5 keys, and rotation needs room for two",
+                p.max_published
+            ));
+        }
+        if p.promotion == Promotion::Verified {
+            return fail(
+                "promotion = \"verified\" is not available yet: use \"manual\" (promote after uploading) or \"after-delay\""
+                    .to_owned(),
+            );
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_parse_and_print() {
+        assert_eq!("90d".parse::<Span>().unwrap(), Span::days(90));
+        assert_eq!("12h".parse::<Span>().unwrap().to_string(), "12h");
+        assert_eq!("36h".parse::<Span>().unwrap().to_string(), "36h");
+        assert_eq!("48h".parse::<Span>().unwrap().to_string(), "2d");
+        assert!("ninety days".parse::<Span>().unwrap_err().contains("\"90d\""));
+    }
+
+    #[test]
+    fn defaults_are_consistent() {
+        assert_eq!(Policy::new(Policy::default()).unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn inconsistent_policies_name_the_settings() {
+        let cases: [(PolicyOverrides, &str); 6] = [
+            (
+                PolicyOverrides { rotate_after: Some(Span::days(20)), ..Default::default() },
+                "publish_ahead + overlap",
+            ),
+            (
+                PolicyOverrides { rotate_after: Some(Span::days(350)), ..Default::default() },
+                "rotate_after + publish_ahead + overlap",
+            ),
+            (PolicyOverrides { max_age: Some(Span::days(400)), ..Default::default() }, "max_age"),
+            (
+                PolicyOverrides { critical_before: Some(Span::days(40)), ..Default::default() },
+                "critical_before",
+            ),
+            (PolicyOverrides { max_published: Some(6), ..Default::default() }, "max_published"),
+            (
+                PolicyOverrides { promotion: Some(Promotion::Verified), ..Default::default() },
+                "not available yet",
+            ),
+        ];
+        for (overrides, expected) in cases {
+            let err = overrides.resolve().unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn client_overrides_win_over_defaults() {
+        let defaults = PolicyOverrides { rotate_after: Some(Span::days(60)), ..Default::default() };
+        let client = PolicyOverrides { key_size: Some(KeySize::Rsa4096), ..Default::default() };
+        let p = client.over(&defaults).resolve().unwrap();
+        assert_eq!(p.rotate_after, Span::days(60));
+        assert_eq!(p.key_size, KeySize::Rsa4096);
+        assert_eq!(p.overlap, Span::days(14));
+    }
+}
