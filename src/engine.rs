@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -43,6 +44,21 @@ impl SetReport {
     }
 }
 
+/// Asks a run to stop: once set, no key set is started and no further step is begun; the
+/// outputs of a key set already under way are still written. Clones share one flag.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// The adapters a run uses, shared by every command and the worker.
 #[derive(Clone)]
 pub struct Engine {
@@ -52,6 +68,8 @@ pub struct Engine {
     pub lock_timeout: Duration,
     /// Key sets worked on at once; key generation runs on that many threads.
     pub parallelism: usize,
+    /// Set by the worker on shutdown.
+    pub stop: StopFlag,
 }
 
 impl Engine {
@@ -67,6 +85,7 @@ impl Engine {
             publisher,
             lock_timeout: Duration::from_secs(30),
             parallelism: cores.max(2) * 2,
+            stop: StopFlag::default(),
         }
     }
 
@@ -147,6 +166,10 @@ impl Engine {
             records: Vec::new(),
             error: None,
         };
+        if self.stop.is_stopped() {
+            report.error = Some("not started: the worker is shutting down".to_owned());
+            return report;
+        }
         let records = match records {
             Ok(records) => records,
             Err(e) => {
@@ -190,6 +213,9 @@ impl SetRun<'_> {
     async fn execute(&mut self, steps: &[Step], done: &mut usize) -> Result<(), String> {
         let mut i = 0;
         while i < steps.len() {
+            if self.engine.stop.is_stopped() {
+                return Err(format!("stopped after {i} of {} steps: shutting down", steps.len()));
+            }
             let step = &steps[i];
             info!(action = %step.action, reason = %step.reason, "step");
             if let Action::Publish { .. } = step.action {

@@ -5,9 +5,11 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::engine::Target;
 use crate::kid::{KeySet, Kid};
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage};
+use crate::store::{Loaded, StoreError};
 
 /// How bad a finding is; also `status`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -84,6 +86,34 @@ pub struct Finding {
 /// The worst severity among `findings`; OK when there are none.
 pub fn worst(findings: &[Finding]) -> Severity {
     findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Ok)
+}
+
+/// One key set's records out of a store load, or the error that hides them: the store's own
+/// (unreachable: every key set gets it) or the key set's.
+pub fn records_of<'a>(
+    loaded: &'a Result<Loaded, StoreError>,
+    set: &KeySet,
+) -> Result<&'a [KeyRecord], String> {
+    match loaded {
+        Ok(loaded) => match loaded.get(set) {
+            Some(Ok(records)) => Ok(records),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Ok(&[]),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Evaluates every target against one store load. This is what `status` prints and what the
+/// worker alerts on; a store that could not be read at all is UNKNOWN for every key set.
+pub fn evaluate_all(targets: &[Target], loaded: &Result<Loaded, StoreError>, now: DateTime<Utc>) -> Vec<Finding> {
+    targets
+        .iter()
+        .flat_map(|t| {
+            let records = records_of(loaded, &t.key_set);
+            evaluate(&t.key_set, records.as_deref().map_err(String::as_str), &t.policy, now)
+        })
+        .collect()
 }
 
 /// Evaluates one key set. `records` is what the store gave, or its error.

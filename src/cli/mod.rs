@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use commands::{Exit, run};
+pub use commands::{Exit, engine, open_store, run};
+pub use render::StatusReport;
 
 const EXIT_CODES: &str = "\
 Exit codes:

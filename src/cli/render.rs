@@ -79,25 +79,14 @@ struct KeyRow {
 }
 
 impl StatusReport {
-    /// Loads the key sets in one store call and evaluates each.
+    /// Loads the key sets in one store call and evaluates each, as the worker does.
     pub async fn gather(engine: &Engine, targets: &[Target], now: DateTime<Utc>) -> StatusReport {
         let loaded = engine.load(targets).await;
-        let mut sets = Vec::new();
-        let mut found = Vec::new();
-        for t in targets {
-            let records = match &loaded {
-                Ok(loaded) => match loaded.get(&t.key_set) {
-                    Some(Ok(recs)) => Ok(recs.clone()),
-                    Some(Err(e)) => Err(e.to_string()),
-                    None => Ok(Vec::new()),
-                },
-                Err(e) => Err(e.to_string()),
-            };
-            let view = records.as_deref().map_err(String::as_str);
-            found.extend(findings::evaluate(&t.key_set, view, &t.policy, now));
-            sets.push((t.clone(), records));
-        }
-        StatusReport { now, sets, findings: found }
+        let sets = targets
+            .iter()
+            .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))
+            .collect();
+        StatusReport { now, sets, findings: findings::evaluate_all(targets, &loaded, now) }
     }
 
     fn rows(&self, target: &Target, records: &[KeyRecord]) -> Vec<KeyRow> {
