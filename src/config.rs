@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::engine::Target;
 use crate::kid::{ClientName, Environment, KeySet};
 use crate::policy::{Policy, PolicyOverrides, Span};
+use crate::worker::config::{AlertsConfig, ScheduleConfig, ServerConfig};
 
 /// A config that can not be used, with the file and setting in its message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +84,11 @@ struct RawConfig {
     defaults: PolicyOverrides,
     #[serde(default)]
     client: Vec<RawClient>,
+    schedule: Option<ScheduleConfig>,
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    alerts: AlertsConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +125,10 @@ pub struct Config {
     pub store: StoreConfig,
     pub publish: PublishConfig,
     pub clients: Vec<ClientConfig>,
+    /// `[schedule]`, which the worker needs.
+    pub schedule: Option<ScheduleConfig>,
+    pub server: ServerConfig,
+    pub alerts: AlertsConfig,
 }
 
 impl Config {
@@ -173,7 +183,18 @@ impl Config {
             ),
         };
         let publish = PublishConfig { dir: base.join(raw.publish.dir) };
-        Ok(Config { file: path.to_path_buf(), store, publish, clients })
+        for hook in &raw.alerts.webhook {
+            hook.check().map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
+        }
+        Ok(Config {
+            file: path.to_path_buf(),
+            store,
+            publish,
+            clients,
+            schedule: raw.schedule,
+            server: raw.server,
+            alerts: raw.alerts,
+        })
     }
 
     /// Every key set, in config order.

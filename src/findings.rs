@@ -106,7 +106,11 @@ pub fn records_of<'a>(
 
 /// Evaluates every target against one store load. This is what `status` prints and what the
 /// worker alerts on; a store that could not be read at all is UNKNOWN for every key set.
-pub fn evaluate_all(targets: &[Target], loaded: &Result<Loaded, StoreError>, now: DateTime<Utc>) -> Vec<Finding> {
+pub fn evaluate_all(
+    targets: &[Target],
+    loaded: &Result<Loaded, StoreError>,
+    now: DateTime<Utc>,
+) -> Vec<Finding> {
     targets
         .iter()
         .flat_map(|t| {

@@ -15,3 +15,4 @@ pub mod policy;
 pub mod publish;
 pub mod record;
 pub mod store;
+pub mod worker;

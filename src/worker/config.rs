@@ -1,0 +1,323 @@
+//! The worker's settings: `[schedule]`, `[server]` and `[alerts]`, checked when the config loads.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::findings::Severity;
+use crate::policy::Span;
+
+/// A standard 5-field cron expression (minute hour day-of-month month day-of-week).
+#[derive(Clone)]
+pub struct CronSpec {
+    text: String,
+    cron: croner::Cron,
+}
+
+impl CronSpec {
+    pub fn cron(&self) -> &croner::Cron {
+        &self.cron
+    }
+}
+
+impl FromStr for CronSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parser =
+            croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Disallowed).build();
+        let cron = parser.parse(s).map_err(|e| {
+            format!("cron {s:?} is not a 5-field cron expression ({e}); write it like \"0 6 * * *\" (06:00 every day)")
+        })?;
+        Ok(CronSpec { text: s.trim().to_owned(), cron })
+    }
+}
+
+impl fmt::Display for CronSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for CronSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CronSpec({:?})", self.text)
+    }
+}
+
+impl PartialEq for CronSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for CronSpec {}
+
+/// Deserializes any `FromStr` type whose error is a message.
+fn de_parse<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+}
+
+fn de_zone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "timezone {s:?} is not an IANA time zone name; write it like \"Europe/Oslo\" or \"UTC\""
+        ))
+    })
+}
+
+/// `[schedule]`: when the worker runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    #[serde(deserialize_with = "de_parse")]
+    pub cron: CronSpec,
+    /// The zone the cron expression is read in; UTC unless set.
+    #[serde(default = "utc", deserialize_with = "de_zone")]
+    pub timezone: chrono_tz::Tz,
+    /// Run once as soon as the worker starts, then follow the schedule.
+    #[serde(default)]
+    pub run_at_start: bool,
+    /// Each run starts after a random delay of up to this much.
+    #[serde(default = "zero")]
+    pub jitter: Span,
+    /// Retries of a failed run before the next tick.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The first retry's delay; each later one waits twice as long.
+    #[serde(default = "default_backoff")]
+    pub retry_backoff: Span,
+    /// How long shutdown waits for the key set in progress.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_timeout: Span,
+}
+
+fn utc() -> chrono_tz::Tz {
+    chrono_tz::UTC
+}
+fn zero() -> Span {
+    Span::days(0)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn span(s: &str) -> Span {
+    // The literals passed here are valid durations.
+    s.parse().unwrap_or(Span::days(0))
+}
+fn default_backoff() -> Span {
+    span("1m")
+}
+fn default_shutdown() -> Span {
+    span("30s")
+}
+
+/// `[server]`: the HTTP endpoint with `/healthz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: default_listen() }
+    }
+}
+
+/// `[alerts]`: how findings are delivered besides the log.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// An unchanged finding is sent again after this long.
+    #[serde(default = "default_reminder")]
+    pub reminder: Span,
+    /// Findings are evaluated this often between runs too, as keys age.
+    #[serde(default = "default_check_every")]
+    pub check_every: Span,
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
+}
+
+fn default_reminder() -> Span {
+    span("24h")
+}
+fn default_check_every() -> Span {
+    span("1h")
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { reminder: default_reminder(), check_every: default_check_every(), webhook: Vec::new() }
+    }
+}
+
+/// The payload a webhook takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// Slack incoming webhook: `{"text": ..., "blocks": [...]}`.
+    Slack,
+    /// Microsoft Teams (Workflows "post to a channel when a webhook request is received"):
+    /// a message with an Adaptive Card attachment.
+    Teams,
+    /// The notifications as JSON, for anything else.
+    Json,
+}
+
+/// One `[[alerts.webhook]]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// A name for logs and metrics; the URL is a secret and is never logged.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The URL, or `url_env`: the environment variable that holds it.
+    #[serde(default, deserialize_with = "de_url")]
+    pub url: Option<url::Url>,
+    #[serde(default)]
+    pub url_env: Option<String>,
+    pub format: WebhookFormat,
+    #[serde(default = "default_timeout")]
+    pub timeout: Span,
+    #[serde(default = "default_webhook_retries")]
+    pub retries: u32,
+    /// Findings below this severity are not sent here.
+    #[serde(default = "default_min_severity", deserialize_with = "de_severity")]
+    pub min_severity: Severity,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url_env", &self.url_env)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_timeout() -> Span {
+    span("10s")
+}
+fn default_webhook_retries() -> u32 {
+    2
+}
+fn default_min_severity() -> Severity {
+    Severity::Warning
+}
+
+fn de_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+    let s = String::deserialize(d)?;
+    // The message leaves the URL out: webhook URLs carry their secret in the path.
+    s.parse().map(Some).map_err(|e| serde::de::Error::custom(format!("webhook url is not a URL: {e}")))
+}
+
+fn de_severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.to_ascii_lowercase().as_str() {
+        "warning" => Ok(Severity::Warning),
+        "critical" => Ok(Severity::Critical),
+        "unknown" => Ok(Severity::Unknown),
+        _ => Err(serde::de::Error::custom(format!(
+            "min_severity {s:?} is not one of \"warning\", \"critical\", \"unknown\""
+        ))),
+    }
+}
+
+impl WebhookConfig {
+    /// The name shown in logs and metrics: `name`, else the format and the URL's host.
+    pub fn label(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let host = self.url.as_ref().and_then(|u| u.host_str().map(str::to_owned));
+        let place = host.or_else(|| self.url_env.clone()).unwrap_or_default();
+        format!("{:?}:{place}", self.format).to_lowercase()
+    }
+
+    /// Checks that exactly one of `url` and `url_env` is set.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.url, &self.url_env) {
+            (Some(_), None) | (None, Some(_)) => Ok(()),
+            _ => Err(format!(
+                "[[alerts.webhook]] {}: set exactly one of url and url_env (the environment variable holding the URL)",
+                self.label()
+            )),
+        }
+    }
+
+    /// The URL to post to, read from the environment when `url_env` is set.
+    pub fn resolve_url(&self) -> Result<url::Url, String> {
+        if let Some(url) = &self.url {
+            return Ok(url.clone());
+        }
+        let var = self.url_env.clone().unwrap_or_default();
+        let value = std::env::var(&var).map_err(|_| {
+            format!("[[alerts.webhook]] {}: environment variable {var} is not set", self.label())
+        })?;
+        value.parse().map_err(|e| {
+            format!("[[alerts.webhook]] {}: environment variable {var} is not a URL: {e}", self.label())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Doc {
+        schedule: ScheduleConfig,
+        #[serde(default)]
+        alerts: AlertsConfig,
+    }
+
+    #[test]
+    fn schedule_parses_with_defaults() {
+        let doc: Doc =
+            toml::from_str("[schedule]\ncron = \"30 2 * * *\"\ntimezone = \"Europe/Oslo\"").unwrap();
+        assert_eq!(doc.schedule.cron.to_string(), "30 2 * * *");
+        assert_eq!(doc.schedule.timezone, chrono_tz::Europe::Oslo);
+        assert_eq!(doc.schedule.retries, 3);
+        assert_eq!(doc.schedule.retry_backoff.to_string(), "1m");
+        assert_eq!(doc.alerts.reminder.to_string(), "1d");
+    }
+
+    #[test]
+    fn bad_schedules_name_the_setting() {
+        let six = toml::from_str::<Doc>("[schedule]\ncron = \"0 30 2 * * *\"").unwrap_err().to_string();
+        assert!(six.contains("5-field"), "{six}");
+        let zone = toml::from_str::<Doc>("[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Oslo\"")
+            .unwrap_err()
+            .to_string();
+        assert!(zone.contains("IANA"), "{zone}");
+        let unknown =
+            toml::from_str::<Doc>("[schedule]\ncron = \"0 6 * * *\"\ncorn = 1").unwrap_err().to_string();
+        assert!(unknown.contains("corn"), "{unknown}");
+    }
+
+    #[test]
+    fn webhooks_need_one_url_and_hide_it() {
+        let text = "[schedule]\ncron = \"0 6 * * *\"\n[[alerts.webhook]]\nurl = \"https://hooks.slack.com/services/T/B/secret\"\nformat = \"slack\"\nmin_severity = \"critical\"";
+        let doc: Doc = toml::from_str(text).unwrap();
+        let hook = &doc.alerts.webhook[0];
+        hook.check().unwrap();
+        assert_eq!(hook.min_severity, Severity::Critical);
+        assert_eq!(hook.label(), "slack:hooks.slack.com");
+        assert!(!format!("{hook:?}").contains("secret"));
+        let both = WebhookConfig { url_env: Some("X".to_owned()), ..hook.clone() };
+        assert!(both.check().is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! When runs happen: the cron schedule read in its time zone, jitter, retry backoff, and the
+//! clock the worker reads (the system's, or a test's that follows tokio's paused time).
+
+use std::time::Duration;
+
+use chrono::{DateTime, LocalResult, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use croner::JobType;
+
+use super::config::ScheduleConfig;
+
+/// Where the worker reads the time. Only the edge reads a clock; everything else takes `now`.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+
+    /// The longest single sleep; the system clock wakes at least this often so that a wall
+    /// clock that jumps (suspend, NTP) delays a tick by at most this much.
+    fn max_sleep(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that starts at `base` and moves with tokio's clock: with paused time in tests, days
+/// pass in milliseconds and every tick lands exactly.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    base: DateTime<Utc>,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(base: DateTime<Utc>) -> Self {
+        TokioClock { base, start: tokio::time::Instant::now() }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = chrono::TimeDelta::from_std(self.start.elapsed()).unwrap_or_default();
+        self.base + elapsed
+    }
+
+    fn max_sleep(&self) -> Duration {
+        Duration::from_secs(366 * 86_400)
+    }
+}
+
+/// Sleeps until the clock reads `at` or later.
+pub async fn sleep_until(clock: &dyn Clock, at: DateTime<Utc>) {
+    loop {
+        let left = (at - clock.now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(clock.max_sleep())).await;
+    }
+}
+
+/// The cron schedule and what the worker does around it.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    config: ScheduleConfig,
+}
+
+impl Schedule {
+    pub fn new(config: ScheduleConfig) -> Self {
+        Schedule { config }
+    }
+
+    pub fn config(&self) -> &ScheduleConfig {
+        &self.config
+    }
+
+    /// The first tick strictly after `after`. The cron fields are read as wall-clock time in
+    /// the zone: a time that a spring-forward change skips runs at the first minute after the
+    /// gap; a fixed time that a fall-back change repeats runs once, at its first occurrence.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let cron = self.config.cron.cron();
+        if cron.determine_job_type() != JobType::FixedTime {
+            if let Some(next) = self.next_interval(after) {
+                return Some(next);
+            }
+        }
+        let tz: Tz = self.config.timezone;
+        let mut from = after.with_timezone(&tz);
+        for _ in 0..4 {
+            let found = cron.find_next_occurrence(&from, false).ok()?;
+            if found.with_timezone(&Utc) > after {
+                return Some(found.with_timezone(&Utc));
+            }
+            // Croner searches local time; in a repeated hour it can answer the first pass of
+            // a time that is already behind us. Look from that time's second pass instead.
+            let second = match tz.from_local_datetime(&found.naive_local()) {
+                LocalResult::Ambiguous(_, second) => second,
+                _ => return None,
+            };
+            if cron.determine_job_type() != JobType::FixedTime && second.with_timezone(&Utc) > after {
+                return Some(second.with_timezone(&Utc));
+            }
+            from = second;
+        }
+        None
+    }
+
+    /// Interval schedules (`*/15 * * * *`) tick on every minute whose wall-clock time matches:
+    /// both passes of a repeated hour, none in a skipped one. Looks a day ahead, minute by minute.
+    fn next_interval(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let minute = chrono::TimeDelta::minutes(1);
+        let start = after - chrono::TimeDelta::seconds(after.timestamp().rem_euclid(60)) + minute;
+        let start = start.with_nanosecond(0)?;
+        (0..26 * 60).map(|i| start + minute * i).find(|t| {
+            self.config.cron.cron().is_time_matching(&t.with_timezone(&self.config.timezone)).unwrap_or(false)
+        })
+    }
+
+    /// The time between the two ticks after `now`; alert rules compare the age of the last
+    /// successful run against it.
+    pub fn period(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let first = self.next_after(now)?;
+        let second = self.next_after(first)?;
+        (second - first).to_std().ok()
+    }
+
+    /// A random delay of up to `jitter` before a run.
+    pub fn jitter(&self) -> Duration {
+        let max = self.config.jitter.delta().to_std().unwrap_or_default();
+        if max.is_zero() {
+            return max;
+        }
+        rand::random_range(Duration::ZERO..=max)
+    }
+
+    /// When retry number `attempt` (1, 2, ...) of a run that failed at `failed` is due, if it is
+    /// within the limits and before the next tick.
+    pub fn retry_at(
+        &self,
+        failed: DateTime<Utc>,
+        attempt: u32,
+        next_tick: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        if attempt == 0 || attempt > self.config.retries {
+            return None;
+        }
+        let factor = 2_i32.checked_pow(attempt - 1)?;
+        let at = failed + self.config.retry_backoff.delta().checked_mul(factor)?;
+        match next_tick {
+            Some(tick) if at >= tick => None,
+            _ => Some(at),
+        }
+    }
+
+    /// How long shutdown waits for the key set in progress.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.config.shutdown_timeout.delta().to_std().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(cron: &str, tz: &str) -> Schedule {
+        let text = format!("cron = \"{cron}\"\ntimezone = \"{tz}\"\nretries = 2\nretry_backoff = \"10m\"");
+        Schedule::new(toml::from_str(&text).unwrap())
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn ticks(s: &Schedule, from: &str, n: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut t = at(from);
+        for _ in 0..n {
+            t = s.next_after(t).unwrap();
+            out.push(t);
+        }
+        out
+    }
+
+    #[test]
+    fn cron_is_read_in_utc_by_default() {
+        let s = schedule("0 6 * * 1", "UTC");
+        assert_eq!(
+            ticks(&s, "2026-11-21T00:00:00Z", 2),
+            [at("2026-11-23T06:00:00Z"), at("2026-11-30T06:00:00Z")]
+        );
+        assert_eq!(s.period(at("2026-11-21T00:00:00Z")), Some(Duration::from_secs(7 * 86_400)));
+    }
+
+    #[test]
+    fn oslo_spring_forward_runs_once_after_the_gap() {
+        // 2026-03-29: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist that day.
+        let s = schedule("30 2 * * *", "Europe/Oslo");
+        let got = ticks(&s, "2026-03-27T12:00:00Z", 4);
+        let want =
+            ["2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z", "2026-03-31T00:30:00Z"];
+        assert_eq!(got, want.map(at));
+    }
+
+    #[test]
+    fn oslo_fall_back_runs_a_repeated_time_once() {
+        // 2026-10-25: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice.
+        let s = schedule("30 2 * * *", "Europe/Oslo");
+        let got = ticks(&s, "2026-10-23T12:00:00Z", 4);
+        let want =
+            ["2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z", "2026-10-27T01:30:00Z"];
+        assert_eq!(got, want.map(at));
+        // Even asked from inside the repeated hour, the first pass is not run again.
+        assert_eq!(s.next_after(at("2026-10-25T01:10:00Z")), Some(at("2026-10-26T01:30:00Z")));
+    }
+
+    #[test]
+    fn interval_schedules_keep_both_passes_of_a_repeated_hour() {
+        let s = schedule("0,30 * * * *", "Europe/Oslo");
+        let got = ticks(&s, "2026-10-25T00:10:00Z", 4);
+        let want =
+            ["2026-10-25T00:30:00Z", "2026-10-25T01:00:00Z", "2026-10-25T01:30:00Z", "2026-10-25T02:00:00Z"];
+        assert_eq!(got, want.map(at));
+    }
+
+    #[test]
+    fn retries_back_off_and_stop_before_the_next_tick() {
+        let s = schedule("0 6 * * *", "UTC");
+        let failed = at("2026-11-21T06:00:00Z");
+        let tick = s.next_after(failed);
+        assert_eq!(s.retry_at(failed, 1, tick), Some(at("2026-11-21T06:10:00Z")));
+        assert_eq!(s.retry_at(failed, 2, tick), Some(at("2026-11-21T06:20:00Z")));
+        assert_eq!(s.retry_at(failed, 3, tick), None, "only 2 retries");
+        let late = at("2026-11-22T05:55:00Z");
+        assert_eq!(s.retry_at(late, 1, s.next_after(late)), None, "the tick comes first");
+    }
+}
