@@ -139,11 +139,17 @@ impl Engine {
     ) -> Result<Vec<SetReport>, StoreError> {
         let _lock = self.store.lock(self.lock_timeout).await?;
         let mut loaded = self.load(targets).await?;
-        let jobs = targets.iter().map(|t| {
-            let records = loaded.remove(&t.key_set).unwrap_or_else(|| Ok(Vec::new()));
-            let span = info_span!("key_set", key_set = %t.key_set);
-            self.run_set(t, records, now, request).instrument(span)
-        });
+        // Collected first: a lazy `map` over borrowed targets makes the run's future one that
+        // the compiler can not show to be `Send`, and the worker spawns it. The futures do
+        // nothing until polled, so at most `parallelism` key sets are in progress at once.
+        let jobs: Vec<_> = targets
+            .iter()
+            .map(|t| {
+                let records = loaded.remove(&t.key_set).unwrap_or_else(|| Ok(Vec::new()));
+                let span = info_span!("key_set", key_set = %t.key_set);
+                self.run_set(t, records, now, request).instrument(span)
+            })
+            .collect();
         let mut reports: Vec<SetReport> =
             futures::stream::iter(jobs).buffer_unordered(self.parallelism).collect().await;
         let order: BTreeMap<&KeySet, usize> =

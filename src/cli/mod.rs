@@ -159,4 +159,17 @@ Examples:
         #[arg(long, value_name = "TIME", hide = true)]
         at: Option<DateTime<Utc>>,
     },
+    /// Run on [schedule] cron, serve /healthz and /metrics on [server] listen, send alerts
+    #[command(
+        after_help = "Runs until SIGTERM or Ctrl-C, then lets the key set in progress finish its step and
+exits 0. Needs [schedule] in the config, for example:
+
+  [schedule]
+  cron = \"0 6 * * 1-5\"        # 06:00 on weekdays
+  timezone = \"Europe/Oslo\"    # UTC unless set
+
+Example:
+  jwk-rotator --log-format json worker"
+    )]
+    Worker,
 }

@@ -86,10 +86,10 @@ impl Schedule {
     /// gap; a fixed time that a fall-back change repeats runs once, at its first occurrence.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let cron = self.config.cron.cron();
-        if cron.determine_job_type() != JobType::FixedTime {
-            if let Some(next) = self.next_interval(after) {
-                return Some(next);
-            }
+        if cron.determine_job_type() != JobType::FixedTime
+            && let Some(next) = self.next_interval(after)
+        {
+            return Some(next);
         }
         let tz: Tz = self.config.timezone;
         let mut from = after.with_timezone(&tz);

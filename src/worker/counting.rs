@@ -1,0 +1,57 @@
+//! A `KeyStore` decorator that counts requests and failures for `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::metrics::Metrics;
+use crate::jwk::PrivateJwk;
+use crate::kid::{KeySet, Kid};
+use crate::record::KeyRecord;
+use crate::store::{KeyStore, Loaded, StoreError, StoreLock};
+
+/// Passes every call to `inner` and counts it by operation in `metrics`.
+pub struct CountingStore {
+    inner: Arc<dyn KeyStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn KeyStore>, metrics: Arc<Metrics>) -> Self {
+        CountingStore { inner, metrics }
+    }
+
+    fn count<T>(&self, operation: &'static str, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.metrics.store_request(operation, result.is_err());
+        result
+    }
+}
+
+#[async_trait]
+impl KeyStore for CountingStore {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn lock(&self, timeout: Duration) -> Result<StoreLock, StoreError> {
+        self.count("lock", self.inner.lock(timeout).await)
+    }
+    async fn load(&self, sets: &[KeySet]) -> Result<Loaded, StoreError> {
+        self.count("load", self.inner.load(sets).await)
+    }
+    async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
+        self.count("private_key", self.inner.private_key(kid).await)
+    }
+    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+        self.count("create", self.inner.create(record, key).await)
+    }
+    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.count("update", self.inner.update(record).await)
+    }
+    async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
+        self.count("purge", self.inner.purge(kid).await)
+    }
+    async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
+        self.count("sync_consumer", self.inner.sync_consumer(current).await)
+    }
+}

@@ -1,0 +1,264 @@
+//! The worker's Prometheus metrics, every name starting with `jwk_rotator_`, and their encoding.
+
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::engine::{SetReport, Target};
+use crate::findings::{self, Finding, Severity};
+use crate::planner::Action;
+use crate::record::{KeyRecord, Stage};
+use crate::store::{Loaded, StoreError};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    pub key_set: String,
+    pub kid: String,
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SetLabels {
+    pub key_set: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
+    pub severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub sink: String,
+    pub outcome: String,
+}
+
+/// Every metric the worker exports. Cheap to update; shared as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub key_expiration: Family<KeyLabels, Gauge>,
+    pub key_creation: Family<KeyLabels, Gauge>,
+    pub next_rotation: Family<SetLabels, Gauge>,
+    pub start_time: Gauge,
+    pub last_run: Gauge,
+    pub last_success: Gauge,
+    pub next_run: Gauge,
+    pub schedule_period: Gauge,
+    pub runs: Family<OutcomeLabels, Counter>,
+    pub skipped_ticks: Counter,
+    pub rotations: Family<SetLabels, Counter>,
+    pub promotions: Family<SetLabels, Counter>,
+    pub retirements: Family<SetLabels, Counter>,
+    pub findings: Family<SeverityLabels, Gauge>,
+    pub store_requests: Family<OperationLabels, Counter>,
+    pub store_errors: Family<OperationLabels, Counter>,
+    pub alert_deliveries: Family<DeliveryLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn new(started: DateTime<Utc>) -> Self {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            key_expiration: Family::default(),
+            key_creation: Family::default(),
+            next_rotation: Family::default(),
+            start_time: Gauge::default(),
+            last_run: Gauge::default(),
+            last_success: Gauge::default(),
+            next_run: Gauge::default(),
+            schedule_period: Gauge::default(),
+            runs: Family::default(),
+            skipped_ticks: Counter::default(),
+            rotations: Family::default(),
+            promotions: Family::default(),
+            retirements: Family::default(),
+            findings: Family::default(),
+            store_requests: Family::default(),
+            store_errors: Family::default(),
+            alert_deliveries: Family::default(),
+        };
+        m.start_time.set(started.timestamp());
+        for severity in [Severity::Warning, Severity::Critical, Severity::Unknown] {
+            m.findings.get_or_create(&severity_labels(severity)).set(0);
+        }
+        for outcome in ["success", "failure"] {
+            m.runs.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc_by(0);
+        }
+        m.register();
+        m
+    }
+
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        let key = "jwk_rotator_key";
+        r.register(
+            format!("{key}_expiration_timestamp_seconds"),
+            "When each key expires (kid date + max_age), by key set, kid and stage",
+            self.key_expiration.clone(),
+        );
+        r.register(
+            format!("{key}_creation_timestamp_seconds"),
+            "When each key was created, by key set, kid and stage",
+            self.key_creation.clone(),
+        );
+        r.register(
+            "jwk_rotator_next_rotation_timestamp_seconds",
+            "When the current key of each key set is due to be replaced by a new pending key",
+            self.next_rotation.clone(),
+        );
+        r.register("jwk_rotator_start_timestamp_seconds", "When the worker started", self.start_time.clone());
+        r.register(
+            "jwk_rotator_last_run_timestamp_seconds",
+            "When the last run finished, successful or not",
+            self.last_run.clone(),
+        );
+        r.register(
+            "jwk_rotator_last_success_timestamp_seconds",
+            "When the last successful run finished (0: none yet)",
+            self.last_success.clone(),
+        );
+        r.register("jwk_rotator_next_run_timestamp_seconds", "The next scheduled run", self.next_run.clone());
+        r.register(
+            "jwk_rotator_schedule_period_seconds",
+            "The time between the next two scheduled runs",
+            self.schedule_period.clone(),
+        );
+        r.register("jwk_rotator_runs", "Runs by outcome", self.runs.clone());
+        r.register(
+            "jwk_rotator_skipped_ticks",
+            "Scheduled ticks skipped because a run was still going",
+            self.skipped_ticks.clone(),
+        );
+        r.register("jwk_rotator_rotations", "New keys generated, by key set", self.rotations.clone());
+        r.register(
+            "jwk_rotator_promotions",
+            "Pending keys promoted to current, by key set",
+            self.promotions.clone(),
+        );
+        r.register("jwk_rotator_retirements", "Keys retired, by key set", self.retirements.clone());
+        r.register(
+            "jwk_rotator_findings",
+            "Findings at the last evaluation, by severity",
+            self.findings.clone(),
+        );
+        r.register(
+            "jwk_rotator_store_requests",
+            "Key store requests, by operation",
+            self.store_requests.clone(),
+        );
+        r.register(
+            "jwk_rotator_store_errors",
+            "Key store requests that failed, by operation",
+            self.store_errors.clone(),
+        );
+        r.register(
+            "jwk_rotator_alert_deliveries",
+            "Alert deliveries by sink and outcome",
+            self.alert_deliveries.clone(),
+        );
+    }
+
+    /// The metrics in the OpenMetrics text format that Prometheus scrapes.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String does not fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts what a finished run did and when.
+    pub fn record_run(&self, reports: &Result<Vec<SetReport>, StoreError>, now: DateTime<Utc>) {
+        let ok = reports.as_ref().is_ok_and(|r| r.iter().all(SetReport::ok));
+        let outcome = if ok { "success" } else { "failure" };
+        self.runs.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
+        self.last_run.set(now.timestamp());
+        if ok {
+            self.last_success.set(now.timestamp());
+        }
+        for report in reports.iter().flatten() {
+            let labels = SetLabels { key_set: report.key_set.to_string() };
+            let steps = report.plan.iter().flat_map(|p| p.steps.iter()).take(report.done);
+            for step in steps {
+                let family = match step.action {
+                    Action::Generate { .. } => &self.rotations,
+                    Action::Promote { .. } => &self.promotions,
+                    Action::Retire { .. } => &self.retirements,
+                    _ => continue,
+                };
+                family.get_or_create(&labels).inc();
+            }
+        }
+    }
+
+    /// Replaces the per-key series and finding counts with what one store load shows.
+    pub fn observe(&self, targets: &[Target], loaded: &Result<Loaded, StoreError>, found: &[Finding]) {
+        self.key_expiration.clear();
+        self.key_creation.clear();
+        self.next_rotation.clear();
+        for t in targets {
+            let Ok(records) = findings::records_of(loaded, &t.key_set) else { continue };
+            for r in records {
+                let labels = KeyLabels {
+                    key_set: t.key_set.to_string(),
+                    kid: r.kid.to_string(),
+                    stage: r.stage.as_str().to_owned(),
+                };
+                self.key_expiration.get_or_create(&labels).set(r.expires(&t.policy).timestamp());
+                self.key_creation.get_or_create(&labels).set(r.created.timestamp());
+            }
+            if let Some(at) = next_rotation(t, records) {
+                self.next_rotation
+                    .get_or_create(&SetLabels { key_set: t.key_set.to_string() })
+                    .set(at.timestamp());
+            }
+        }
+        for severity in [Severity::Warning, Severity::Critical, Severity::Unknown] {
+            let n = found.iter().filter(|f| f.severity == severity).count();
+            self.findings.get_or_create(&severity_labels(severity)).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts one store request and whether it failed.
+    pub fn store_request(&self, operation: &'static str, failed: bool) {
+        let labels = OperationLabels { operation: operation.to_owned() };
+        self.store_requests.get_or_create(&labels).inc();
+        if failed {
+            self.store_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Counts one alert delivery.
+    pub fn delivery(&self, sink: &str, delivered: bool) {
+        let outcome = if delivered { "delivered" } else { "failed" };
+        self.alert_deliveries
+            .get_or_create(&DeliveryLabels { sink: sink.to_owned(), outcome: outcome.to_owned() })
+            .inc();
+    }
+}
+
+fn severity_labels(severity: Severity) -> SeverityLabels {
+    SeverityLabels { severity: severity.as_str().to_lowercase() }
+}
+
+/// When the planner will make a new pending key for the current one: `rotate_after` after its
+/// creation, or `warn_before` ahead of its expiry if that comes first. None without a current key.
+pub fn next_rotation(target: &Target, records: &[KeyRecord]) -> Option<DateTime<Utc>> {
+    let current = records.iter().filter(|r| r.stage == Stage::Current).max_by_key(|r| r.activated)?;
+    let by_age = current.created + target.policy.rotate_after.delta();
+    let by_expiry = current.expires(&target.policy) - target.policy.warn_before.delta();
+    Some(by_age.min(by_expiry))
+}

@@ -1,0 +1,128 @@
+//! The worker's HTTP endpoint: `/healthz` (is the schedule being kept?) and `/metrics`.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use super::metrics::Metrics;
+use super::schedule::Clock;
+
+/// How a finished run went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    pub finished: DateTime<Utc>,
+    pub ok: bool,
+    /// Key sets that failed, or the store error that stopped the whole run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    last_run: Option<RunSummary>,
+    last_success: Option<DateTime<Utc>>,
+    next_run: Option<DateTime<Utc>>,
+}
+
+/// What `/healthz` answers from; the worker loop writes it.
+#[derive(Debug)]
+pub struct Health {
+    state: Mutex<HealthState>,
+    /// How late the next run may be before the worker counts as stuck.
+    grace: TimeDelta,
+}
+
+impl Health {
+    pub fn new(grace: Duration) -> Self {
+        let grace = TimeDelta::from_std(grace).unwrap_or(TimeDelta::minutes(10));
+        Health { state: Mutex::new(HealthState::default()), grace }
+    }
+
+    pub fn set_next_run(&self, at: Option<DateTime<Utc>>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.next_run = at;
+        }
+    }
+
+    pub fn record(&self, run: RunSummary) {
+        if let Ok(mut s) = self.state.lock() {
+            if run.ok {
+                s.last_success = Some(run.finished);
+            }
+            s.last_run = Some(run);
+        }
+    }
+
+    /// Healthy while the last run (if any) succeeded and the next one is not overdue; the
+    /// body says why not.
+    pub fn verdict(&self, now: DateTime<Utc>) -> (bool, serde_json::Value) {
+        let Ok(s) = self.state.lock() else {
+            return (false, json!({"status": "unhealthy", "reasons": ["health state poisoned"]}));
+        };
+        let mut reasons = Vec::new();
+        if let Some(run) = s.last_run.as_ref().filter(|r| !r.ok) {
+            reasons.push(format!(
+                "the last run, finished {}, failed: {}",
+                run.finished.to_rfc3339(),
+                run.errors.join("; ")
+            ));
+        }
+        match s.next_run {
+            Some(next) if now > next + self.grace => {
+                reasons.push(format!("the run due at {} has not started", next.to_rfc3339()));
+            }
+            None => reasons.push("the schedule has no next run".to_owned()),
+            Some(_) => {}
+        }
+        let healthy = reasons.is_empty();
+        let body = json!({
+            "status": if healthy { "ok" } else { "unhealthy" },
+            "reasons": reasons,
+            "last_run": s.last_run,
+            "last_success": s.last_success,
+            "next_run": s.next_run,
+        });
+        (healthy, body)
+    }
+}
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct ServerState {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub fn router(state: ServerState) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
+}
+
+async fn healthz(State(state): State<ServerState>) -> Response {
+    let (healthy, body) = state.health.verdict(state.clock.now());
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn metrics(State(state): State<ServerState>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.encode()).into_response()
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ServerState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

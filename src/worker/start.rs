@@ -1,0 +1,96 @@
+//! Builds the production worker from the config and runs it until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use tracing::info;
+
+use super::Worker;
+use super::alerts::{Alerter, LogAlerter, Notifier};
+use super::counting::CountingStore;
+use super::metrics::Metrics;
+use super::schedule::{Clock, Schedule, SystemClock};
+use super::server::{self, ServerState};
+use super::webhook::WebhookAlerter;
+use crate::config::Config;
+
+/// The worker for `config`, with the real store (counted), key generator and clock.
+pub fn from_config(config: &Config) -> anyhow::Result<Worker> {
+    let schedule_config = config.schedule.clone().ok_or_else(|| {
+        anyhow!(
+            "config file {} has no [schedule]; the worker needs one, such as:\n\n[schedule]\ncron = \"0 6 * * *\"    # 06:00 every day\ntimezone = \"Europe/Oslo\"",
+            config.file.display()
+        )
+    })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Arc::new(Metrics::new(clock.now()));
+    let mut engine = crate::cli::engine(config)?;
+    engine.store = Arc::new(CountingStore::new(engine.store.clone(), metrics.clone()));
+    let mut sinks: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];
+    for hook in &config.alerts.webhook {
+        let alerter =
+            WebhookAlerter::new(hook).map_err(|e| anyhow!("config file {}: {e}", config.file.display()))?;
+        sinks.push(Arc::new(alerter));
+    }
+    let reminder = config.alerts.reminder.delta();
+    let notifier = Notifier::new(sinks, reminder, metrics.clone());
+    let check_every = config.alerts.check_every.delta().to_std().unwrap_or_default();
+    Ok(Worker::new(
+        engine,
+        config.targets(),
+        Schedule::new(schedule_config),
+        clock,
+        metrics,
+        notifier,
+        check_every.max(std::time::Duration::from_secs(60)),
+    ))
+}
+
+/// `jwk-rotator worker`: serves HTTP and runs the schedule until a signal, then exits cleanly.
+pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let worker = Arc::new(from_config(config)?);
+    let listen = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen}; change [server] listen in {}", config.file.display())
+    })?;
+    info!(listen = %listen, "serving /healthz and /metrics");
+    let state = ServerState {
+        metrics: worker.metrics.clone(),
+        health: worker.health.clone(),
+        clock: worker.clock.clone(),
+    };
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(listener, state, async {
+        let _ = server_stopped.await;
+    }));
+    worker.run(shutdown_signal()).await;
+    let _ = stop_server.send(());
+    match server.await {
+        Ok(result) => result.context("the HTTP endpoint failed"),
+        Err(e) => Err(anyhow!("the HTTP endpoint stopped: {e}")),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("Ctrl-C: shutting down"),
+        () = term => info!("SIGTERM: shutting down"),
+    }
+}

@@ -1,0 +1,1 @@
+//! Alert delivery to in-process webhook receivers.

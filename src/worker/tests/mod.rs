@@ -1,0 +1,175 @@
+//! Worker tests with a paused tokio clock, fixture keys and in-process HTTP receivers.
+
+mod delivery;
+mod endpoint;
+mod runs;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::Worker;
+use super::alerts::{Alerter, LogAlerter, Notifier};
+use super::counting::CountingStore;
+use super::metrics::Metrics;
+use super::schedule::{Clock, Schedule, TokioClock};
+use crate::engine::{Engine, Target};
+use crate::jwk::PrivateJwk;
+use crate::keygen::FixtureGenerator;
+use crate::kid::{KeySet, Kid};
+use crate::planner::Request;
+use crate::policy::Policy;
+use crate::publish::{MemoryPublisher, PublishError, PublishedSet, Publisher};
+use crate::record::KeyRecord;
+use crate::store::{KeyStore, Loaded, MemoryStore, StoreError, StoreLock};
+
+pub fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+pub fn targets(names: &[&str]) -> Vec<Target> {
+    names.iter().map(|n| Target { key_set: n.parse().unwrap(), policy: Policy::default() }).collect()
+}
+
+pub fn fixtures() -> Arc<FixtureGenerator> {
+    Arc::new(FixtureGenerator::from_lines(include_str!("../../../tests/data/fixture-keys.b64")).unwrap())
+}
+
+pub fn engine(store: Arc<dyn KeyStore>, publisher: Arc<dyn Publisher>) -> Engine {
+    Engine::new(store, fixtures(), publisher)
+}
+
+/// A `[schedule]` table.
+pub fn schedule(cron: &str, tz: &str, extra: &str) -> Schedule {
+    Schedule::new(toml::from_str(&format!("cron = \"{cron}\"\ntimezone = \"{tz}\"\n{extra}")).unwrap())
+}
+
+/// What a test worker is made of; `build` wraps the store in the counting decorator.
+pub struct Setup {
+    pub store: Arc<dyn KeyStore>,
+    pub publisher: Arc<dyn Publisher>,
+    pub targets: Vec<Target>,
+    pub schedule: Schedule,
+    pub start: DateTime<Utc>,
+    pub sinks: Vec<Arc<dyn Alerter>>,
+    pub check_every: Duration,
+    pub parallelism: usize,
+}
+
+impl Setup {
+    pub fn new(store: Arc<dyn KeyStore>, schedule: Schedule, start: &str) -> Self {
+        Setup {
+            store,
+            publisher: Arc::new(MemoryPublisher::default()),
+            targets: targets(&["a-TEST"]),
+            schedule,
+            start: at(start),
+            sinks: vec![Arc::new(LogAlerter)],
+            check_every: Duration::from_secs(86_400),
+            parallelism: 4,
+        }
+    }
+
+    pub fn build(self) -> Arc<Worker> {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(self.start));
+        let metrics = Arc::new(Metrics::new(clock.now()));
+        let counted = Arc::new(CountingStore::new(self.store, metrics.clone()));
+        let mut engine = engine(counted, self.publisher);
+        engine.parallelism = self.parallelism;
+        let notifier = Notifier::new(self.sinks, chrono::TimeDelta::days(1), metrics.clone());
+        Arc::new(Worker::new(engine, self.targets, self.schedule, clock, metrics, notifier, self.check_every))
+    }
+}
+
+/// Runs the worker in a task; dropping or sending on the returned sender stops it.
+pub fn spawn(worker: &Arc<Worker>) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let w = worker.clone();
+    let handle = tokio::spawn(async move {
+        w.run(async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    (stop, handle)
+}
+
+/// Gives a store keys as they were at `when`: one run at that time.
+pub async fn seed(store: Arc<dyn KeyStore>, sets: &[&str], when: &str) {
+    let reports = engine(store, Arc::new(MemoryPublisher::default()))
+        .run(&targets(sets), at(when), &Request::default())
+        .await
+        .unwrap();
+    assert!(reports.iter().all(|r| r.ok()), "{reports:?}");
+}
+
+/// A publisher that takes its time, so that runs last (in paused time).
+pub struct SlowPublisher {
+    pub inner: MemoryPublisher,
+    pub delay: Duration,
+}
+
+#[async_trait]
+impl Publisher for SlowPublisher {
+    fn describe(&self) -> String {
+        "slow publisher".to_owned()
+    }
+    async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.publish(set).await
+    }
+}
+
+/// A store that is unreachable while `broken` is set, or for its first `fail_first` runs.
+#[derive(Default)]
+pub struct SwitchStore {
+    pub inner: MemoryStore,
+    pub broken: AtomicBool,
+    pub fail_first: AtomicUsize,
+}
+
+impl SwitchStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("store unreachable (test)".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KeyStore for SwitchStore {
+    fn describe(&self) -> String {
+        "switch store".to_owned()
+    }
+    async fn lock(&self, timeout: Duration) -> Result<StoreLock, StoreError> {
+        let failing = self.fail_first.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.fail_first.store(failing - 1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable("store unreachable (test)".to_owned()));
+        }
+        self.check()?;
+        self.inner.lock(timeout).await
+    }
+    async fn load(&self, sets: &[KeySet]) -> Result<Loaded, StoreError> {
+        self.check()?;
+        self.inner.load(sets).await
+    }
+    async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
+        self.inner.private_key(kid).await
+    }
+    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.create(record, key).await
+    }
+    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.update(record).await
+    }
+    async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
+        self.inner.purge(kid).await
+    }
+}
