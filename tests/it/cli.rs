@@ -1,0 +1,1 @@
+//! The real binary, run with a fixed clock.
