@@ -296,3 +296,38 @@ where
         }
     }
 }
+
+#[tokio::test]
+async fn two_runs_on_one_directory_never_interleave() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let targets = targets(&["a-TEST", "b-TEST", "c-TEST"], &Policy::default());
+    let t0 = at("2026-11-21T06:00:00Z");
+    let (one, _) = engine(Arc::new(FileStore::new(dir.path().join("keys"))));
+    let (two, _) = engine(Arc::new(FileStore::new(dir.path().join("keys"))));
+    let req = Request::default();
+    let (a, b) = tokio::join!(one.run(&targets, t0, &req), two.run(&targets, t0, &req));
+    let (a, b) = (a.expect("first run"), b.expect("second run"));
+    assert_ok(&a);
+    assert_ok(&b);
+    let store: Arc<dyn KeyStore> = Arc::new(FileStore::new(dir.path().join("keys")));
+    let recs = records(&store, &targets).await;
+    assert_eq!(recs.len(), 3, "each key set bootstrapped once, not twice: {recs:?}");
+    let generated = a.iter().chain(&b).filter(|r| r.plan.as_ref().is_some_and(|p| !p.is_empty())).count();
+    assert_eq!(generated, 3, "the run that waited saw the other's keys");
+}
+
+#[tokio::test]
+async fn a_held_lock_times_out_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FileStore::new(dir.path().join("keys"));
+    let held = store.lock(std::time::Duration::from_secs(1)).await.expect("first lock");
+    let start = std::time::Instant::now();
+    let Err(err) = store.lock(std::time::Duration::from_millis(300)).await else {
+        panic!("second lock taken")
+    };
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300), "did not wait");
+    assert!(err.to_string().contains("another jwk-rotator run holds"), "{err}");
+    assert!(err.to_string().contains(".lock"), "{err}");
+    drop(held);
+    store.lock(std::time::Duration::from_millis(300)).await.expect("free again");
+}
