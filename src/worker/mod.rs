@@ -97,7 +97,7 @@ impl Worker {
     ) -> Self {
         let jitter = schedule.config().jitter.delta().to_std().unwrap_or_default();
         let health = Arc::new(Health::new(Duration::from_secs(600) + jitter));
-        Worker {
+        let worker = Worker {
             engine,
             targets,
             schedule,
@@ -107,7 +107,19 @@ impl Worker {
             notifier,
             check_every,
             history: Mutex::default(),
-        }
+        };
+        worker.announce(worker.clock.now());
+        worker
+    }
+
+    /// Tells `/healthz` and `/metrics` when the next tick after `now` is; returns it.
+    fn announce(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let tick = self.schedule.next_after(now);
+        self.health.set_next_run(tick);
+        self.metrics.next_run.set(tick.map_or(0, |t| t.timestamp()));
+        let period = self.schedule.period(now).map_or(0, |p| p.as_secs());
+        self.metrics.schedule_period.set(i64::try_from(period).unwrap_or(i64::MAX));
+        tick
     }
 
     /// The runs so far (the last thousand).
@@ -145,11 +157,7 @@ impl Worker {
     }
 
     fn set_next_tick(&self, due: &mut Due, now: DateTime<Utc>) {
-        due.tick = self.schedule.next_after(now);
-        self.health.set_next_run(due.tick);
-        self.metrics.next_run.set(due.tick.map_or(0, |t| t.timestamp()));
-        let period = self.schedule.period(now).map_or(0, |p| p.as_secs());
-        self.metrics.schedule_period.set(i64::try_from(period).unwrap_or(i64::MAX));
+        due.tick = self.announce(now);
     }
 
     fn on_time(self: &Arc<Self>, due: &mut Due) {
