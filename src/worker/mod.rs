@@ -135,7 +135,8 @@ impl Worker {
         let check = now + TimeDelta::from_std(self.check_every).unwrap_or(TimeDelta::hours(1));
         let mut due = Due { tick: None, retry: None, check, running: None, run_waiting: false };
         self.set_next_tick(&mut due, now);
-        info!(cron = %self.schedule.config().cron, timezone = %self.schedule.config().timezone, next = ?due.tick, "worker started");
+        let next = due.tick.map(|t| t.to_rfc3339()).unwrap_or_default();
+        info!(cron = %self.schedule.config().cron, timezone = %self.schedule.config().timezone, next = %next, "worker started");
         if self.schedule.config().run_at_start {
             self.start(&mut due, Job::Run { attempt: 0 });
         }
