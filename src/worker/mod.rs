@@ -29,7 +29,7 @@ use metrics::Metrics;
 use schedule::{Clock, Schedule, sleep_until};
 use server::{Health, RunSummary};
 
-/// One run as the worker saw it; the last [`HISTORY`] (a thousand) are kept for tests and diagnostics.
+/// One run as the worker saw it; the last thousand are kept for tests and diagnostics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunLog {
     pub started: DateTime<Utc>,

@@ -199,6 +199,24 @@ mod tests {
     }
 
     #[test]
+    fn cron_examples_from_the_docs() {
+        // 2026-11-21 is a Saturday.
+        let next = |cron: &str| schedule(cron, "UTC").next_after(at("2026-11-21T12:00:00Z")).unwrap();
+        assert_eq!(next("0 6 * * 1-5"), at("2026-11-23T06:00:00Z"));
+        assert_eq!(next("0 */6 * * *"), at("2026-11-21T18:00:00Z"));
+        assert_eq!(next("15 7 1 * *"), at("2026-12-01T07:15:00Z"));
+        assert_eq!(next("0 9 * * MON"), at("2026-11-23T09:00:00Z"));
+        assert_eq!(next("0 6 * * 7"), at("2026-11-22T06:00:00Z"), "7 is Sunday");
+        assert_eq!(next("0 6 * * 0"), at("2026-11-22T06:00:00Z"), "0 is Sunday");
+        // Day of month or day of week, as in Vixie cron: the 25th (Wednesday) or a Monday.
+        assert_eq!(next("0 6 25 * 1"), at("2026-11-23T06:00:00Z"));
+        assert_eq!(
+            schedule("0 6 25 * 1", "UTC").next_after(at("2026-11-23T07:00:00Z")),
+            Some(at("2026-11-25T06:00:00Z"))
+        );
+    }
+
+    #[test]
     fn oslo_spring_forward_runs_once_after_the_gap() {
         // 2026-03-29: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist that day.
         let s = schedule("30 2 * * *", "Europe/Oslo");
