@@ -159,7 +159,7 @@ Examples:
         #[arg(long, value_name = "TIME", hide = true)]
         at: Option<DateTime<Utc>>,
     },
-    /// Run on [schedule] cron, serve /healthz and /metrics on [server] listen, send alerts
+    /// Run on the config's schedule, serve /healthz and /metrics, send alerts
     #[command(
         after_help = "Runs until SIGTERM or Ctrl-C, then lets the key set in progress finish its step and
 exits 0. Needs [schedule] in the config, for example:
