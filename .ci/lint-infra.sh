@@ -2,9 +2,12 @@
 # Lints the deployment files with the linters their ecosystems use, offline:
 #
 #   - actionlint (with shellcheck)  .github/workflows
+#   - check_action_pins.py          every action pinned by SHA with a `# vX.Y.Z` comment; then
+#                                   actionlint on a copy at those tags (inputs, node20 runtime)
 #   - zizmor --offline              .github (workflows, dependabot.yml): no finding of any severity
 #   - yamllint                      .github, infra/kubernetes
-#   - checkov                       infra/ (Bicep, Kubernetes, kustomize, secrets) and the Dockerfile
+#   - checkov                       infra/ (Bicep, Kubernetes, kustomize, secrets), the Dockerfile
+#                                   and .github (GitHub Actions checks)
 #   - hadolint                      Dockerfile
 #   - shellcheck                    .ci/*.sh
 #   - .ci/check_manifests.py        Kubernetes manifests, example configs, one command line everywhere
@@ -87,6 +90,16 @@ EOF
     return "$status"
 }
 
+# actionlint knows the inputs and the runtime of popular actions by tag, not by SHA: check the
+# workflows once more with every pin replaced by the tag in its comment.
+action_pins() {
+    local copy
+    copy=$(mktemp -d)
+    # shellcheck disable=SC2064 # expand now: the directory is known here
+    trap "rm -rf '$copy'" RETURN
+    python3 .ci/check_action_pins.py "$copy" && actionlint -color=false "$copy"/*.yml
+}
+
 kustomize_renders() {
     if ! command -v kubectl >/dev/null; then
         echo "kubectl is not installed: skipped (check_manifests.py still checks every manifest)"
@@ -109,10 +122,12 @@ unset BC_API_KEY
 
 # actionlint finds .github/workflows itself and runs shellcheck on every run: block.
 run "actionlint" actionlint -color=false
+run "action pins" action_pins
 run "zizmor" zizmor --offline --no-progress --color never .github/
 run "yamllint" yamllint --strict -c .ci/yamllint.yaml -f parsable .github infra/kubernetes
 run "checkov infra/" checkov_infra
 run "checkov Dockerfile" checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
+run "checkov .github" checkov --directory .github --framework github_actions --quiet --compact --skip-download
 run "hadolint Dockerfile" hadolint Dockerfile
 run "shellcheck .ci" shellcheck .ci/*.sh
 run "Kubernetes manifests and configs" python3 .ci/check_manifests.py .
