@@ -32,6 +32,7 @@ step() {
 }
 
 # Runs one linter; records a failure instead of stopping, so that one run shows every finding.
+# (Inside `if`, set -e is off: the functions below return their failures explicitly.)
 run() {
     local name=$1
     shift
@@ -106,11 +107,12 @@ kustomize_renders() {
         return 0
     fi
     local rendered
-    rendered=$(kubectl kustomize infra/kubernetes)
+    rendered=$(kubectl kustomize infra/kubernetes) || return 1
     printf '%s\n' "$rendered" | python3 -c '
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
 print("kustomize rendered:", ", ".join(sorted(d["kind"] + "/" + d["metadata"]["name"] for d in docs)))
+sys.exit(0 if docs else 1)
 '
 }
 
