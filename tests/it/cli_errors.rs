@@ -168,3 +168,23 @@ fn store_directory_not_writable() {
     assert!(!p.path("jwks").exists(), "outputs written without a store");
     assert_eq!(fs::read_to_string(p.path("keys")).expect("file"), "a file, not a directory");
 }
+
+#[test]
+fn a_private_key_whose_members_disagree_is_not_exported() {
+    let p = Project::new("");
+    p.ok(T0, &["rotate"]);
+    let file = p.path("keys/testklient-TEST.2026-11-21.json");
+    let text = fs::read_to_string(&file).expect("key file");
+    let b64 = field(&text, "private_jwk");
+    let json = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&b64).expect("b64"))
+        .expect("utf8");
+    let jwk: serde_json::Value = serde_json::from_str(&json).expect("jwk");
+    let (dp, dq) = (jwk["dp"].as_str().expect("dp"), jwk["dq"].as_str().expect("dq"));
+    let swapped = json.replace(dp, "DP").replace(dq, dp).replace("DP", dq);
+    fs::write(&file, text.replace(&b64, &base64::engine::general_purpose::STANDARD.encode(swapped)))
+        .expect("write");
+    let (code, out, err) = p.run(T0, &["export-key", "testklient-TEST", "--base64"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "a bad key was printed");
+    assert!(err.contains("testklient-TEST.2026-11-21.json has a private key that is not usable"), "{err}");
+}
