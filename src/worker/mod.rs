@@ -137,9 +137,9 @@ impl Worker {
         self.set_next_tick(&mut due, now);
         let next = due.tick.map(|t| t.to_rfc3339()).unwrap_or_default();
         info!(cron = %self.schedule.config().cron, timezone = %self.schedule.config().timezone, next = %next, "worker started");
-        if self.schedule.config().run_at_start {
-            self.start(&mut due, Job::Run { attempt: 0 });
-        }
+        // A first evaluation at once fills /metrics and sends what is already wrong.
+        let first = if self.schedule.config().run_at_start { Job::Run { attempt: 0 } } else { Job::Check };
+        self.start(&mut due, first);
         loop {
             let wake = due.wake();
             let event = tokio::select! {
@@ -228,8 +228,7 @@ impl Worker {
     /// One run: wait the jitter, run every key set, then evaluate and alert. `None` when
     /// shutdown came first.
     async fn run_job(self: Arc<Self>, attempt: u32) -> Option<bool> {
-        tokio::time::sleep(self.schedule.jitter()).await;
-        if self.engine.stop.is_stopped() {
+        if !self.wait_jitter().await {
             return None;
         }
         let started = self.clock.now();
@@ -251,6 +250,18 @@ impl Worker {
         }
         self.evaluate().await;
         Some(ok)
+    }
+
+    /// Waits a random part of `jitter`, a second at a time so that shutdown need not wait for
+    /// it; false when shutdown came first.
+    async fn wait_jitter(&self) -> bool {
+        let mut left = self.schedule.jitter();
+        while !left.is_zero() && !self.engine.stop.is_stopped() {
+            let step = left.min(Duration::from_secs(1));
+            tokio::time::sleep(step).await;
+            left -= step;
+        }
+        !self.engine.stop.is_stopped()
     }
 
     /// Loads every key set, evaluates findings as `status` does, updates the metrics and

@@ -159,3 +159,41 @@ async fn shutdown_mid_run_finishes_the_step_and_starts_no_new_key_set() {
     assert_eq!(published, ["a-TEST"]);
     assert!(worker.engine.stop.is_stopped());
 }
+
+#[tokio::test(start_paused = true)]
+async fn jitter_delays_runs_within_its_bound_and_shutdown_does_not_wait_for_it() {
+    let store = Arc::new(MemoryStore::new());
+    seed(store.clone(), &["a-TEST"], "2026-11-01T06:00:00Z").await;
+    let setup = Setup::new(store, schedule("0 6 * * *", "UTC", "jitter = \"30m\""), "2026-11-21T05:00:00Z");
+    let worker = setup.build();
+    let (stop, handle) = spawn(&worker);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let metrics = worker.metrics.encode();
+    assert!(
+        metrics.contains("jwk_rotator_key_expiration_timestamp_seconds{key_set=\"a-TEST\""),
+        "evaluated at start: {metrics}"
+    );
+    pass_until(&worker, "2026-11-24T05:00:00Z").await;
+    let runs = worker.history();
+    assert_eq!(runs.len(), 3);
+    for r in &runs {
+        let tick = r.started.date_naive().and_hms_opt(6, 0, 0).unwrap().and_utc();
+        assert!(r.started >= tick && r.started <= tick + chrono::TimeDelta::minutes(30), "{r:?}");
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+
+    // Stopped during a run's jitter wait: the worker does not sit out the rest of it.
+    let setup = Setup::new(
+        Arc::new(MemoryStore::new()),
+        schedule("0 6 * * *", "UTC", "jitter = \"6h\""),
+        "2026-11-21T05:59:00Z",
+    );
+    let worker = setup.build();
+    let (stop, handle) = spawn(&worker);
+    pass_until(&worker, "2026-11-21T06:00:01Z").await;
+    let signalled = tokio::time::Instant::now();
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    assert!(signalled.elapsed() <= Duration::from_secs(2), "{:?}", signalled.elapsed());
+}
