@@ -157,7 +157,8 @@ impl Alerter for LogAlerter {
             if n.event == Event::Cleared {
                 info!(key_set = %set, kid = %kid, kind, event = "cleared", "alert cleared: {}", f.message);
             } else {
-                warn!(key_set = %set, kid = %kid, kind, severity = sev, event = ?n.event, "alert: {}", f.message);
+                let event = format!("{:?}", n.event).to_lowercase();
+                warn!(key_set = %set, kid = %kid, kind, severity = sev, event, "alert: {}", f.message);
             }
         }
         Ok(())

@@ -5,7 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::engine::{SetReport, Target};
 use crate::findings::{self, Finding, Severity};
@@ -69,27 +69,73 @@ pub struct Metrics {
     pub alert_deliveries: Family<DeliveryLabels, Counter>,
 }
 
+/// Makes a metric and registers it under `name`.
+fn metric<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
+    /// Every metric, registered; `started` is the worker's start time.
     pub fn new(started: DateTime<Utc>) -> Self {
-        let mut m = Metrics {
-            registry: Registry::default(),
-            key_expiration: Family::default(),
-            key_creation: Family::default(),
-            next_rotation: Family::default(),
-            start_time: Gauge::default(),
-            last_run: Gauge::default(),
-            last_success: Gauge::default(),
-            next_run: Gauge::default(),
-            schedule_period: Gauge::default(),
-            runs: Family::default(),
-            skipped_ticks: Counter::default(),
-            rotations: Family::default(),
-            promotions: Family::default(),
-            retirements: Family::default(),
-            findings: Family::default(),
-            store_requests: Family::default(),
-            store_errors: Family::default(),
-            alert_deliveries: Family::default(),
+        let r = &mut Registry::default();
+        let by_key = ", by key set, kid and stage";
+        let m = Metrics {
+            key_expiration: metric(
+                r,
+                "jwk_rotator_key_expiration_timestamp_seconds",
+                &format!("When each key expires (kid date + max_age){by_key}"),
+            ),
+            key_creation: metric(
+                r,
+                "jwk_rotator_key_creation_timestamp_seconds",
+                &format!("When each key was created{by_key}"),
+            ),
+            next_rotation: metric(
+                r,
+                "jwk_rotator_next_rotation_timestamp_seconds",
+                "When the current key of each key set is due to be replaced by a new pending key",
+            ),
+            start_time: metric(r, "jwk_rotator_start_timestamp_seconds", "When the worker started"),
+            last_run: metric(
+                r,
+                "jwk_rotator_last_run_timestamp_seconds",
+                "When the last run finished, successful or not",
+            ),
+            last_success: metric(
+                r,
+                "jwk_rotator_last_success_timestamp_seconds",
+                "When the last successful run finished (0: none yet)",
+            ),
+            next_run: metric(r, "jwk_rotator_next_run_timestamp_seconds", "The next scheduled run"),
+            schedule_period: metric(
+                r,
+                "jwk_rotator_schedule_period_seconds",
+                "The time between the next two scheduled runs",
+            ),
+            runs: metric(r, "jwk_rotator_runs", "Runs by outcome"),
+            skipped_ticks: metric(
+                r,
+                "jwk_rotator_skipped_ticks",
+                "Scheduled ticks skipped because a run was still going",
+            ),
+            rotations: metric(r, "jwk_rotator_rotations", "New keys generated, by key set"),
+            promotions: metric(r, "jwk_rotator_promotions", "Pending keys promoted to current, by key set"),
+            retirements: metric(r, "jwk_rotator_retirements", "Keys retired, by key set"),
+            findings: metric(r, "jwk_rotator_findings", "Findings at the last evaluation, by severity"),
+            store_requests: metric(r, "jwk_rotator_store_requests", "Key store requests, by operation"),
+            store_errors: metric(
+                r,
+                "jwk_rotator_store_errors",
+                "Key store requests that failed, by operation",
+            ),
+            alert_deliveries: metric(
+                r,
+                "jwk_rotator_alert_deliveries",
+                "Alert deliveries by sink and outcome",
+            ),
+            registry: std::mem::take(r),
         };
         m.start_time.set(started.timestamp());
         for severity in [Severity::Warning, Severity::Critical, Severity::Unknown] {
@@ -98,78 +144,7 @@ impl Metrics {
         for outcome in ["success", "failure"] {
             m.runs.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc_by(0);
         }
-        m.register();
         m
-    }
-
-    fn register(&mut self) {
-        let r = &mut self.registry;
-        let key = "jwk_rotator_key";
-        r.register(
-            format!("{key}_expiration_timestamp_seconds"),
-            "When each key expires (kid date + max_age), by key set, kid and stage",
-            self.key_expiration.clone(),
-        );
-        r.register(
-            format!("{key}_creation_timestamp_seconds"),
-            "When each key was created, by key set, kid and stage",
-            self.key_creation.clone(),
-        );
-        r.register(
-            "jwk_rotator_next_rotation_timestamp_seconds",
-            "When the current key of each key set is due to be replaced by a new pending key",
-            self.next_rotation.clone(),
-        );
-        r.register("jwk_rotator_start_timestamp_seconds", "When the worker started", self.start_time.clone());
-        r.register(
-            "jwk_rotator_last_run_timestamp_seconds",
-            "When the last run finished, successful or not",
-            self.last_run.clone(),
-        );
-        r.register(
-            "jwk_rotator_last_success_timestamp_seconds",
-            "When the last successful run finished (0: none yet)",
-            self.last_success.clone(),
-        );
-        r.register("jwk_rotator_next_run_timestamp_seconds", "The next scheduled run", self.next_run.clone());
-        r.register(
-            "jwk_rotator_schedule_period_seconds",
-            "The time between the next two scheduled runs",
-            self.schedule_period.clone(),
-        );
-        r.register("jwk_rotator_runs", "Runs by outcome", self.runs.clone());
-        r.register(
-            "jwk_rotator_skipped_ticks",
-            "Scheduled ticks skipped because a run was still going",
-            self.skipped_ticks.clone(),
-        );
-        r.register("jwk_rotator_rotations", "New keys generated, by key set", self.rotations.clone());
-        r.register(
-            "jwk_rotator_promotions",
-            "Pending keys promoted to current, by key set",
-            self.promotions.clone(),
-        );
-        r.register("jwk_rotator_retirements", "Keys retired, by key set", self.retirements.clone());
-        r.register(
-            "jwk_rotator_findings",
-            "Findings at the last evaluation, by severity",
-            self.findings.clone(),
-        );
-        r.register(
-            "jwk_rotator_store_requests",
-            "Key store requests, by operation",
-            self.store_requests.clone(),
-        );
-        r.register(
-            "jwk_rotator_store_errors",
-            "Key store requests that failed, by operation",
-            self.store_errors.clone(),
-        );
-        r.register(
-            "jwk_rotator_alert_deliveries",
-            "Alert deliveries by sink and outcome",
-            self.alert_deliveries.clone(),
-        );
     }
 
     /// The metrics in the OpenMetrics text format that Prometheus scrapes.
@@ -204,8 +179,14 @@ impl Metrics {
         }
     }
 
-    /// Replaces the per-key series and finding counts with what one store load shows.
+    /// Replaces the per-key series and finding counts with what one store load shows. When the
+    /// store could not be read at all, the key series keep their last values, so that expiry
+    /// alerts in Prometheus still see the keys.
     pub fn observe(&self, targets: &[Target], loaded: &Result<Loaded, StoreError>, found: &[Finding]) {
+        self.count_findings(found);
+        if loaded.is_err() {
+            return;
+        }
         self.key_expiration.clear();
         self.key_creation.clear();
         self.next_rotation.clear();
@@ -226,6 +207,9 @@ impl Metrics {
                     .set(at.timestamp());
             }
         }
+    }
+
+    fn count_findings(&self, found: &[Finding]) {
         for severity in [Severity::Warning, Severity::Critical, Severity::Unknown] {
             let n = found.iter().filter(|f| f.severity == severity).count();
             self.findings.get_or_create(&severity_labels(severity)).set(i64::try_from(n).unwrap_or(i64::MAX));

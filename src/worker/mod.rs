@@ -136,7 +136,8 @@ impl Worker {
         let mut due = Due { tick: None, retry: None, check, running: None, run_waiting: false };
         self.set_next_tick(&mut due, now);
         let next = due.tick.map(|t| t.to_rfc3339()).unwrap_or_default();
-        info!(cron = %self.schedule.config().cron, timezone = %self.schedule.config().timezone, next = %next, "worker started");
+        let config = self.schedule.config();
+        info!(cron = %config.cron, timezone = %config.timezone, next = %next, "worker started");
         // A first evaluation at once fills /metrics and sends what is already wrong.
         let first = if self.schedule.config().run_at_start { Job::Run { attempt: 0 } } else { Job::Check };
         self.start(&mut due, first);
@@ -286,7 +287,8 @@ impl Worker {
         let abort = handle.abort_handle();
         if tokio::time::timeout(limit, handle).await.is_err() {
             abort.abort();
-            warn!(timeout = ?limit, "shutdown_timeout passed; the run was stopped mid-step, the next run finishes it");
+            let why = "shutdown_timeout passed; the run was stopped mid-step, the next run finishes it";
+            warn!(timeout = ?limit, "{why}");
         }
         info!("worker stopped");
     }

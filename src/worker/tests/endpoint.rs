@@ -183,4 +183,8 @@ async fn status_and_the_worker_report_the_same_findings() {
     assert_eq!(status, alerted);
     assert!(alerted.iter().all(|f| f.severity == Severity::Unknown && f.kind == FindingKind::StoreError));
     assert_eq!(alerted.len(), 4);
+    let metrics = worker.metrics.encode();
+    assert!(metrics.contains("jwk_rotator_findings{severity=\"unknown\"} 4"), "{metrics}");
+    let kept = "jwk_rotator_key_expiration_timestamp_seconds{key_set=\"aging-TEST\"";
+    assert!(metrics.contains(kept), "key series outlive an unreachable store: {metrics}");
 }
