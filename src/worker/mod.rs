@@ -139,7 +139,7 @@ impl Worker {
         let config = self.schedule.config();
         info!(cron = %config.cron, timezone = %config.timezone, next = %next, "worker started");
         // A first evaluation at once fills /metrics and sends what is already wrong.
-        let first = if self.schedule.config().run_at_start { Job::Run { attempt: 0 } } else { Job::Check };
+        let first = if config.run_at_start { Job::Run { attempt: 0 } } else { Job::Check };
         self.start(&mut due, first);
         loop {
             let wake = due.wake();
@@ -168,7 +168,8 @@ impl Worker {
             match due.running {
                 Some((Job::Run { .. }, _)) => {
                     self.metrics.skipped_ticks.inc();
-                    warn!(tick = ?due.tick, "tick skipped: the previous run is still going");
+                    let tick = due.tick.map(|t| t.to_rfc3339()).unwrap_or_default();
+                    warn!(tick = %tick, "tick skipped: the previous run is still going");
                 }
                 Some((Job::Check, _)) => due.run_waiting = true,
                 None => {
