@@ -64,7 +64,7 @@ pub async fn run(cli: Cli) -> Exit {
             let request = Request { retire: Some((kid, force)), ..Request::default() };
             rotate(&config, &[set], clock(at), &request, false).await
         }
-        Command::Worker => crate::worker::start::run(&config).await.map(|()| Exit::OK),
+        Command::Worker => crate::worker::start::run(&config, cli.now).await.map(|()| Exit::OK),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

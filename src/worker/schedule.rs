@@ -30,8 +30,9 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that starts at `base` and moves with tokio's clock: with paused time in tests, days
-/// pass in milliseconds and every tick lands exactly.
+/// A clock that starts at `base` and moves with tokio's clock: in real time for a worker run
+/// with `JWK_ROTATOR_NOW` (a what-if run), and with paused time in tests, where days pass in
+/// milliseconds and every tick lands exactly.
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     base: DateTime<Utc>,
@@ -92,7 +93,8 @@ impl Schedule {
             return Some(next);
         }
         let tz: Tz = self.config.timezone;
-        let mut from = after.with_timezone(&tz);
+        // Croner keeps the start's fraction of a second; ticks fall on whole minutes.
+        let mut from = after.with_nanosecond(0)?.with_timezone(&tz);
         for _ in 0..4 {
             let found = cron.find_next_occurrence(&from, false).ok()?;
             if found.with_timezone(&Utc) > after {
@@ -196,6 +198,15 @@ mod tests {
             [at("2026-11-23T06:00:00Z"), at("2026-11-30T06:00:00Z")]
         );
         assert_eq!(s.period(at("2026-11-21T00:00:00Z")), Some(Duration::from_secs(7 * 86_400)));
+    }
+
+    #[test]
+    fn ticks_fall_on_whole_minutes() {
+        let s = schedule("0 6 * * *", "Europe/Oslo");
+        let after = at("2026-11-21T06:00:00.000423990Z");
+        assert_eq!(s.next_after(after), Some(at("2026-11-22T05:00:00Z")));
+        let s = schedule("*/30 * * * *", "UTC");
+        assert_eq!(s.next_after(after), Some(at("2026-11-21T06:30:00Z")));
     }
 
     #[test]

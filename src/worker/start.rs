@@ -3,26 +3,31 @@
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
+use chrono::{DateTime, Utc};
 use tracing::info;
 
 use super::Worker;
 use super::alerts::{Alerter, LogAlerter, Notifier};
 use super::counting::CountingStore;
 use super::metrics::Metrics;
-use super::schedule::{Clock, Schedule, SystemClock};
+use super::schedule::{Clock, Schedule, SystemClock, TokioClock};
 use super::server::{self, ServerState};
 use super::webhook::WebhookAlerter;
 use crate::config::Config;
 
-/// The worker for `config`, with the real store (counted), key generator and clock.
-pub fn from_config(config: &Config) -> anyhow::Result<Worker> {
+/// The worker for `config`, with the real store (counted) and key generator. Its clock is the
+/// system's, or, when `start` is given (`JWK_ROTATOR_NOW`), one that starts there and runs on.
+pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> anyhow::Result<Worker> {
     let schedule_config = config.schedule.clone().ok_or_else(|| {
         anyhow!(
             "config file {} has no [schedule]; the worker needs one, such as:\n\n[schedule]\ncron = \"0 6 * * *\"    # 06:00 every day\ntimezone = \"Europe/Oslo\"",
             config.file.display()
         )
     })?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = match start {
+        Some(start) => Arc::new(TokioClock::starting_at(start)),
+        None => Arc::new(SystemClock),
+    };
     let metrics = Arc::new(Metrics::new(clock.now()));
     let mut engine = crate::cli::engine(config)?;
     engine.store = Arc::new(CountingStore::new(engine.store.clone(), metrics.clone()));
@@ -47,8 +52,8 @@ pub fn from_config(config: &Config) -> anyhow::Result<Worker> {
 }
 
 /// `jwk-rotator worker`: serves HTTP and runs the schedule until a signal, then exits cleanly.
-pub async fn run(config: &Config) -> anyhow::Result<()> {
-    let worker = Arc::new(from_config(config)?);
+pub async fn run(config: &Config, start: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+    let worker = Arc::new(from_config(config, start)?);
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen}; change [server] listen in {}", config.file.display())

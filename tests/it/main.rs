@@ -5,3 +5,4 @@ mod cli_errors;
 mod planner;
 mod store_suite;
 mod support;
+mod worker;
