@@ -112,7 +112,7 @@ impl Metrics {
             schedule_period: metric(
                 r,
                 "jwk_rotator_schedule_period_seconds",
-                "The time between the next two scheduled runs",
+                "The schedule's period now: from the last scheduled run to the next",
             ),
             runs: metric(r, "jwk_rotator_runs", "Runs by outcome"),
             skipped_ticks: metric(

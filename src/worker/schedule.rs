@@ -125,12 +125,20 @@ impl Schedule {
         })
     }
 
-    /// The time between the two ticks after `now`; alert rules compare the age of the last
-    /// successful run against it.
+    /// The schedule's period around `now`: from the last tick at or before it to the next one
+    /// (for `0 6 * * 1-5`, three days over a weekend, one day otherwise). Alert rules compare
+    /// the age of the last successful run against it.
     pub fn period(&self, now: DateTime<Utc>) -> Option<Duration> {
-        let first = self.next_after(now)?;
-        let second = self.next_after(first)?;
-        (second - first).to_std().ok()
+        let next = self.next_after(now)?;
+        let tz: Tz = self.config.timezone;
+        let whole = now.with_nanosecond(0)?.with_timezone(&tz);
+        let previous = self.config.cron.cron().find_previous_occurrence(&whole, true);
+        let start = match previous {
+            Ok(previous) => previous.with_timezone(&Utc),
+            // No tick within croner's search window: the gap between the next two instead.
+            Err(_) => return (self.next_after(next)? - next).to_std().ok(),
+        };
+        (next - start).to_std().ok()
     }
 
     /// A random delay of up to `jitter` before a run.
@@ -198,6 +206,15 @@ mod tests {
             [at("2026-11-23T06:00:00Z"), at("2026-11-30T06:00:00Z")]
         );
         assert_eq!(s.period(at("2026-11-21T00:00:00Z")), Some(Duration::from_secs(7 * 86_400)));
+    }
+
+    #[test]
+    fn the_period_is_the_gap_around_now() {
+        let s = schedule("0 6 * * 1-5", "UTC");
+        let day = Duration::from_secs(86_400);
+        assert_eq!(s.period(at("2026-11-21T12:00:00Z")), Some(3 * day), "Saturday: Friday to Monday");
+        assert_eq!(s.period(at("2026-11-20T06:00:00Z")), Some(3 * day), "at Friday's tick");
+        assert_eq!(s.period(at("2026-11-24T12:00:00.25Z")), Some(day), "Tuesday");
     }
 
     #[test]
