@@ -1,7 +1,7 @@
 //! Alert delivery: which findings are worth telling someone about (new, changed, cleared, or
 //! due a reminder), and the `Alerter` port that tells them: the log always, webhooks if set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -65,6 +65,11 @@ fn group(kind: FindingKind) -> FindingKind {
     }
 }
 
+/// Whether a finding differs from the one last sent in more than its wording (days left).
+fn changed(sent: &Finding, now: &Finding) -> bool {
+    sent.severity != now.severity || sent.kind != now.kind || sent.kid != now.kid
+}
+
 /// What was last sent about one condition of one key set.
 #[derive(Debug, Clone)]
 struct Sent {
@@ -87,20 +92,14 @@ impl Tracker {
         reminder: TimeDelta,
     ) -> Vec<Notification> {
         let mut out = Vec::new();
-        let mut seen = BTreeMap::new();
+        let mut seen = BTreeSet::new();
         for f in findings {
             let key = (f.key_set.clone(), group(f.kind));
-            seen.insert(key.clone(), ());
+            seen.insert(key.clone());
             let note = |event, previous| Notification { event, finding: f.clone(), previous, at: now };
             let event = match self.sent.get(&key) {
                 None => Some(note(Event::Appeared, None)),
-                Some(s)
-                    if s.finding.severity != f.severity
-                        || s.finding.kind != f.kind
-                        || s.finding.kid != f.kid =>
-                {
-                    Some(note(Event::Changed, Some(s.finding.severity)))
-                }
+                Some(s) if changed(&s.finding, f) => Some(note(Event::Changed, Some(s.finding.severity))),
                 Some(s) if now - s.at >= reminder => Some(note(Event::Reminder, None)),
                 Some(_) => None,
             };
@@ -109,7 +108,7 @@ impl Tracker {
                 out.push(n);
             }
         }
-        let gone: Vec<_> = self.sent.keys().filter(|k| !seen.contains_key(*k)).cloned().collect();
+        let gone: Vec<_> = self.sent.keys().filter(|k| !seen.contains(*k)).cloned().collect();
         for key in gone {
             if let Some(s) = self.sent.remove(&key) {
                 let previous = Some(s.finding.severity);
