@@ -187,13 +187,17 @@ impl VaultStore {
     /// Disables older consumer secret versions that hold a retired key (never the latest).
     async fn disable_consumer_copies(&self, kid: &Kid) -> Result<(), StoreError> {
         let Some(name) = self.sets.get(kid.key_set()).and_then(|s| s.consumer.clone()) else { return Ok(()) };
-        let versions = self.vault.versions(&name).await?;
-        let Some(newest) = versions.iter().map(|v| v.created).max() else { return Ok(()) };
         let wanted = kid.to_string();
-        for v in versions.iter().filter(|v| v.enabled && v.created < newest) {
-            if v.tags.get(tag::KID) == Some(&wanted) {
-                self.vault.patch(&name, &v.id, v.tags.clone(), false, None).await?;
-            }
+        let versions = self.vault.versions(&name).await?;
+        let copies: Vec<_> =
+            versions.into_iter().filter(|v| v.enabled && v.tags.get(tag::KID) == Some(&wanted)).collect();
+        if copies.is_empty() {
+            return Ok(());
+        }
+        // Only the latest version tells which one it is; if it can not be read, leave all.
+        let Some(latest) = self.vault.latest_version(&name).await? else { return Ok(()) };
+        for v in copies.iter().filter(|v| v.id != latest) {
+            self.vault.patch(&name, &v.id, v.tags.clone(), false, None).await?;
         }
         Ok(())
     }

@@ -137,6 +137,25 @@ impl Vault {
             .ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no value")))
     }
 
+    /// The id of a secret's latest version, read with its value (which is dropped at once);
+    /// `None` if the secret is missing or its latest version is disabled.
+    pub async fn latest_version(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.client.get_secret(name, None).await.and_then(|r| r.into_model()) {
+            Ok(secret) => {
+                let id = secret.resource_id().ok().and_then(|id| id.version);
+                drop(secret.value.map(Zeroizing::new));
+                Ok(id)
+            }
+            Err(e) => match self.fail(&format!("read secret {name}"), &e) {
+                StoreError::NotFound(_) => Ok(None),
+                StoreError::Failed(_) if e.http_status() == Some(azure_core::http::StatusCode::Forbidden) => {
+                    Ok(None)
+                }
+                other => Err(other),
+            },
+        }
+    }
+
     /// Writes a new version; returns its version id.
     pub async fn put(&self, name: &str, new: NewVersion<'_>) -> Result<String, StoreError> {
         let action = format!("write secret {name}");
