@@ -96,7 +96,12 @@ async fn vault_versions_written_in_the_same_second_resolve_the_same_way_for_ever
 
 /// Checks the vault after racing runs: one live version per kid, consumer secrets hold the
 /// current kid, and what each engine published matches the store.
-async fn assert_converged(vault: &FakeVault, store: &dyn KeyStore, all: &[Target], published: &[&MemoryPublisher]) {
+async fn assert_converged(
+    vault: &FakeVault,
+    store: &dyn KeyStore,
+    all: &[Target],
+    published: &[&MemoryPublisher],
+) {
     let loaded = store.load(&all.iter().map(|t| t.key_set.clone()).collect::<Vec<_>>()).await.expect("load");
     for t in all {
         let recs = loaded[&t.key_set].clone().expect("records");
@@ -121,13 +126,16 @@ async fn assert_converged(vault: &FakeVault, store: &dyn KeyStore, all: &[Target
 async fn vault_two_engines_rotating_the_same_key_sets_at_once_converge() {
     let vault = FakeVault::start("race-engines").await;
     let clients: Vec<ClientConfig> = (1..=4)
-        .map(|i| client(&format!("klient{i}"), &["TEST", "PROD"], Some("{client}-{env}-jwk"), Promotion::Manual))
+        .map(|i| {
+            client(&format!("klient{i}"), &["TEST", "PROD"], Some("{client}-{env}-jwk"), Promotion::Manual)
+        })
         .collect();
     let all = targets(&clients);
     let (store_a, store_b) = (store_with(&vault, &clients, ""), store_with(&vault, &clients, ""));
     let (engine_a, pub_a) = engine(store_a.clone());
     let (engine_b, pub_b) = engine(store_b.clone());
-    let phases = [(t0(), Request::default()), (t0() + days(91), Request::default()), (t0() + days(92), promote())];
+    let phases =
+        [(t0(), Request::default()), (t0() + days(91), Request::default()), (t0() + days(92), promote())];
     let mut lost = BTreeMap::new();
     for (now, request) in phases {
         let (a, b) = tokio::join!(engine_a.run(&all, now, &request), engine_b.run(&all, now, &request));
