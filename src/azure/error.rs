@@ -97,6 +97,10 @@ pub fn store_error(vault: &str, action: &str, role: &str, e: &azure_core::Error)
                 "cannot reach Key Vault at {vault} ({action}): {}; check vault_url, DNS and the network, and for an emulator with its own certificate set ca_cert",
                 chain(e)
             )),
+            _ if chain(e).contains("challenge resource") => StoreError::Unavailable(format!(
+                "Key Vault {vault}: {action}: {}; a real vault's URL ends in .vault.azure.net, and for an emulator set verify_challenge_resource = false in [store]",
+                chain(e)
+            )),
             _ => StoreError::Failed(format!("Key Vault {vault}: {action} failed: {}", chain(e))),
         },
     }

@@ -76,8 +76,7 @@ pub fn fixtures() -> Arc<FixtureGenerator> {
 pub fn store_with(vault: &FakeVault, clients: &[ClientConfig], extra: &str) -> Arc<VaultStore> {
     let config = azure_config(&vault.url(), extra);
     let transport = RewriteTransport::new(vault.addr);
-    let store = open_store_with(&config, clients, Arc::new(FakeCredential::default()), Some(transport))
-        .expect("store");
+    let store = open_store_with(&config, clients, Arc::new(FakeCredential), Some(transport)).expect("store");
     Arc::new(store)
 }
 

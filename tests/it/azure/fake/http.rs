@@ -50,6 +50,9 @@ async fn handle(
     let (status, body, extra) = if !authorized {
         let body = error_body("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", None);
         (StatusCode::UNAUTHORIZED, body, Some(("www-authenticate", CHALLENGE.to_owned())))
+    } else if let Some(f) = vault.fail.clone().filter(|f| target.contains(&f.path_contains)) {
+        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, error_body(&f.code, "failing on purpose (test)", f.inner.as_deref()), None)
     } else {
         match vault.throttle(&target) {
             Throttled::Yes { retry_after } => {

@@ -9,7 +9,7 @@ pub mod net;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use model::{Throttle, Ver};
+pub use model::{Failure, Throttle, Ver};
 
 /// The bearer token the fake accepts.
 pub const TOKEN: &str = "fake-vault-token";

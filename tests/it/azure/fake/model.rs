@@ -58,6 +58,17 @@ pub struct Vault {
     conflicts: HashMap<String, u32>,
     /// Added to the clock, to make versions look older or younger.
     pub clock_offset: i64,
+    /// Requests whose path contains the text get this error instead.
+    pub fail: Option<Failure>,
+}
+
+/// An error the fake answers to some requests, such as a missing role.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub path_contains: String,
+    pub status: u16,
+    pub code: String,
+    pub inner: Option<String>,
 }
 
 pub enum Throttled {
@@ -78,7 +89,7 @@ impl Vault {
             return Throttled::No;
         }
         self.matching += 1;
-        if self.matching % u64::from(t.every) != 0 {
+        if !self.matching.is_multiple_of(u64::from(t.every)) {
             return Throttled::No;
         }
         self.throttled += 1;

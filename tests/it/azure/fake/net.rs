@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::http::{AsyncRawResponse, HttpClient, Request};
@@ -47,15 +46,7 @@ impl HttpClient for RewriteTransport {
 
 /// Hands out the fake vault's token, and checks that the SDK asks for Key Vault's scope.
 #[derive(Debug, Default)]
-pub struct FakeCredential {
-    pub calls: AtomicUsize,
-}
-
-impl FakeCredential {
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
+pub struct FakeCredential;
 
 #[async_trait::async_trait]
 impl TokenCredential for FakeCredential {
@@ -65,7 +56,6 @@ impl TokenCredential for FakeCredential {
         _: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         assert_eq!(scopes, ["https://vault.azure.net/.default"], "scope from the challenge");
-        self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(AccessToken::new(Secret::new(TOKEN), OffsetDateTime::now_utc() + Duration::hours(1)))
     }
 }
