@@ -200,7 +200,7 @@ impl Config {
             .iter()
             .map(|n| {
                 by_name.get(n).map(|t| (*t).clone()).ok_or_else(|| {
-                    let known: Vec<&str> = by_name.keys().map(String::as_str).collect();
+                    let known: Vec<String> = all.iter().map(|t| t.key_set.to_string()).collect();
                     ConfigError(format!(
                         "key set {n:?} is not in {}; configured key sets: {}",
                         self.file.display(),

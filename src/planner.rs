@@ -106,12 +106,22 @@ pub fn plan(
     if let Some((kid, force)) = &request.retire {
         p.retire_requested(kid, *force)?;
     }
-    p.converge();
-    p.generate(request.force);
-    p.publish();
-    p.promote(request.promote)?;
-    p.retire_scheduled();
-    p.purge();
+    // A pass can change what the next one sees (a promoted key may already be due for
+    // rotation), so passes repeat until one adds nothing: a second run then plans nothing.
+    let mut first = true;
+    for _ in 0..4 {
+        let before = p.steps.len();
+        p.converge();
+        p.generate(first && request.force);
+        p.publish();
+        p.promote(first && request.promote)?;
+        p.retire_scheduled();
+        p.purge();
+        first = false;
+        if p.steps.len() == before {
+            break;
+        }
+    }
     Ok(Plan { key_set: key_set.clone(), steps: p.steps, outcome: p.recs })
 }
 

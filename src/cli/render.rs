@@ -120,18 +120,27 @@ impl StatusReport {
     }
 
     pub fn write_table(&self, out: &mut impl Write) -> io::Result<()> {
-        writeln!(out, "{:<28} {:<9} {:>5} {:<10} {:>9}", "KID", "STAGE", "AGE", "EXPIRES", "DAYS LEFT")?;
-        for (target, records) in &self.sets {
-            let Ok(records) = records else { continue };
-            if records.is_empty() {
-                writeln!(out, "{:<28} (no keys)", target.key_set)?;
+        let rows: Vec<(String, Vec<KeyRow>)> = self
+            .sets
+            .iter()
+            .filter_map(|(t, recs)| recs.as_ref().ok().map(|r| (t.key_set.to_string(), self.rows(t, r))))
+            .collect();
+        let width = rows.iter().flat_map(|(_, r)| r.iter().map(|k| k.kid.len())).max().unwrap_or(0).max(24);
+        writeln!(
+            out,
+            "{:<width$}  {:<8}  {:>5}  {:<10}  {:>9}",
+            "KID", "STAGE", "AGE", "EXPIRES", "DAYS LEFT"
+        )?;
+        for (set, keys) in &rows {
+            if keys.is_empty() {
+                writeln!(out, "{set:<width$}  (no keys)")?;
             }
-            for row in self.rows(target, records) {
-                let expires = row.expires.date_naive().to_string();
+            for row in keys {
+                let (age, expires) = (format!("{}d", row.age_days), row.expires.date_naive().to_string());
                 writeln!(
                     out,
-                    "{:<28} {:<9} {:>4}d {:<10} {:>9}",
-                    row.kid, row.stage, row.age_days, expires, row.days_left
+                    "{:<width$}  {:<8}  {age:>5}  {expires:<10}  {:>9}",
+                    row.kid, row.stage, row.days_left
                 )?;
             }
         }

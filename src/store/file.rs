@@ -202,7 +202,12 @@ impl KeyStore for FileStore {
     }
 
     async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
-        self.read(kid).map(|(_, key)| key)
+        let (_, key) = self.read(kid)?;
+        // Before a key is handed to applications, aws-lc checks that its members agree.
+        key.to_key_pair().map_err(|e| {
+            Self::corrupt(&self.path_of(kid), format_args!("has a private key that is not usable: {e}"))
+        })?;
+        Ok(key)
     }
 
     async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {

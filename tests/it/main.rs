@@ -1,3 +1,9 @@
-//! The integration test binary: every integration test lives in a module below.
+//! The one integration test binary: planner properties, the store suite, the real CLI, and the
+//! Azure Key Vault store against an in-process fake vault.
 
 mod azure;
+mod cli;
+mod cli_errors;
+mod planner;
+mod store_suite;
+mod support;

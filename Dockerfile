@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+#
+# Container image for jwk-rotator.
+#
+#   docker build -t jwk-rotator .
+#   docker run --rm -v "$PWD/jwk-rotator.toml:/config/jwk-rotator.toml:ro" \
+#     jwk-rotator --config /config/jwk-rotator.toml status
+#
+# The build stage and the runtime stage are both Debian 12 (bookworm), so the binary
+# links against the same glibc it runs with.
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# The whole package (filtered by .dockerignore): Cargo.toml names its benches and tests,
+# so cargo needs them present even for a binary-only build.
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin jwk-rotator \
+    && install -D -m 0755 target/release/jwk-rotator /out/jwk-rotator
+
+# distroless/cc: glibc, libgcc, CA certificates and tzdata, no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
+LABEL org.opencontainers.image.title="jwk-rotator" \
+      org.opencontainers.image.description="Rotates Maskinporten client keys (RSA JWKs) in Azure Key Vault or a local directory" \
+      org.opencontainers.image.licenses="MIT"
+COPY --from=build /out/jwk-rotator /usr/local/bin/jwk-rotator
+# 65532 is the "nonroot" user of the distroless images. The publish directory must be a
+# writable mount (an emptyDir in Kubernetes, an EmptyDir volume in Container Apps).
+USER 65532:65532
+WORKDIR /work
+ENV JWK_ROTATOR_CONFIG=/config/jwk-rotator.toml
+# worker mode serves /healthz and /metrics here
+EXPOSE 9464
+#checkov:skip=CKV_DOCKER_2: The image mostly runs one-shot jobs (rotate, status) where a HEALTHCHECK is meaningless; worker mode is probed by the orchestrator on /healthz (Kubernetes probes), and distroless has no shell or curl to run a check with.
+ENTRYPOINT ["jwk-rotator"]
+CMD ["--help"]

@@ -1,0 +1,30 @@
+// PROD environment: az deployment group create -g rg-jwkrot-prod -f infra/azure/main.bicep -p infra/azure/prod.bicepparam
+using './main.bicep'
+
+param environmentName = 'prod'
+param keyVaultName = 'kv-maskinporten-prod'
+param containerImage = 'ghcr.io/your-org/jwk-rotator:0.1.0'
+// 05:30 UTC every day, after TEST
+param cronExpression = '30 5 * * *'
+param replicaTimeoutSeconds = 1800
+param replicaRetryLimit = 1
+param actionGroupId = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.Insights/actionGroups/ag-platform-prod'
+// Set from the environment so that a webhook token never lands in the repository:
+//   JWKROT_NEAR_EXPIRY_WEBHOOK=https://... az deployment group create ...
+param nearExpiryWebhookUrl = readEnvironmentVariable('JWKROT_NEAR_EXPIRY_WEBHOOK', '')
+param operatorObjectIds = []
+param tags = {
+  system: 'jwk-rotator'
+  environment: 'prod'
+}
+// PROD promotes by hand: upload {set}.maskinporten.json in Samarbeidsportalen, then `jwk-rotator promote SET`.
+param rotatorPolicyToml = '''
+[defaults]
+promotion = "manual"
+rotate_after = "90d"
+
+[[client]]
+name = "testklient"
+environments = ["PROD"]
+consumer_secret = "{client}-{env}-jwk"
+'''

@@ -1,0 +1,31 @@
+// TEST environment: az deployment group create -g rg-jwkrot-test -f infra/azure/main.bicep -p infra/azure/test.bicepparam
+using './main.bicep'
+
+param environmentName = 'test'
+param keyVaultName = 'kv-maskinporten-test'
+param containerImage = 'ghcr.io/your-org/jwk-rotator:0.1.0'
+// 05:00 UTC every day
+param cronExpression = '0 5 * * *'
+param replicaTimeoutSeconds = 1800
+param replicaRetryLimit = 1
+param actionGroupId = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.Insights/actionGroups/ag-platform-test'
+// Set from the environment so that a webhook token never lands in the repository:
+//   JWKROT_NEAR_EXPIRY_WEBHOOK=https://... az deployment group create ...
+param nearExpiryWebhookUrl = readEnvironmentVariable('JWKROT_NEAR_EXPIRY_WEBHOOK', '')
+param operatorObjectIds = []
+param tags = {
+  system: 'jwk-rotator'
+  environment: 'test'
+}
+// Only the TEST key sets live in this vault. Promotion stays manual while the public set is
+// uploaded by hand in Samarbeidsportalen: upload {set}.maskinporten.json, then `jwk-rotator promote SET`.
+param rotatorPolicyToml = '''
+[defaults]
+promotion = "manual"
+rotate_after = "90d"
+
+[[client]]
+name = "testklient"
+environments = ["TEST"]
+consumer_secret = "{client}-{env}-jwk"
+'''

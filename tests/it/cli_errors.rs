@@ -1,0 +1,190 @@
+//! Bad input through the real binary: each gets a clear message naming the thing, a non-zero
+//! exit, and nothing is written or lost.
+
+use std::fs;
+
+use base64::Engine as _;
+
+use crate::cli::{Project, T0};
+
+fn config_error(p: &Project, want: &[&str]) {
+    let before = p.snapshot();
+    let (code, out, err) = p.run(T0, &["rotate"]);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    for w in want {
+        assert!(err.contains(w), "{w:?} not in: {err}");
+    }
+    assert_eq!(p.snapshot(), before, "a bad config wrote something");
+}
+
+fn with_config(text: &str) -> Project {
+    let p = Project::new("");
+    fs::write(p.path("jwk-rotator.toml"), text).expect("config");
+    p
+}
+
+#[test]
+fn missing_or_unreadable_config() {
+    let p = Project::new("");
+    fs::remove_file(p.path("jwk-rotator.toml")).expect("rm");
+    config_error(&p, &["jwk-rotator.toml", "--config", "JWK_ROTATOR_CONFIG"]);
+    fs::create_dir(p.path("jwk-rotator.toml")).expect("dir");
+    config_error(&p, &["cannot read config file", "jwk-rotator.toml"]);
+}
+
+#[test]
+fn toml_syntax_error_shows_the_line() {
+    let p = with_config("[store]\nkind = \"file\"\npath = keys\n");
+    config_error(&p, &["jwk-rotator.toml", "line 3"]);
+}
+
+#[test]
+fn unknown_settings_are_named() {
+    let client = "\n[[client]]\nname = \"a\"\n";
+    config_error(&with_config(&format!("[defaults]\nrotate_afterr = \"90d\"\n{client}")), &["rotate_afterr"]);
+    config_error(&with_config(&format!("[sotre]\nkind = \"file\"\n{client}")), &["sotre"]);
+    config_error(&with_config(&format!("[store]\nkind = \"file\"\ndir = \"x\"\n{client}")), &["dir"]);
+    config_error(
+        &with_config(&format!("{client}colour = \"red\"\n")),
+        &["client a", "unknown setting `colour`"],
+    );
+    config_error(&with_config(&format!("[store]\nkind = \"s3\"\n{client}")), &["s3"]);
+}
+
+#[test]
+fn bad_names_are_refused() {
+    config_error(
+        &with_config("[[client]]\nname = \"test_klient\"\n"),
+        &["client name \"test_klient\" is not valid"],
+    );
+    config_error(
+        &with_config("[[client]]\nname = \"a\"\nenvironments = [\"test\"]\n"),
+        &["client a", "environment \"test\" is not valid"],
+    );
+    config_error(
+        &with_config("[[client]]\nname = \"a\"\n[[client]]\nname = \"a\"\n"),
+        &["client a is listed twice"],
+    );
+    config_error(&with_config("[store]\nkind = \"file\"\n"), &["no [[client]]"]);
+}
+
+#[test]
+fn inconsistent_policy_is_refused_at_load() {
+    config_error(
+        &with_config("[defaults]\nrotate_after = \"14d\"\n[[client]]\nname = \"a\"\n"),
+        &["[defaults]", "publish_ahead + overlap (7d + 14d) must be shorter than rotate_after (14d)"],
+    );
+    config_error(
+        &with_config("[[client]]\nname = \"a\"\nmax_age = \"400d\"\n"),
+        &["client a", "max_age = \"400d\" is longer than 365d"],
+    );
+    config_error(
+        &with_config("[[client]]\nname = \"a\"\npromotion = \"verified\"\n"),
+        &["not available yet"],
+    );
+    config_error(&with_config("[[client]]\nname = \"a\"\nkey_size = 1024\n"), &["key size 1024"]);
+    config_error(
+        &with_config("[defaults]\noverlap = \"two weeks\"\n[[client]]\nname = \"a\"\n"),
+        &["\"two weeks\" is not a duration"],
+    );
+}
+
+#[test]
+fn unknown_key_set_on_the_command_line() {
+    let p = Project::new("");
+    let (code, _, err) = p.run(T0, &["rotate", "testklient-STAGING"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("key set \"testklient-STAGING\" is not in"), "{err}");
+    assert!(err.contains("testklient-TEST, testklient-PROD"), "{err}");
+    let (code, _, err) = p.run(T0, &["export-key", "nope-TEST"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("\"nope-TEST\""), "{err}");
+    assert!(!p.path("keys").exists(), "nothing written");
+}
+
+/// Damages one key file; the run fails for that key set only and leaves the file as it was.
+fn corrupt(edit: impl Fn(&str) -> String, want: &str) {
+    let p = Project::new("");
+    p.ok(T0, &["rotate"]);
+    let file = p.path("keys/testklient-TEST.2026-11-21.json");
+    let damaged = edit(&fs::read_to_string(&file).expect("key file"));
+    fs::write(&file, &damaged).expect("write");
+    let (code, out, err) = p.run("2027-02-20T06:00:00Z", &["rotate"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("testklient-TEST.2026-11-21.json") && err.contains(want), "{want:?} not in {err}");
+    assert!(err.contains("restore it from a backup"), "{err}");
+    assert!(
+        out.contains("testklient-PROD: done: generate testklient-PROD.2027-02-20 as pending"),
+        "others go on: {out}"
+    );
+    assert_eq!(fs::read_to_string(&file).expect("still there"), damaged, "the damaged file was touched");
+    assert!(!p.path("keys/testklient-TEST.2027-02-20.json").exists());
+    let (code, status, _) = p.run("2027-02-20T06:00:00Z", &["status", "testklient-TEST"]);
+    assert_eq!(code, 3, "{status}");
+}
+
+fn field(text: &str, name: &str) -> String {
+    let doc: serde_json::Value = serde_json::from_str(text).expect("json");
+    doc[name].as_str().expect("string field").to_owned()
+}
+
+#[test]
+fn corrupt_key_files() {
+    corrupt(|t| t.replace(&field(t, "private_jwk")[..8], "!!!!!!!!"), "not standard base64");
+    corrupt(|t| t.replacen('{', "{{", 1), "is not a valid key file");
+    corrupt(
+        |t| t.replace("\"kid\": \"testklient-TEST.2026-11-21\"", "\"kid\": \"testklient-TEST.2026-11-20\""),
+        "holds kid testklient-TEST.2026-11-20 but is named for testklient-TEST.2026-11-21",
+    );
+    corrupt(
+        |t| {
+            let doc: serde_json::Value = serde_json::from_str(t).expect("json");
+            let n = doc["public"]["n"].as_str().expect("n").to_owned();
+            let mut other = n.clone().into_bytes();
+            other[10] = if other[10] == b'A' { b'B' } else { b'A' };
+            t.replace(&n, &String::from_utf8(other).expect("ascii"))
+        },
+        "public half that does not match its private key",
+    );
+    corrupt(
+        |t| {
+            let b64 = field(t, "private_jwk");
+            let json = base64::engine::general_purpose::STANDARD.decode(&b64).expect("b64");
+            let json = String::from_utf8(json).expect("utf8").replace("\"kty\":\"RSA\"", "\"kty\":\"EC\"");
+            t.replace(&b64, &base64::engine::general_purpose::STANDARD.encode(json))
+        },
+        "kty must be \"RSA\"",
+    );
+}
+
+#[test]
+fn store_directory_not_writable() {
+    let p = Project::new("");
+    fs::write(p.path("keys"), "a file, not a directory").expect("write");
+    let (code, _, err) = p.run(T0, &["rotate"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("file store") && err.contains("keys"), "{err}");
+    assert!(err.contains("writable"), "{err}");
+    assert!(!p.path("jwks").exists(), "outputs written without a store");
+    assert_eq!(fs::read_to_string(p.path("keys")).expect("file"), "a file, not a directory");
+}
+
+#[test]
+fn a_private_key_whose_members_disagree_is_not_exported() {
+    let p = Project::new("");
+    p.ok(T0, &["rotate"]);
+    let file = p.path("keys/testklient-TEST.2026-11-21.json");
+    let text = fs::read_to_string(&file).expect("key file");
+    let b64 = field(&text, "private_jwk");
+    let json = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&b64).expect("b64"))
+        .expect("utf8");
+    let jwk: serde_json::Value = serde_json::from_str(&json).expect("jwk");
+    let (dp, dq) = (jwk["dp"].as_str().expect("dp"), jwk["dq"].as_str().expect("dq"));
+    let swapped = json.replace(dp, "DP").replace(dq, dp).replace("DP", dq);
+    fs::write(&file, text.replace(&b64, &base64::engine::general_purpose::STANDARD.encode(swapped)))
+        .expect("write");
+    let (code, out, err) = p.run(T0, &["export-key", "testklient-TEST", "--base64"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "a bad key was printed");
+    assert!(err.contains("testklient-TEST.2026-11-21.json has a private key that is not usable"), "{err}");
+}
