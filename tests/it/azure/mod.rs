@@ -113,3 +113,33 @@ pub fn stages(records: &[KeyRecord]) -> Vec<(String, Stage)> {
 pub fn promote() -> Request {
     Request { promote: true, ..Request::default() }
 }
+
+/// The shared store suite's key sets, each client with a consumer secret.
+fn suite_clients() -> Vec<ClientConfig> {
+    [
+        ("testklient", &["TEST", "PROD"][..]),
+        ("other", &["PROD"]),
+        ("crashy", &["TEST"]),
+        ("promo", &["TEST"]),
+        ("fresh", &["TEST"]),
+    ]
+    .into_iter()
+    .map(|(name, envs)| client(name, envs, Some("{client}-{env}-jwk"), Promotion::Manual))
+    .collect()
+}
+
+/// The vault store for the shared suite: every `store()` is a new store (a new process) over
+/// the same fake vault.
+struct VaultBackend(FakeVault);
+
+impl crate::store_suite::Backend for VaultBackend {
+    fn store(&self) -> Arc<dyn KeyStore> {
+        store_with(&self.0, &suite_clients(), "purge = true")
+    }
+}
+
+async fn vault_backend() -> Box<dyn crate::store_suite::Backend> {
+    Box::new(VaultBackend(FakeVault::start("suite").await))
+}
+
+crate::store_suite!(vault_store, vault_backend().await);
