@@ -235,6 +235,55 @@ mod tests {
         build("azure-cli", &[]).expect("azure cli");
     }
 
+    /// A stand-in for GitHub's token endpoint: checks the bearer and audience, counts calls.
+    async fn github_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app =
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+                let counter = counter.clone();
+                async move {
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok())
+                        == Some("Bearer request-token");
+                    let audience =
+                        uri.query().unwrap_or_default().contains("audience=api%3A%2F%2FAzureADTokenExchange");
+                    if bearer && audience {
+                        (axum::http::StatusCode::OK, format!(r#"{{"count":1,"value":"id-token-{n}"}}"#))
+                    } else {
+                        (axum::http::StatusCode::UNAUTHORIZED, String::new())
+                    }
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/token?api-version=2.0", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        (url, calls)
+    }
+
+    #[tokio::test]
+    async fn the_github_assertion_fetches_a_fresh_id_token_each_time() {
+        let (url, calls) = github_endpoint().await;
+        let vars: HashMap<&str, String> = [
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", url),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token".to_owned()),
+        ]
+        .into();
+        let assertion = GithubIdToken::from_env(&|k| vars.get(k).cloned()).expect("assertion");
+        assert_eq!(assertion.secret(None).await.expect("first"), "id-token-1");
+        assert_eq!(assertion.secret(None).await.expect("second"), "id-token-2");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let wrong: HashMap<&str, String> = [
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", vars["ACTIONS_ID_TOKEN_REQUEST_URL"].clone()),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "stale".to_owned()),
+        ]
+        .into();
+        let refused = GithubIdToken::from_env(&|k| wrong.get(k).cloned()).expect("assertion");
+        let e = refused.secret(None).await.expect_err("refused").to_string();
+        assert!(e.contains("GitHub Actions refused an ID token (401") && !e.contains("stale"), "{e}");
+    }
+
     #[test]
     fn the_github_assertion_asks_for_the_entra_audience() {
         let vars: HashMap<&str, &str> = [
