@@ -60,6 +60,7 @@ async fn rotator(config: &Path, args: &[&str]) -> std::process::Output {
             .args(args)
             .env("JWK_ROTATOR_STATIC_TOKEN", TOKEN)
             .env("JWK_ROTATOR_NOW", "2026-11-21T12:00:00Z")
+            .env("JWK_ROTATOR_LOG", "trace")
             .output()
             .expect("run")
     })
@@ -80,6 +81,19 @@ async fn vault_over_https_with_ca_cert_static_token_and_no_challenge_check() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(vault.versions("jwk-testklient-TEST--2026-11-21").len(), 1);
     assert_eq!(vault.versions("testklient-TEST-jwk").len(), 1);
+    // Traced down to the SDK and HTTP client, the logs hold no key material.
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("TRACE") || logs.contains("trace"), "trace logging is on");
+    let value = vault.versions("testklient-TEST-jwk")[0].value.clone();
+    assert!(!logs.contains(&value[..60]), "the base64 key is in the logs");
+    let jwk: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &value).expect("base64"),
+    )
+    .expect("jwk");
+    for member in ["d", "p", "q", "dp", "dq", "qi"] {
+        let secret = jwk[member].as_str().expect("member");
+        assert!(!logs.contains(&secret[..40]), "{member} is in the logs");
+    }
     let jwks = std::fs::read_to_string(dir.path().join("jwks/testklient-TEST.jwks.json")).expect("jwks");
     assert!(jwks.contains("testklient-TEST.2026-11-21"), "{jwks}");
     let out = rotator(&ok, &["status"]).await;
@@ -129,4 +143,23 @@ fn vault_missing_credential_settings_are_named() {
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("AZURE_TENANT_ID"), "{stderr}");
+}
+
+/// Emulators often serve a self-signed certificate: that certificate itself works as `ca_cert`.
+#[tokio::test]
+async fn vault_over_https_trusts_a_self_signed_certificate_given_as_ca_cert() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let vault = FakeVault::start_tls(&cert_pem, &key_pem).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = dir.path().join("self-signed.pem");
+    std::fs::write(&ca, cert_pem).expect("cert");
+    let extra = format!("ca_cert = {:?}\nverify_challenge_resource = false", ca.display().to_string());
+    let config = azure_config(&vault.url(), &extra);
+    let credential = jwk_rotator::azure::credential::StaticToken(azure_core::credentials::Secret::new(TOKEN));
+    let clients = [client("testklient", &["TEST"], None, jwk_rotator::policy::Promotion::Manual)];
+    let store = jwk_rotator::azure::open_store_with(&config, &clients, std::sync::Arc::new(credential), None)
+        .expect("store");
+    assert_eq!(records(&store, &set("testklient-TEST")).await, Vec::new());
+    assert_eq!(vault.log().len(), 2, "challenge and one page: {:?}", vault.log());
 }
