@@ -45,15 +45,21 @@ pub struct VaultStore {
     prefix: String,
     purge: bool,
     /// How long a purge waits after a 409 before trying again (doubling).
-    pub purge_wait: Duration,
+    purge_wait: Duration,
     sets: HashMap<KeySet, SetInfo>,
     state: Mutex<State>,
 }
 
 impl VaultStore {
-    /// A store over `vault` for these key sets (names checked by the caller).
-    pub fn new(vault: Vault, prefix: String, purge: bool, sets: HashMap<KeySet, SetInfo>) -> Self {
-        VaultStore { vault, prefix, purge, purge_wait: Duration::from_secs(2), sets, state: Mutex::default() }
+    /// A store over `vault` for these key sets (names checked by the caller). A purge that
+    /// finds the secret still being deleted waits `purge_wait`, doubling, up to 5 times.
+    pub(crate) fn new(
+        vault: Vault,
+        prefix: String,
+        (purge, purge_wait): (bool, Duration),
+        sets: HashMap<KeySet, SetInfo>,
+    ) -> Self {
+        VaultStore { vault, prefix, purge, purge_wait, sets, state: Mutex::default() }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

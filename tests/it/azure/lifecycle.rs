@@ -99,12 +99,15 @@ async fn vault_full_lifecycle_rotates_promotes_retires_and_purges() {
         [(KID1.into(), Stage::Retired), (kid2.into(), Stage::Current)]
     );
     assert!(!vault.versions(NAME1)[0].enabled, "a retired key's version is disabled");
+    let e = store.private_key(&KID1.parse().expect("kid")).await.expect_err("disabled");
+    assert!(e.to_string().contains("disabled (403 SecretDisabled)"), "{e}");
     let consumer = vault.versions(CONSUMER);
     assert!(!consumer[0].enabled, "the consumer version holding the retired key is disabled");
     assert!(consumer[1].enabled, "the consumer secret's latest version stays enabled");
     let published = publisher.sets.lock().expect("lock")[&s].clone();
     assert_eq!(published.keys.iter().map(|(k, _)| k.kid.to_string()).collect::<Vec<_>>(), [kid2]);
 
+    vault.state().conflicts_after_delete = 2; // purge answers 409 right after the delete
     run_ok(&engine, &t, retire_at + days(31), &Request::default()).await;
     assert_eq!(stages(&records(&*store, &s).await), [(kid2.into(), Stage::Current)]);
     assert!(vault.versions(NAME1).is_empty() && vault.deleted().is_empty(), "deleted and purged");

@@ -4,6 +4,7 @@ mod bad_input;
 mod fake;
 mod https;
 mod lifecycle;
+mod protocol;
 mod races;
 mod requests;
 mod throttling;
