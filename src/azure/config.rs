@@ -49,6 +49,11 @@ pub struct AzureConfig {
     /// Purge deleted secrets after deleting them (needs "Key Vault Purge Operator").
     #[serde(default)]
     pub purge: bool,
+    /// How long a run waits after writing a new key before it looks for racing writers of the
+    /// same kid. Key Vault stamps versions in whole seconds, so that a version written later
+    /// can tie with ours only within that second; the wait covers it with a margin.
+    #[serde(default = "default_settle")]
+    pub settle: Span,
     /// `[store.retry]`: how the SDK retries throttled (429) and failed requests.
     #[serde(default)]
     pub retry: RetrySettings,
@@ -88,6 +93,10 @@ fn default_max_retries() -> u32 {
 /// A constant duration; the texts below always parse, zero is only a formal fallback.
 fn span(text: &str) -> Span {
     text.parse().unwrap_or(Span::days(0))
+}
+
+fn default_settle() -> Span {
+    span("2s")
 }
 
 fn default_initial_delay() -> Span {

@@ -46,8 +46,7 @@ pub fn open_store_with(
     }
     let sets = key_sets(config, clients)?;
     let vault = vault::Vault::new(config, credential, transport)?;
-    let purge_wait = config.retry.initial_delay.delta().to_std().unwrap_or_default();
-    Ok(VaultStore::new(vault, config.secret_prefix.clone(), (config.purge, purge_wait), sets))
+    Ok(VaultStore::new(vault, config, sets))
 }
 
 /// The configured key sets with their policies and consumer secret names, checked against

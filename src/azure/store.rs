@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 
+use super::config::AzureConfig;
 use super::layout::{self, Tags, kid_of_name, record_of, secret_name, tag, tags_of};
 use super::vault::{NewVersion, Vault};
 use super::versions::{Resolved, latest_is_doubtful, resolve};
@@ -46,20 +47,25 @@ pub struct VaultStore {
     purge: bool,
     /// How long a purge waits after a 409 before trying again (doubling).
     purge_wait: Duration,
+    /// How long `create` waits before it checks for racing writers (see `AzureConfig::settle`).
+    settle: Duration,
     sets: HashMap<KeySet, SetInfo>,
     state: Mutex<State>,
 }
 
 impl VaultStore {
-    /// A store over `vault` for these key sets (names checked by the caller). A purge that
-    /// finds the secret still being deleted waits `purge_wait`, doubling, up to 5 times.
-    pub(crate) fn new(
-        vault: Vault,
-        prefix: String,
-        (purge, purge_wait): (bool, Duration),
-        sets: HashMap<KeySet, SetInfo>,
-    ) -> Self {
-        VaultStore { vault, prefix, purge, purge_wait, sets, state: Mutex::default() }
+    /// A store over `vault` for these key sets (names checked by the caller).
+    pub(crate) fn new(vault: Vault, config: &AzureConfig, sets: HashMap<KeySet, SetInfo>) -> Self {
+        let std = |span: crate::policy::Span| span.delta().to_std().unwrap_or_default();
+        VaultStore {
+            vault,
+            prefix: config.secret_prefix.clone(),
+            purge: config.purge,
+            purge_wait: std(config.retry.initial_delay),
+            settle: std(config.settle),
+            sets,
+            state: Mutex::default(),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -134,17 +140,14 @@ impl VaultStore {
                 continue;
             };
             names.entry(kid.key_set().clone()).or_default().insert(item.name.clone());
-            let Some(Ok(records)) = loaded.get_mut(kid.key_set()) else { continue };
-            if latest_is_doubtful(item.enabled, &item.tags) {
-                doubtful.push((kid, item.name));
+            if !matches!(loaded.get(kid.key_set()), Some(Ok(_))) {
                 continue;
             }
-            match record_of(&kid, &item.tags) {
-                Ok(record) => records.push(record),
-                Err(m) => {
-                    let e = self.corrupt(&item.name, &m);
-                    loaded.insert(kid.key_set().clone(), Err(e));
-                }
+            if latest_is_doubtful(item.enabled, &item.tags) {
+                doubtful.push((kid, item.name));
+            } else {
+                let record = record_of(&kid, &item.tags).map(Some).map_err(|m| self.corrupt(&item.name, &m));
+                add(&mut loaded, kid.key_set(), record);
             }
         }
         {
@@ -152,21 +155,11 @@ impl VaultStore {
             state.names = names;
             state.consumers = consumers;
         }
-        let found: Vec<_> = futures::stream::iter(doubtful)
-            .map(|(kid, name)| async move {
-                let record = self.record_by_versions(&kid, &name).await;
-                (kid, record)
-            })
-            .buffer_unordered(CONCURRENT)
-            .collect()
-            .await;
-        for (kid, record) in found {
-            add(&mut loaded, kid.key_set(), record);
-        }
+        self.add_by_versions(doubtful, &mut loaded).await;
         Ok(sorted(loaded))
     }
 
-    /// Sets this run wrote to, from the versions of their known secrets (no full listing).
+    /// A set this run wrote to, from the versions of its known secrets (no full listing).
     async fn load_written(&self, sets: &[KeySet]) -> Loaded {
         let mut loaded: Loaded = sets.iter().map(|s| (s.clone(), Ok(Vec::new()))).collect();
         let wanted: Vec<(Kid, String)> = {
@@ -176,7 +169,13 @@ impl VaultStore {
                 .filter_map(|name| kid_of_name(&self.prefix, name).map(|kid| (kid, name.clone())))
                 .collect()
         };
-        let found: Vec<_> = futures::stream::iter(wanted)
+        self.add_by_versions(wanted, &mut loaded).await;
+        sorted(loaded)
+    }
+
+    /// Reads these keys' records from their versions, several at once, into `loaded`.
+    async fn add_by_versions(&self, keys: Vec<(Kid, String)>, loaded: &mut Loaded) {
+        let found: Vec<_> = futures::stream::iter(keys)
             .map(|(kid, name)| async move {
                 let record = self.record_by_versions(&kid, &name).await;
                 (kid, record)
@@ -185,9 +184,8 @@ impl VaultStore {
             .collect()
             .await;
         for (kid, record) in found {
-            add(&mut loaded, kid.key_set(), record);
+            add(loaded, kid.key_set(), record);
         }
-        sorted(loaded)
     }
 
     /// Disables older consumer secret versions that hold a retired key (never the latest).
@@ -240,11 +238,13 @@ impl KeyStore for VaultStore {
     }
 
     async fn load(&self, sets: &[KeySet]) -> Result<Loaded, StoreError> {
-        let only_written = {
-            let state = self.state();
-            !sets.is_empty() && sets.iter().all(|s| state.written.contains(s))
+        // The engine reloads one key set after writing to it: read that set's secrets directly
+        // instead of listing the whole vault again. Anything else is a fresh listing.
+        let reload = match sets {
+            [set] => self.state().written.contains(set),
+            _ => false,
         };
-        if only_written { Ok(self.load_written(sets).await) } else { self.load_listing(sets).await }
+        if reload { Ok(self.load_written(sets).await) } else { self.load_listing(sets).await }
     }
 
     async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
@@ -276,7 +276,9 @@ impl KeyStore for VaultStore {
             not_before: Some(record.created),
         };
         let ours = self.vault.put(&name, new).await?;
-        // Another run may have written this kid too: the oldest version wins.
+        // Another run may have written this kid too: the oldest version wins. Versions are
+        // stamped in whole seconds, so wait until no later write can tie with ours, then look.
+        tokio::time::sleep(self.settle).await;
         let resolved = self.resolved(&name).await?.ok_or_else(|| {
             StoreError::Failed(format!("secret {name} vanished right after it was written; run again"))
         })?;

@@ -35,10 +35,11 @@ pub fn days(n: i64) -> chrono::TimeDelta {
     chrono::TimeDelta::days(n)
 }
 
-/// `[store]` settings for `url`, with quick retries so that throttling tests stay fast.
+/// `[store]` settings for `url`, with quick retries so that throttling tests stay fast, and a
+/// settle time that outlasts one second of the fake vault's clock.
 pub fn azure_config(url: &str, extra: &str) -> AzureConfig {
     let text = format!(
-        "vault_url = \"{url}\"\ncredential = \"static-token\"\n{extra}\n[retry]\ninitial_delay = \"5ms\"\nmax_delay = \"20ms\"\nmax_retries = 4\n"
+        "vault_url = \"{url}\"\ncredential = \"static-token\"\nsettle = \"30ms\"\n{extra}\n[retry]\ninitial_delay = \"5ms\"\nmax_delay = \"20ms\"\nmax_retries = 4\n"
     );
     toml::from_str(&text).expect("azure config")
 }

@@ -59,7 +59,9 @@ async fn vault_an_unmarked_younger_version_never_hides_the_winner() {
     let mut published = rec_a.clone();
     published.published = Some(t0());
     store.update(&published).await.expect("publish");
-    // A racing run wrote its own version and died before it could check: it is the latest.
+    // A racing run wrote its own version a second later and died before it could check: it is
+    // the latest version, and it has no `published` tag.
+    vault.state().clock_offset = 1;
     let tags = jwk_rotator::azure::layout::tags_of(&rec_b);
     let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     vault.put(NAME, &key_b.to_base64(), &tags);

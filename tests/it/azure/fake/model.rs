@@ -1,7 +1,14 @@
 //! The fake vault's data: secrets with versions, soft-deleted secrets, throttling and the log.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+/// How long one second of the fake vault's clock lasts.
+pub const SECOND: Duration = Duration::from_millis(20);
+static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+/// 2026-11-21T00:00:00Z: the fake clock's start.
+const EPOCH_AT_START: i64 = 1_795_219_200;
 
 use serde_json::{Map, Value, json};
 
@@ -77,9 +84,12 @@ pub enum Throttled {
 }
 
 impl Vault {
+    /// The vault's clock in whole seconds, as Key Vault stamps versions. Its seconds last
+    /// [`SECOND`]: as coarse as the real vault's, but quick, so that ties happen and tests
+    /// that wait for a second to pass stay fast.
     pub fn now(&self) -> i64 {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        i64::try_from(secs).unwrap_or_default() + self.clock_offset
+        let elapsed = START.elapsed().as_millis() / SECOND.as_millis();
+        EPOCH_AT_START + i64::try_from(elapsed).unwrap_or_default() + self.clock_offset
     }
 
     /// Whether this request is to be throttled.
