@@ -86,3 +86,46 @@ fn key_sets(config: &AzureConfig, clients: &[ClientConfig]) -> Result<HashMap<Ke
     }
     Ok(sets)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    fn config(prefix: &str) -> AzureConfig {
+        let text = format!(
+            "vault_url = \"https://v.vault.azure.net/\"\ncredential = \"static-token\"\nsecret_prefix = \"{prefix}\""
+        );
+        toml::from_str(&text).expect("config")
+    }
+
+    fn client(name: &str, envs: &[&str], consumer: Option<&str>) -> ClientConfig {
+        ClientConfig {
+            name: name.parse().expect("name"),
+            environments: envs.iter().map(|e| e.parse().expect("env")).collect(),
+            policy: Policy::default(),
+            consumer_secret: consumer.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn one_consumer_secret_for_two_key_sets_is_refused() {
+        let clients = [client("a", &["TEST", "PROD"], Some("MaskinportenSettings--EncodedJwk"))];
+        let e = key_sets(&config("jwk-"), &clients).expect_err("shared");
+        assert!(e.contains("is the same for key sets a-TEST and a-PROD") && e.contains("{env}"), "{e}");
+        let clients = [client("a", &["TEST", "PROD"], Some("{client}-{env}-jwk"))];
+        let sets = key_sets(&config("jwk-"), &clients).expect("sets");
+        assert_eq!(sets[&"a-PROD".parse().expect("set")].consumer.as_deref(), Some("a-PROD-jwk"));
+    }
+
+    #[test]
+    fn names_that_can_not_work_are_refused_at_start() {
+        let e = key_sets(&config("jwk-"), &[client("a", &["TEST"], Some("jwk-{client}-{env}--2026-01-01"))])
+            .expect_err("looks like a key");
+        assert!(e.contains("looks like a key secret name"), "{e}");
+        let long = "c".repeat(64);
+        let e = key_sets(&config(&"p".repeat(40)), &[client(&long, &["ABCDEFGHIJKLMNOP"], None)])
+            .expect_err("long");
+        assert!(e.contains("127 characters"), "{e}");
+    }
+}

@@ -29,6 +29,7 @@ fn write_config(dir: &Path, url: &str, store_extra: &str) -> std::path::PathBuf 
 kind = "azure-key-vault"
 vault_url = "{url}"
 credential = "static-token"
+settle = "30ms"
 {store_extra}
 
 [store.retry]
@@ -98,6 +99,15 @@ async fn vault_over_https_with_ca_cert_static_token_and_no_challenge_check() {
     assert!(jwks.contains("testklient-TEST.2026-11-21"), "{jwks}");
     let out = rotator(&ok, &["status"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rotator(&ok, &["export-key", "testklient-TEST", "--base64"]).await;
+    let consumer = vault.versions("testklient-TEST-jwk")[0].value.clone();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), consumer, "export-key reads the vault");
+    let out = rotator(&ok, &["rotate", "--force", "testklient-TEST"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rotator(&ok, &["promote", "testklient-TEST"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let consumer = vault.versions("testklient-TEST-jwk");
+    assert_eq!(consumer.last().and_then(|v| v.tag("kid")), Some("testklient-TEST.2026-11-21-2"));
     assert!(vault.log().iter().any(|l| l.starts_with("401 ")), "the challenge was made");
 
     // The same vault without the emulator settings: clear errors naming the URL or the setting.
