@@ -262,6 +262,9 @@ impl KeyStore for VaultStore {
                 self.corrupt(&name, "holds a private key whose kid or public half does not match its tags")
             );
         }
+        // Before a key is handed to applications, aws-lc checks that its members agree.
+        key.to_key_pair()
+            .map_err(|e| self.corrupt(&name, &format!("holds a private key that is not valid ({e})")))?;
         Ok(key)
     }
 
