@@ -162,3 +162,21 @@ async fn vault_runs_cut_off_at_any_write_are_finished_by_the_next_run() {
         }
     }
 }
+
+#[tokio::test]
+async fn vault_a_consumer_secret_that_does_not_hold_the_current_key_is_rewritten() {
+    let vault = FakeVault::start("consumer-drift").await;
+    let (store, clients) = setup(&vault, "");
+    let (engine, _) = engine(store.clone());
+    let t = targets(&clients);
+    run_ok(&engine, &t, t0(), &Request::default()).await;
+    let current = vault.versions(NAME1)[0].value.clone();
+    vault.put(CONSUMER, "c29tZXRoaW5nIGVsc2U=", &[("kid", "testklient-TEST.2025-01-01")]);
+    let (next, _) = super::engine(store_with(&vault, &clients, ""));
+    run_ok(&next, &t, t0(), &Request::default()).await;
+    let consumer = vault.versions(CONSUMER);
+    assert_eq!(consumer.len(), 3);
+    assert_eq!(consumer[2].value, current);
+    assert_eq!(consumer[2].tag("kid"), Some(KID1));
+    assert!(consumer[1].enabled, "versions written by others are left alone");
+}
