@@ -144,6 +144,15 @@ async fn vault_an_unreachable_vault_is_named() {
 }
 
 #[tokio::test]
+async fn vault_a_name_that_does_not_resolve_is_named() {
+    let url = "https://nonexistent-vault.invalid/";
+    let store = open_store_with(&azure_config(url, ""), &two_clients(), Arc::new(FakeCredential), None)
+        .expect("store");
+    let error = store.load(&[set("klienta-TEST")]).await.expect_err("no such host").to_string();
+    assert!(error.contains(&format!("cannot reach Key Vault at {url}")) && error.contains("dns"), "{error}");
+}
+
+#[tokio::test]
 async fn vault_urls_that_are_not_https_are_refused() {
     let config = azure_config("http://127.0.0.1:8443/", "");
     let error =
