@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::policy::Span;
+
 /// How the tool authenticates to Key Vault; chosen explicitly, never guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -47,6 +49,66 @@ pub struct AzureConfig {
     /// Purge deleted secrets after deleting them (needs "Key Vault Purge Operator").
     #[serde(default)]
     pub purge: bool,
+    /// How long a run waits after writing a new key before it looks for racing writers of the
+    /// same kid. Key Vault stamps versions in whole seconds, so that a version written later
+    /// can tie with ours only within that second; the wait covers it with a margin.
+    #[serde(default = "default_settle")]
+    pub settle: Span,
+    /// `[store.retry]`: how the SDK retries throttled (429) and failed requests.
+    #[serde(default)]
+    pub retry: RetrySettings,
+}
+
+/// Exponential back-off of the Azure SDK, applied to 408, 429, 5xx and I/O errors; a
+/// `Retry-After` from the vault is honoured when it is longer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_initial_delay")]
+    pub initial_delay: Span,
+    #[serde(default = "default_max_delay")]
+    pub max_delay: Span,
+    /// Give up on one request after this long, retries included.
+    #[serde(default = "default_max_elapsed")]
+    pub max_elapsed: Span,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_retries: default_max_retries(),
+            initial_delay: default_initial_delay(),
+            max_delay: default_max_delay(),
+            max_elapsed: default_max_elapsed(),
+        }
+    }
+}
+
+fn default_max_retries() -> u32 {
+    8
+}
+
+/// A constant duration; the texts below always parse, zero is only a formal fallback.
+fn span(text: &str) -> Span {
+    text.parse().unwrap_or(Span::days(0))
+}
+
+fn default_settle() -> Span {
+    span("2s")
+}
+
+fn default_initial_delay() -> Span {
+    span("800ms")
+}
+
+fn default_max_delay() -> Span {
+    span("30s")
+}
+
+fn default_max_elapsed() -> Span {
+    span("2m")
 }
 
 fn default_prefix() -> String {

@@ -1,5 +1,7 @@
-//! The one integration test binary: planner properties, the store suite, and the real CLI.
+//! The one integration test binary: planner properties, the store suite, the real CLI, and the
+//! Azure Key Vault store against an in-process fake vault.
 
+mod azure;
 mod cli;
 mod cli_errors;
 mod planner;

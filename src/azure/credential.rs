@@ -1,0 +1,300 @@
+//! The credential named by `[store] credential`, built explicitly (there is no guessing chain),
+//! with errors that name the missing setting or environment variable.
+
+use std::fmt;
+use std::sync::Arc;
+
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use azure_core::error::ErrorKind;
+use azure_core::http::ClientMethodOptions;
+use azure_core::time::{Duration, OffsetDateTime};
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertion, ClientAssertionCredential,
+    ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
+
+use super::config::{AzureConfig, CredentialKind};
+
+/// Where environment variables come from: the process, or a map in tests.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, empty values treated as unset.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The environment variable holding the bearer token of the `static-token` credential.
+pub const STATIC_TOKEN_VAR: &str = "JWK_ROTATOR_STATIC_TOKEN";
+/// GitHub's audience for Entra ID workload identity federation.
+const GITHUB_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// Builds the credential `config` names, reading the environment through `env`.
+pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCredential>, String> {
+    let setting_or = |value: &Option<String>, setting: &str, var: &str| {
+        value.clone().or_else(|| env(var)).ok_or_else(|| {
+            format!(
+                "credential = {:?} needs {setting} in [store] or the environment variable {var}",
+                kind_name(config.credential)
+            )
+        })
+    };
+    let sdk = |e: azure_core::Error| format!("credential {}: {e}", kind_name(config.credential));
+    Ok(match config.credential {
+        CredentialKind::ManagedIdentity => {
+            let options = ManagedIdentityCredentialOptions {
+                user_assigned_id: config.client_id.clone().map(UserAssignedId::ClientId),
+                ..Default::default()
+            };
+            ManagedIdentityCredential::new(Some(options)).map_err(sdk)?
+        }
+        CredentialKind::WorkloadIdentity => {
+            let tenant = setting_or(&config.tenant_id, "tenant_id", "AZURE_TENANT_ID")?;
+            let client = setting_or(&config.client_id, "client_id", "AZURE_CLIENT_ID")?;
+            let file = env("AZURE_FEDERATED_TOKEN_FILE").ok_or(
+                "credential = \"workload-identity\" needs the environment variable AZURE_FEDERATED_TOKEN_FILE (set by AKS workload identity: label the pod azure.workload.identity/use=true)",
+            )?;
+            let options = WorkloadIdentityCredentialOptions {
+                client_id: Some(client),
+                tenant_id: Some(tenant),
+                token_file_path: Some(file.into()),
+                ..Default::default()
+            };
+            WorkloadIdentityCredential::new(Some(options)).map_err(sdk)?
+        }
+        CredentialKind::GithubOidc => {
+            let tenant = setting_or(&config.tenant_id, "tenant_id", "AZURE_TENANT_ID")?;
+            let client = setting_or(&config.client_id, "client_id", "AZURE_CLIENT_ID")?;
+            let assertion = GithubIdToken::from_env(env)?;
+            ClientAssertionCredential::new(tenant, client, assertion, None).map_err(sdk)?
+        }
+        CredentialKind::AzureCli => {
+            let options =
+                AzureCliCredentialOptions { tenant_id: config.tenant_id.clone(), ..Default::default() };
+            AzureCliCredential::new(Some(options)).map_err(sdk)?
+        }
+        CredentialKind::Developer => DeveloperToolsCredential::new(None).map_err(sdk)?,
+        CredentialKind::ClientSecret => {
+            let tenant = setting_or(&config.tenant_id, "tenant_id", "AZURE_TENANT_ID")?;
+            let client = setting_or(&config.client_id, "client_id", "AZURE_CLIENT_ID")?;
+            let secret = env("AZURE_CLIENT_SECRET")
+                .ok_or("credential = \"client-secret\" needs the environment variable AZURE_CLIENT_SECRET")?;
+            ClientSecretCredential::new(&tenant, client, Secret::new(secret), None).map_err(sdk)?
+        }
+        CredentialKind::StaticToken => {
+            let token = env(STATIC_TOKEN_VAR).ok_or_else(|| {
+                format!("credential = \"static-token\" needs the environment variable {STATIC_TOKEN_VAR} (any token your emulator accepts)")
+            })?;
+            Arc::new(StaticToken(Secret::new(token)))
+        }
+    })
+}
+
+fn kind_name(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::ManagedIdentity => "managed-identity",
+        CredentialKind::WorkloadIdentity => "workload-identity",
+        CredentialKind::GithubOidc => "github-oidc",
+        CredentialKind::AzureCli => "azure-cli",
+        CredentialKind::Developer => "developer",
+        CredentialKind::ClientSecret => "client-secret",
+        CredentialKind::StaticToken => "static-token",
+    }
+}
+
+/// A fixed bearer token, for emulators such as Lowkey Vault that accept any token.
+pub struct StaticToken(pub Secret);
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticToken").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for StaticToken {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        Ok(AccessToken::new(self.0.clone(), OffsetDateTime::now_utc() + Duration::hours(1)))
+    }
+}
+
+/// A client assertion that asks GitHub Actions for a fresh ID token every time, so that runs
+/// longer than the ID token's few minutes keep working.
+pub struct GithubIdToken {
+    url: url::Url,
+    bearer: Secret,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for GithubIdToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubIdToken")
+            .field("url", &self.url.origin().ascii_serialization())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GithubIdToken {
+    fn from_env(env: Env<'_>) -> Result<Self, String> {
+        let missing = |var: &str| {
+            format!(
+                "credential = \"github-oidc\" needs the environment variable {var}, which GitHub Actions sets only when the workflow or job has `permissions: id-token: write`"
+            )
+        };
+        let url =
+            env("ACTIONS_ID_TOKEN_REQUEST_URL").ok_or_else(|| missing("ACTIONS_ID_TOKEN_REQUEST_URL"))?;
+        let bearer =
+            env("ACTIONS_ID_TOKEN_REQUEST_TOKEN").ok_or_else(|| missing("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))?;
+        let mut url =
+            url::Url::parse(&url).map_err(|e| format!("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: {e}"))?;
+        url.query_pairs_mut().append_pair("audience", GITHUB_AUDIENCE);
+        Ok(GithubIdToken { url, bearer: Secret::new(bearer), http: reqwest::Client::new() })
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for GithubIdToken {
+    async fn secret(&self, _options: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        #[derive(serde::Deserialize)]
+        struct IdToken {
+            value: String,
+        }
+        let fail = |what: String| azure_core::Error::with_message(ErrorKind::Credential, what);
+        let response = self
+            .http
+            .get(self.url.clone())
+            .bearer_auth(self.bearer.secret())
+            .send()
+            .await
+            .map_err(|e| fail(format!("could not fetch a GitHub Actions ID token: {e}")))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("GitHub Actions refused an ID token ({})", response.status())));
+        }
+        let token: IdToken = response.json().await.map_err(|e| {
+            fail(format!("GitHub Actions sent an ID token response that could not be read: {e}"))
+        })?;
+        Ok(token.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(kind: &str) -> AzureConfig {
+        let text = format!("vault_url = \"https://v.vault.azure.net/\"\ncredential = \"{kind}\"");
+        toml::from_str(&text).expect("config")
+    }
+
+    fn build(kind: &str, vars: &[(&str, &str)]) -> Result<Arc<dyn TokenCredential>, String> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        credential(&config(kind), &|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn missing_settings_name_the_variable() {
+        let e = build("client-secret", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")])
+            .expect_err("no secret");
+        assert!(e.contains("AZURE_CLIENT_SECRET"), "{e}");
+        let e = build("client-secret", &[]).expect_err("no tenant");
+        assert!(e.contains("tenant_id") && e.contains("AZURE_TENANT_ID"), "{e}");
+        let e = build("static-token", &[]).expect_err("no token");
+        assert!(e.contains("JWK_ROTATOR_STATIC_TOKEN"), "{e}");
+        let e =
+            build("github-oidc", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")]).expect_err("no url");
+        assert!(e.contains("ACTIONS_ID_TOKEN_REQUEST_URL") && e.contains("id-token: write"), "{e}");
+        let e = build("workload-identity", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")])
+            .expect_err("no file");
+        assert!(e.contains("AZURE_FEDERATED_TOKEN_FILE"), "{e}");
+    }
+
+    #[test]
+    fn complete_settings_build_each_credential_without_leaking_secrets() {
+        let tenant = ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47");
+        let client = ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001");
+        build("client-secret", &[tenant, client, ("AZURE_CLIENT_SECRET", "s3cr3t")]).expect("client-secret");
+        let gh = [
+            tenant,
+            client,
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", "https://gh.example/x?a=1"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "s3cr3t"),
+        ];
+        let cred = build("github-oidc", &gh).expect("github-oidc");
+        let cred =
+            build("static-token", &[(STATIC_TOKEN_VAR, "s3cr3t")]).map(|c| format!("{c:?}")).expect("static")
+                + &format!("{cred:?}");
+        assert!(!cred.contains("s3cr3t"), "{cred}");
+        build("managed-identity", &[]).expect("managed identity");
+        build("azure-cli", &[]).expect("azure cli");
+    }
+
+    /// A stand-in for GitHub's token endpoint: checks the bearer and audience, counts calls.
+    async fn github_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app =
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+                let counter = counter.clone();
+                async move {
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok())
+                        == Some("Bearer request-token");
+                    let audience =
+                        uri.query().unwrap_or_default().contains("audience=api%3A%2F%2FAzureADTokenExchange");
+                    if bearer && audience {
+                        (axum::http::StatusCode::OK, format!(r#"{{"count":1,"value":"id-token-{n}"}}"#))
+                    } else {
+                        (axum::http::StatusCode::UNAUTHORIZED, String::new())
+                    }
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/token?api-version=2.0", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        (url, calls)
+    }
+
+    #[tokio::test]
+    async fn the_github_assertion_fetches_a_fresh_id_token_each_time() {
+        let (url, calls) = github_endpoint().await;
+        let vars: HashMap<&str, String> = [
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", url),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token".to_owned()),
+        ]
+        .into();
+        let assertion = GithubIdToken::from_env(&|k| vars.get(k).cloned()).expect("assertion");
+        assert_eq!(assertion.secret(None).await.expect("first"), "id-token-1");
+        assert_eq!(assertion.secret(None).await.expect("second"), "id-token-2");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let wrong: HashMap<&str, String> = [
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", vars["ACTIONS_ID_TOKEN_REQUEST_URL"].clone()),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "stale".to_owned()),
+        ]
+        .into();
+        let refused = GithubIdToken::from_env(&|k| wrong.get(k).cloned()).expect("assertion");
+        let e = refused.secret(None).await.expect_err("refused").to_string();
+        assert!(e.contains("GitHub Actions refused an ID token (401") && !e.contains("stale"), "{e}");
+    }
+
+    #[test]
+    fn the_github_assertion_asks_for_the_entra_audience() {
+        let vars: HashMap<&str, &str> = [
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", "https://gh.example/token?api-version=2.0"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "b"),
+        ]
+        .into();
+        let token = GithubIdToken::from_env(&|k| vars.get(k).map(|v| v.to_string())).expect("assertion");
+        assert_eq!(
+            token.url.as_str(),
+            "https://gh.example/token?api-version=2.0&audience=api%3A%2F%2FAzureADTokenExchange"
+        );
+    }
+}

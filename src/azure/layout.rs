@@ -1,0 +1,229 @@
+//! How keys are laid out in Key Vault: secret names, and a record's members as version tags, so
+//! that a list call returns everything but the private key.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::jwk::PublicJwk;
+use crate::kid::{KeySet, Kid};
+use crate::record::{KeyRecord, Stage};
+
+/// Value of the `managed-by` tag on every secret version this tool writes.
+pub const MANAGED_BY: &str = "jwk-rotator";
+/// `contentType` of key secrets and consumer secrets.
+pub const CONTENT_TYPE: &str = "application/jwk+json; encoding=base64";
+/// Key Vault's limit on secret names.
+pub const MAX_NAME: usize = 127;
+/// Key Vault's limit on a tag value; a longer modulus goes on in `n2`.
+const MAX_TAG_VALUE: usize = 512;
+
+/// Tag names.
+pub mod tag {
+    pub const MANAGED_BY: &str = "managed-by";
+    pub const KID: &str = "kid";
+    pub const KEY_SET: &str = "key-set";
+    pub const STAGE: &str = "stage";
+    pub const CREATED: &str = "created";
+    pub const PUBLISHED: &str = "published";
+    pub const ACTIVATED: &str = "activated";
+    pub const DEMOTED: &str = "demoted";
+    pub const RETIRED: &str = "retired";
+    pub const ALG: &str = "alg";
+    pub const N: &str = "n";
+    pub const N2: &str = "n2";
+    pub const E: &str = "e";
+    /// On a version that lost a race: the version id of the one that won.
+    pub const DUPLICATE_OF: &str = "duplicate-of";
+}
+
+pub type Tags = HashMap<String, String>;
+
+/// The secret name of a kid: `{prefix}{kid}` with `.` turned into `--`.
+pub fn secret_name(prefix: &str, kid: &Kid) -> Result<String, String> {
+    let name = format!("{prefix}{}", kid.to_string().replace('.', "--"));
+    if name.len() > MAX_NAME {
+        return Err(format!(
+            "secret name {name} for kid {kid} is longer than Key Vault's {MAX_NAME} characters; use a shorter secret_prefix or client name"
+        ));
+    }
+    Ok(name)
+}
+
+/// The longest secret name a key set can get (a `-99` suffix on its kid), for checks at start.
+pub fn longest_name(prefix: &str, set: &KeySet) -> usize {
+    prefix.len() + set.to_string().len() + "--YYYY-MM-DD-99".len()
+}
+
+/// The kid a secret name stands for, if it is one of ours: the prefix (any case) stripped and
+/// the last `--` turned back into `.`.
+pub fn kid_of_name(prefix: &str, name: &str) -> Option<Kid> {
+    let head = name.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let rest = &name[prefix.len()..];
+    let cut = rest.rfind("--")?;
+    format!("{}.{}", &rest[..cut], &rest[cut + 2..]).parse().ok()
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The tags of a key's secret version: everything in the record, the modulus split if long.
+pub fn tags_of(record: &KeyRecord) -> Tags {
+    let mut tags = Tags::new();
+    let mut put = |k: &str, v: String| {
+        tags.insert(k.to_owned(), v);
+    };
+    put(tag::MANAGED_BY, MANAGED_BY.to_owned());
+    put(tag::KID, record.kid.to_string());
+    put(tag::KEY_SET, record.kid.key_set().to_string());
+    put(tag::STAGE, record.stage.to_string());
+    put(tag::CREATED, time(record.created));
+    let optional = [
+        (tag::PUBLISHED, record.published),
+        (tag::ACTIVATED, record.activated),
+        (tag::DEMOTED, record.demoted),
+        (tag::RETIRED, record.retired),
+    ];
+    for (name, value) in optional {
+        if let Some(t) = value {
+            put(name, time(t));
+        }
+    }
+    put(tag::ALG, record.public.alg.to_string());
+    let n = &record.public.n;
+    let cut = n.len().min(MAX_TAG_VALUE);
+    put(tag::N, n[..cut].to_owned());
+    if n.len() > cut {
+        put(tag::N2, n[cut..].to_owned());
+    }
+    put(tag::E, record.public.e.clone());
+    tags
+}
+
+/// The tags that mark a version as the loser of a race for `kid`.
+pub fn duplicate_tags(kid: &Kid, winner: &str) -> Tags {
+    [
+        (tag::MANAGED_BY, MANAGED_BY.to_owned()),
+        (tag::KID, kid.to_string()),
+        (tag::KEY_SET, kid.key_set().to_string()),
+        (tag::DUPLICATE_OF, winner.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Reads a record back from the tags of the secret `name`, which stands for `kid`. The message
+/// of an error says which tag is wrong.
+pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, String> {
+    let get = |k: &str| tags.get(k).map(String::as_str);
+    let need = |k: &'static str| get(k).ok_or_else(|| format!("has no `{k}` tag"));
+    if get(tag::MANAGED_BY) != Some(MANAGED_BY) {
+        return Err(format!("has no tag {}={MANAGED_BY}", tag::MANAGED_BY));
+    }
+    let tagged: Kid =
+        need(tag::KID)?.parse().map_err(|e| format!("has a `kid` tag that is not a kid ({e})"))?;
+    if tagged != *kid {
+        return Err(format!("is named for kid {kid} but its `kid` tag says {tagged}"));
+    }
+    if need(tag::KEY_SET)? != kid.key_set().to_string() {
+        return Err(format!("has a `key-set` tag that does not match kid {kid}"));
+    }
+    let stage: Stage = need(tag::STAGE)?.parse().map_err(|e| format!("has a bad `stage` tag: {e}"))?;
+    let when = |k: &'static str| -> Result<Option<DateTime<Utc>>, String> {
+        get(k)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| format!("has a `{k}` tag that is not an RFC 3339 time ({e})"))
+            })
+            .transpose()
+    };
+    let alg = need(tag::ALG)?.parse().map_err(|e| format!("has a bad `alg` tag: {e}"))?;
+    let n = format!("{}{}", need(tag::N)?, get(tag::N2).unwrap_or_default());
+    let e = need(tag::E)?.to_owned();
+    for (name, value) in [("n", &n), ("e", &e)] {
+        if URL_SAFE_NO_PAD.decode(value).map_or(true, |b| b.is_empty()) {
+            return Err(format!("has a `{name}` tag that is not base64url"));
+        }
+    }
+    Ok(KeyRecord {
+        kid: kid.clone(),
+        stage,
+        created: when(tag::CREATED)?.ok_or("has no `created` tag")?,
+        published: when(tag::PUBLISHED)?,
+        activated: when(tag::ACTIVATED)?,
+        demoted: when(tag::DEMOTED)?,
+        retired: when(tag::RETIRED)?,
+        public: PublicJwk { kid: kid.clone(), alg, n, e },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Algorithm;
+
+    fn kid(s: &str) -> Kid {
+        s.parse().expect("kid")
+    }
+
+    fn record(n_len: usize) -> KeyRecord {
+        let public = PublicJwk {
+            kid: kid("testklient-TEST.2026-11-21-2"),
+            alg: Algorithm::RS256,
+            n: "A".repeat(n_len),
+            e: "AQAB".to_owned(),
+        };
+        let mut r = KeyRecord::new(public, Stage::Pending, "2026-11-21T10:11:12.5Z".parse().expect("time"));
+        r.published = Some("2026-11-21T10:11:13Z".parse().expect("time"));
+        r
+    }
+
+    #[test]
+    fn names_turn_dots_into_double_dashes_and_back() {
+        let k = kid("a--b-TEST.2026-11-21-2");
+        let name = secret_name("jwk-", &k).expect("name");
+        assert_eq!(name, "jwk-a--b-TEST--2026-11-21-2");
+        assert_eq!(kid_of_name("JWK-", &name), Some(k));
+        assert_eq!(kid_of_name("jwk-", "other-TEST--2026-11-21"), None);
+        assert_eq!(kid_of_name("jwk-", "jwk-consumer"), None);
+    }
+
+    #[test]
+    fn names_longer_than_127_are_refused() {
+        let k = kid(&format!("{}-{}.2026-11-21", "c".repeat(64), "E".repeat(16)));
+        let e = secret_name(&"p".repeat(40), &k).expect_err("too long");
+        assert!(e.contains("127"), "{e}");
+    }
+
+    #[test]
+    fn records_round_trip_through_tags_even_with_a_4096_bit_modulus() {
+        for len in [342, 683] {
+            let r = record(len);
+            let tags = tags_of(&r);
+            assert!(tags.len() <= 15 && tags.values().all(|v| v.len() <= 512));
+            assert_eq!(record_of(&r.kid, &tags).expect("record"), r);
+        }
+    }
+
+    #[test]
+    fn tags_that_disagree_with_the_name_are_refused() {
+        let r = record(342);
+        let tags = tags_of(&r);
+        let e = record_of(&kid("testklient-TEST.2026-11-22"), &tags).expect_err("other kid");
+        assert!(e.contains("its `kid` tag says testklient-TEST.2026-11-21-2"), "{e}");
+        let mut bad = tags.clone();
+        bad.insert("stage".into(), "live".into());
+        assert!(record_of(&r.kid, &bad).expect_err("stage").contains("stage"));
+        bad = tags;
+        bad.remove("managed-by");
+        assert!(record_of(&r.kid, &bad).expect_err("owner").contains("managed-by"));
+    }
+}

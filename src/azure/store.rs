@@ -1,0 +1,363 @@
+//! The Key Vault store: one secret per kid, the record in its tags, the private JWK as its
+//! value, and the consumer secret that applications read.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use super::config::AzureConfig;
+use super::layout::{self, Tags, kid_of_name, record_of, secret_name, tag, tags_of};
+use super::vault::{NewVersion, Vault};
+use super::versions::{Resolved, latest_is_doubtful, resolve};
+use crate::jwk::PrivateJwk;
+use crate::kid::{KeySet, Kid};
+use crate::policy::Policy;
+use crate::record::{KeyRecord, Stage, expiry};
+use crate::store::{KeyStore, Loaded, StoreError, StoreLock};
+
+/// Version listings run at once while loading.
+const CONCURRENT: usize = 8;
+
+/// What the store knows about a configured key set.
+#[derive(Debug, Clone)]
+pub struct SetInfo {
+    pub policy: Policy,
+    /// The consumer secret's name, if the client has one.
+    pub consumer: Option<String>,
+}
+
+/// What the last reads showed, so that a no-op run makes no calls beyond the listing.
+#[derive(Default)]
+struct State {
+    /// Key secret names per key set.
+    names: HashMap<KeySet, BTreeSet<String>>,
+    /// Consumer secret (lower-case name) -> the kid its latest version holds, if enabled.
+    consumers: HashMap<String, Option<Kid>>,
+    /// Key sets written since the run began: a reload reads their secrets directly.
+    written: HashSet<KeySet>,
+}
+
+/// Keys as Key Vault secrets.
+pub struct VaultStore {
+    vault: Vault,
+    prefix: String,
+    purge: bool,
+    /// How long a purge waits after a 409 before trying again (doubling).
+    purge_wait: Duration,
+    /// How long `create` waits before it checks for racing writers (see `AzureConfig::settle`).
+    settle: Duration,
+    sets: HashMap<KeySet, SetInfo>,
+    state: Mutex<State>,
+}
+
+impl VaultStore {
+    /// A store over `vault` for these key sets (names checked by the caller).
+    pub(crate) fn new(vault: Vault, config: &AzureConfig, sets: HashMap<KeySet, SetInfo>) -> Self {
+        let std = |span: crate::policy::Span| span.delta().to_std().unwrap_or_default();
+        VaultStore {
+            vault,
+            prefix: config.secret_prefix.clone(),
+            purge: config.purge,
+            purge_wait: std(config.retry.initial_delay),
+            settle: std(config.settle),
+            sets,
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves only a cache behind; keep using it.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn name(&self, kid: &Kid) -> Result<String, StoreError> {
+        secret_name(&self.prefix, kid).map_err(StoreError::Failed)
+    }
+
+    fn corrupt(&self, name: &str, what: &str) -> StoreError {
+        StoreError::Corrupt(format!(
+            "secret {name} in Key Vault {} {what}; fix or delete that secret (its key set is left alone until then)",
+            self.vault.url()
+        ))
+    }
+
+    fn expires(&self, kid: &Kid) -> chrono::DateTime<chrono::Utc> {
+        let policy = self.sets.get(kid.key_set()).map(|s| s.policy.clone()).unwrap_or_default();
+        expiry(kid, &policy)
+    }
+
+    fn consumer_of(&self, name: &str) -> bool {
+        self.sets.values().any(|s| s.consumer.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(name)))
+    }
+
+    fn note_written(&self, kid: &Kid, name: &str) {
+        let mut state = self.state();
+        state.written.insert(kid.key_set().clone());
+        state.names.entry(kid.key_set().clone()).or_default().insert(name.to_owned());
+    }
+
+    /// The versions of a key's secret and which one counts.
+    async fn resolved(&self, name: &str) -> Result<Option<Resolved>, StoreError> {
+        Ok(resolve(self.vault.versions(name).await?))
+    }
+
+    /// Disables and marks the versions that lost a race.
+    async fn disable_losers(&self, kid: &Kid, resolved: &Resolved) -> Result<(), StoreError> {
+        for loser in &resolved.to_disable {
+            tracing::warn!(%kid, version = %loser.id, winner = %resolved.winner.id, "disabling a duplicate version written by a racing run");
+            let tags = layout::duplicate_tags(kid, &resolved.winner.id);
+            self.vault.patch(&loser.name, &loser.id, tags, false, None).await?;
+        }
+        Ok(())
+    }
+
+    /// A key's record from all versions of its secret.
+    async fn record_by_versions(&self, kid: &Kid, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let Some(resolved) = self.resolved(name).await? else { return Ok(None) };
+        record_of(kid, &resolved.winner.tags).map(Some).map_err(|m| self.corrupt(name, &m))
+    }
+
+    /// Every requested set from one paged listing of the vault.
+    async fn load_listing(&self, sets: &[KeySet]) -> Result<Loaded, StoreError> {
+        let listed = self.vault.list().await?;
+        let mut loaded: Loaded = sets.iter().map(|s| (s.clone(), Ok(Vec::new()))).collect();
+        let mut names: HashMap<KeySet, BTreeSet<String>> = HashMap::new();
+        let mut consumers = HashMap::new();
+        let mut doubtful = Vec::new();
+        for item in listed {
+            if self.consumer_of(&item.name) {
+                let kid = item.tags.get(tag::KID).and_then(|k| k.parse().ok()).filter(|_| item.enabled);
+                consumers.insert(item.name.to_ascii_lowercase(), kid);
+                continue;
+            }
+            let Some(kid) = kid_of_name(&self.prefix, &item.name) else {
+                if item.name.to_ascii_lowercase().starts_with(&self.prefix.to_ascii_lowercase()) {
+                    tracing::warn!(secret = %item.name, "secret has the key prefix but its name is not a kid; ignored");
+                }
+                continue;
+            };
+            names.entry(kid.key_set().clone()).or_default().insert(item.name.clone());
+            if !matches!(loaded.get(kid.key_set()), Some(Ok(_))) {
+                continue;
+            }
+            if latest_is_doubtful(item.enabled, &item.tags) {
+                doubtful.push((kid, item.name));
+            } else {
+                let record = record_of(&kid, &item.tags).map(Some).map_err(|m| self.corrupt(&item.name, &m));
+                add(&mut loaded, kid.key_set(), record);
+            }
+        }
+        {
+            let mut state = self.state();
+            state.names = names;
+            state.consumers = consumers;
+        }
+        self.add_by_versions(doubtful, &mut loaded).await;
+        Ok(sorted(loaded))
+    }
+
+    /// A set this run wrote to, from the versions of its known secrets (no full listing).
+    async fn load_written(&self, sets: &[KeySet]) -> Loaded {
+        let mut loaded: Loaded = sets.iter().map(|s| (s.clone(), Ok(Vec::new()))).collect();
+        let wanted: Vec<(Kid, String)> = {
+            let state = self.state();
+            sets.iter()
+                .flat_map(|s| state.names.get(s).into_iter().flatten())
+                .filter_map(|name| kid_of_name(&self.prefix, name).map(|kid| (kid, name.clone())))
+                .collect()
+        };
+        self.add_by_versions(wanted, &mut loaded).await;
+        sorted(loaded)
+    }
+
+    /// Reads these keys' records from their versions, several at once, into `loaded`.
+    async fn add_by_versions(&self, keys: Vec<(Kid, String)>, loaded: &mut Loaded) {
+        let found: Vec<_> = futures::stream::iter(keys)
+            .map(|(kid, name)| async move {
+                let record = self.record_by_versions(&kid, &name).await;
+                (kid, record)
+            })
+            .buffer_unordered(CONCURRENT)
+            .collect()
+            .await;
+        for (kid, record) in found {
+            add(loaded, kid.key_set(), record);
+        }
+    }
+
+    /// Disables older consumer secret versions that hold a retired key (never the latest).
+    async fn disable_consumer_copies(&self, kid: &Kid) -> Result<(), StoreError> {
+        let Some(name) = self.sets.get(kid.key_set()).and_then(|s| s.consumer.clone()) else { return Ok(()) };
+        let wanted = kid.to_string();
+        let versions = self.vault.versions(&name).await?;
+        let copies: Vec<_> =
+            versions.into_iter().filter(|v| v.enabled && v.tags.get(tag::KID) == Some(&wanted)).collect();
+        if copies.is_empty() {
+            return Ok(());
+        }
+        // Only the latest version tells which one it is; if it can not be read, leave all.
+        let Some(latest) = self.vault.latest_version(&name).await? else { return Ok(()) };
+        for v in copies.iter().filter(|v| v.id != latest) {
+            self.vault.patch(&name, &v.id, v.tags.clone(), false, None).await?;
+        }
+        Ok(())
+    }
+}
+
+fn add(loaded: &mut Loaded, set: &KeySet, record: Result<Option<KeyRecord>, StoreError>) {
+    match (loaded.get_mut(set), record) {
+        (Some(Ok(records)), Ok(Some(r))) => records.push(r),
+        (Some(Ok(_)), Err(e)) => {
+            loaded.insert(set.clone(), Err(e));
+        }
+        _ => {}
+    }
+}
+
+fn sorted(mut loaded: Loaded) -> Loaded {
+    for records in loaded.values_mut().flatten() {
+        records.sort_by(|a, b| a.kid.cmp(&b.kid));
+    }
+    loaded
+}
+
+#[async_trait]
+impl KeyStore for VaultStore {
+    fn describe(&self) -> String {
+        format!("Azure Key Vault {} (secrets {}*)", self.vault.url(), self.prefix)
+    }
+
+    /// Key Vault has no lock; racing runs converge instead (see `versions`). A new run
+    /// forgets which sets the last one wrote.
+    async fn lock(&self, _timeout: Duration) -> Result<StoreLock, StoreError> {
+        self.state().written.clear();
+        Ok(Box::new(()))
+    }
+
+    async fn load(&self, sets: &[KeySet]) -> Result<Loaded, StoreError> {
+        // The engine reloads one key set after writing to it: read that set's secrets directly
+        // instead of listing the whole vault again. Anything else is a fresh listing.
+        let reload = match sets {
+            [set] => self.state().written.contains(set),
+            _ => false,
+        };
+        if reload { Ok(self.load_written(sets).await) } else { self.load_listing(sets).await }
+    }
+
+    async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
+        let name = self.name(kid)?;
+        let resolved = self.resolved(&name).await?.ok_or_else(|| {
+            StoreError::NotFound(format!("Key Vault {} has no secret {name} for {kid}", self.vault.url()))
+        })?;
+        let record = record_of(kid, &resolved.winner.tags).map_err(|m| self.corrupt(&name, &m))?;
+        let value = self.vault.value(&name, &resolved.winner.id).await?;
+        let key = PrivateJwk::from_base64(&value).map_err(|e| {
+            self.corrupt(&name, &format!("has a value that is not a base64 private JWK ({e})"))
+        })?;
+        if key.public() != &record.public {
+            return Err(
+                self.corrupt(&name, "holds a private key whose kid or public half does not match its tags")
+            );
+        }
+        // Before a key is handed to applications, aws-lc checks that its members agree.
+        key.to_key_pair()
+            .map_err(|e| self.corrupt(&name, &format!("holds a private key that is not valid ({e})")))?;
+        Ok(key)
+    }
+
+    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+        let name = self.name(&record.kid)?;
+        self.note_written(&record.kid, &name);
+        let value = key.to_base64();
+        let new = NewVersion {
+            value: &value,
+            tags: tags_of(record),
+            expires: self.expires(&record.kid),
+            not_before: Some(record.created),
+        };
+        let ours = self.vault.put(&name, new).await?;
+        // Another run may have written this kid too: the oldest version wins. Versions are
+        // stamped in whole seconds, so wait until no later write can tie with ours, then look.
+        tokio::time::sleep(self.settle).await;
+        let resolved = self.resolved(&name).await?.ok_or_else(|| {
+            StoreError::Failed(format!("secret {name} vanished right after it was written; run again"))
+        })?;
+        self.disable_losers(&record.kid, &resolved).await?;
+        if resolved.winner.id != ours {
+            return Err(StoreError::Exists(format!(
+                "{} exists already in Key Vault {} (secret {name}, written by another run): that version was kept and ours disabled",
+                record.kid,
+                self.vault.url()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let name = self.name(&record.kid)?;
+        let resolved = self.resolved(&name).await?.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "Key Vault {} has no secret {name} for {}",
+                self.vault.url(),
+                record.kid
+            ))
+        })?;
+        self.note_written(&record.kid, &name);
+        let enabled = record.stage != Stage::Retired;
+        let dates = Some((self.expires(&record.kid), record.created));
+        self.vault.patch(&name, &resolved.winner.id, tags_of(record), enabled, dates).await?;
+        self.disable_losers(&record.kid, &resolved).await?;
+        if record.stage == Stage::Retired {
+            self.disable_consumer_copies(&record.kid).await?;
+        }
+        Ok(())
+    }
+
+    async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
+        let name = self.name(kid)?;
+        self.note_written(kid, &name);
+        self.vault.delete(&name).await?;
+        if let Some(names) = self.state().names.get_mut(kid.key_set()) {
+            names.remove(&name);
+        }
+        if self.purge {
+            self.vault.purge(&name, 6, self.purge_wait).await?;
+        }
+        Ok(())
+    }
+
+    async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
+        let Some(name) = self.sets.get(current.kid.key_set()).and_then(|s| s.consumer.clone()) else {
+            return Ok(());
+        };
+        let holds = self.state().consumers.get(&name.to_ascii_lowercase()).cloned().flatten();
+        if holds.as_ref() == Some(&current.kid) {
+            return Ok(());
+        }
+        let key = self.private_key(&current.kid).await?;
+        if key.public() != &current.public {
+            return Err(StoreError::Failed(format!(
+                "{} in Key Vault {} is not the key this run loaded; run again",
+                current.kid,
+                self.vault.url()
+            )));
+        }
+        let tags: Tags = [
+            (tag::MANAGED_BY, layout::MANAGED_BY.to_owned()),
+            (tag::KID, current.kid.to_string()),
+            (tag::KEY_SET, current.kid.key_set().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let value = key.to_base64();
+        let new = NewVersion { value: &value, tags, expires: self.expires(&current.kid), not_before: None };
+        self.vault.put(&name, new).await?;
+        tracing::info!(secret = %name, kid = %current.kid, "consumer secret now holds the current key");
+        self.state().consumers.insert(name.to_ascii_lowercase(), Some(current.kid.clone()));
+        Ok(())
+    }
+}

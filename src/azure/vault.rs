@@ -1,0 +1,275 @@
+//! The Key Vault calls the store makes, through the SDK's `SecretClient`, each mapped to a store
+//! error that names the vault and the secret.
+
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, HttpClient, RetryOptions, Transport};
+use azure_core::time::{Duration, OffsetDateTime};
+use azure_security_keyvault_secrets::models::{
+    SecretAttributes, SecretClientGetSecretOptions, SecretClientListSecretPropertiesOptions,
+    SecretClientListSecretPropertiesVersionsOptions, SecretClientUpdateSecretPropertiesOptions,
+    SetSecretParameters, UpdateSecretPropertiesParameters,
+};
+use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use zeroize::Zeroizing;
+
+use super::config::AzureConfig;
+use super::error::store_error;
+use super::layout::{CONTENT_TYPE, Tags};
+use super::versions::Version;
+use crate::store::StoreError;
+
+const OFFICER: &str = "Key Vault Secrets Officer";
+const PURGER: &str = "Key Vault Purge Operator";
+/// Key Vault's largest page.
+const PAGE: i32 = 25;
+
+/// What a new secret version holds.
+pub struct NewVersion<'a> {
+    pub value: &'a str,
+    pub tags: Tags,
+    pub expires: DateTime<Utc>,
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// A vault and the client that talks to it.
+pub struct Vault {
+    client: SecretClient,
+    url: String,
+}
+
+fn epoch(t: DateTime<Utc>) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(t.timestamp()).ok()
+}
+
+fn to_std(span: crate::policy::Span) -> Duration {
+    Duration::milliseconds(span.delta().num_milliseconds())
+}
+
+impl Vault {
+    /// A client for `config.vault_url`; `transport` replaces the HTTP client (tests), else a
+    /// `reqwest` client that also trusts `ca_cert` when one is set.
+    pub fn new(
+        config: &AzureConfig,
+        credential: Arc<dyn TokenCredential>,
+        transport: Option<Arc<dyn HttpClient>>,
+    ) -> Result<Vault, String> {
+        let transport = match transport {
+            Some(t) => Some(t),
+            None => config.ca_cert.as_ref().map(|ca| http_client_trusting(ca)).transpose()?,
+        };
+        let retry = &config.retry;
+        let client_options = ClientOptions {
+            retry: RetryOptions::exponential(ExponentialRetryOptions {
+                initial_delay: to_std(retry.initial_delay),
+                max_retries: retry.max_retries,
+                max_total_elapsed: to_std(retry.max_elapsed),
+                max_delay: to_std(retry.max_delay),
+            }),
+            transport: transport.map(Transport::new),
+            ..Default::default()
+        };
+        let options = SecretClientOptions {
+            client_options,
+            verify_challenge_resource: Some(config.verify_challenge_resource),
+            ..Default::default()
+        };
+        let client = SecretClient::new(&config.vault_url, credential, Some(options))
+            .map_err(|e| format!("vault_url {:?}: {e}", config.vault_url))?;
+        Ok(Vault { client, url: config.vault_url.clone() })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn fail(&self, action: &str, e: &azure_core::Error) -> StoreError {
+        store_error(&self.url, action, OFFICER, e)
+    }
+
+    /// Every secret's latest version, page by page.
+    pub async fn list(&self) -> Result<Vec<Version>, StoreError> {
+        let options =
+            SecretClientListSecretPropertiesOptions { maxresults: Some(PAGE), ..Default::default() };
+        let items: Vec<_> = self
+            .client
+            .list_secret_properties(Some(options))
+            .map_err(|e| self.fail("list secrets", &e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.fail("list secrets", &e))?;
+        Ok(items.into_iter().filter_map(Version::from_properties).collect())
+    }
+
+    /// Every version of one secret; none if it does not exist.
+    pub async fn versions(&self, name: &str) -> Result<Vec<Version>, StoreError> {
+        let action = format!("list the versions of secret {name}");
+        let options =
+            SecretClientListSecretPropertiesVersionsOptions { maxresults: Some(PAGE), ..Default::default() };
+        let listed = match self.client.list_secret_properties_versions(name, Some(options)) {
+            Ok(pager) => pager.try_collect::<Vec<_>>().await,
+            Err(e) => Err(e),
+        };
+        match listed {
+            Ok(items) => Ok(items.into_iter().filter_map(Version::from_properties).collect()),
+            Err(e) if matches!(self.fail(&action, &e), StoreError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(self.fail(&action, &e)),
+        }
+    }
+
+    /// The value of one version.
+    pub async fn value(&self, name: &str, version: &str) -> Result<Zeroizing<String>, StoreError> {
+        let action = format!("read secret {name} version {version}");
+        let options =
+            SecretClientGetSecretOptions { secret_version: Some(version.to_owned()), ..Default::default() };
+        let secret = self
+            .client
+            .get_secret(name, Some(options))
+            .await
+            .and_then(|r| r.into_model())
+            .map_err(|e| self.fail(&action, &e))?;
+        secret
+            .value
+            .map(Zeroizing::new)
+            .ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no value")))
+    }
+
+    /// The id of a secret's latest version, read with its value (which is dropped at once);
+    /// `None` if the secret is missing or its latest version is disabled.
+    pub async fn latest_version(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.client.get_secret(name, None).await.and_then(|r| r.into_model()) {
+            Ok(secret) => {
+                let id = secret.resource_id().ok().and_then(|id| id.version);
+                drop(secret.value.map(Zeroizing::new));
+                Ok(id)
+            }
+            Err(e) => match self.fail(&format!("read secret {name}"), &e) {
+                StoreError::NotFound(_) => Ok(None),
+                StoreError::Failed(_) if e.http_status() == Some(azure_core::http::StatusCode::Forbidden) => {
+                    Ok(None)
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Writes a new version; returns its version id.
+    pub async fn put(&self, name: &str, new: NewVersion<'_>) -> Result<String, StoreError> {
+        let action = format!("write secret {name}");
+        let params = SetSecretParameters {
+            content_type: Some(CONTENT_TYPE.to_owned()),
+            secret_attributes: Some(SecretAttributes {
+                enabled: Some(true),
+                expires: epoch(new.expires),
+                not_before: new.not_before.and_then(epoch),
+                ..Default::default()
+            }),
+            tags: Some(new.tags),
+            value: Some(new.value.to_owned()),
+        };
+        let content = params.try_into().map_err(|e| self.fail(&action, &e))?;
+        let secret = self
+            .client
+            .set_secret(name, content, None)
+            .await
+            .and_then(|r| r.into_model())
+            .map_err(|e| self.fail(&action, &e))?;
+        // The response echoes the value; only the id is kept.
+        let id = secret.resource_id().ok().and_then(|id| id.version);
+        drop(secret.value.map(Zeroizing::new));
+        id.ok_or_else(|| {
+            StoreError::Failed(format!("Key Vault {}: {action}: no version id in the answer", self.url))
+        })
+    }
+
+    /// Replaces one version's tags and sets whether it is enabled (and its dates, if given).
+    pub async fn patch(
+        &self,
+        name: &str,
+        version: &str,
+        tags: Tags,
+        enabled: bool,
+        dates: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<(), StoreError> {
+        let action = format!("update secret {name} version {version}");
+        let params = UpdateSecretPropertiesParameters {
+            content_type: None,
+            secret_attributes: Some(SecretAttributes {
+                enabled: Some(enabled),
+                expires: dates.and_then(|(exp, _)| epoch(exp)),
+                not_before: dates.and_then(|(_, nbf)| epoch(nbf)),
+                ..Default::default()
+            }),
+            tags: Some(tags),
+        };
+        let content = params.try_into().map_err(|e| self.fail(&action, &e))?;
+        let options = SecretClientUpdateSecretPropertiesOptions {
+            secret_version: Some(version.to_owned()),
+            ..Default::default()
+        };
+        self.client
+            .update_secret_properties(name, content, Some(options))
+            .await
+            .map_err(|e| self.fail(&action, &e))
+            .map(drop)
+    }
+
+    /// Soft-deletes a secret with all its versions; a secret that is gone already is fine.
+    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        match self.client.delete_secret(name, None).await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.fail(&format!("delete secret {name}"), &e) {
+                StoreError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Purges a soft-deleted secret. Right after a delete Key Vault can answer 409 for a
+    /// while, so this waits and tries again, `tries` times, starting at `wait`.
+    pub async fn purge(&self, name: &str, tries: u32, wait: std::time::Duration) -> Result<(), StoreError> {
+        let action = format!("purge deleted secret {name}");
+        let mut delay = wait;
+        for attempt in 1..=tries.max(1) {
+            match self.client.purge_deleted_secret(name, None).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.http_status() == Some(azure_core::http::StatusCode::NotFound) => return Ok(()),
+                Err(e)
+                    if e.http_status() == Some(azure_core::http::StatusCode::Conflict) && attempt < tries =>
+                {
+                    tracing::debug!(secret = name, attempt, "purge answered 409; waiting");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    let err = store_error(&self.url, &action, PURGER, &e);
+                    return Err(StoreError::Failed(format!(
+                        "secret {name} was deleted (soft delete keeps it recoverable) but could not be purged: {err}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `reqwest` client (the SDK's own transport) that also trusts the CA certificates in `path`.
+fn http_client_trusting(path: &std::path::Path) -> Result<Arc<dyn HttpClient>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("ca_cert {}: cannot read it: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("ca_cert {}: not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("ca_cert {} holds no PEM certificate", path.display()));
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(certs)
+        .build()
+        .map_err(|e| format!("ca_cert {}: the HTTP client refused it: {e}", path.display()))?;
+    Ok(Arc::new(client))
+}
