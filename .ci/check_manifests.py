@@ -195,11 +195,14 @@ def check_deployment(c: Checker, where: str, doc: dict) -> None:
     commands = check_pod(c, where, template)
     c.expect(commands == [["worker"]], where, f"must run worker (runs {commands})")
     for container in dig(template, "spec", "containers", default=[]) or []:
-        for probe in ("livenessProbe", "readinessProbe"):
-            get = dig(container, probe, "httpGet", default={}) or {}
-            c.expect(get.get("path") == "/healthz", where, f"{probe} must GET /healthz")
-            c.expect(port_number(container, get.get("port")) == METRICS_PORT, where,
-                     f"{probe} must use port {METRICS_PORT}")
+        ready = dig(container, "readinessProbe", "httpGet", default={}) or {}
+        c.expect(ready.get("path") == "/healthz", where, "readinessProbe must GET /healthz")
+        c.expect(port_number(container, ready.get("port")) == METRICS_PORT, where,
+                 f"readinessProbe must use port {METRICS_PORT}")
+        # Liveness must not follow /healthz: a failed run would restart the pod and drop its retries.
+        alive = dig(container, "livenessProbe", "tcpSocket", default={}) or {}
+        c.expect(port_number(container, alive.get("port")) == METRICS_PORT, where,
+                 f"livenessProbe must be a TCP check of port {METRICS_PORT}")
 
 
 def check_rotator_config(c: Checker, where: str, text: str, credential: str, publish_dir: str) -> None:

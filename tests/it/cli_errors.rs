@@ -178,9 +178,11 @@ fn a_private_key_whose_members_disagree_is_not_exported() {
     let b64 = field(&text, "private_jwk");
     let json = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&b64).expect("b64"))
         .expect("utf8");
-    let jwk: serde_json::Value = serde_json::from_str(&json).expect("jwk");
-    let (dp, dq) = (jwk["dp"].as_str().expect("dp"), jwk["dq"].as_str().expect("dq"));
-    let swapped = json.replace(dp, "DP").replace(dq, dp).replace("DP", dq);
+    let mut jwk: serde_json::Value = serde_json::from_str(&json).expect("jwk");
+    let dp = jwk["dp"].take();
+    jwk["dp"] = jwk["dq"].take();
+    jwk["dq"] = dp;
+    let swapped = serde_json::to_string(&jwk).expect("json");
     fs::write(&file, text.replace(&b64, &base64::engine::general_purpose::STANDARD.encode(swapped)))
         .expect("write");
     let (code, out, err) = p.run(T0, &["export-key", "testklient-TEST", "--base64"]);

@@ -5,6 +5,7 @@ mod azure;
 mod cli;
 mod cli_errors;
 mod planner;
+mod shipped;
 mod store_suite;
 mod support;
 mod worker;
