@@ -2,7 +2,7 @@
 # Worker benchmarks: `status` over N key sets (file store, fixture keys), the idle worker's
 # resident memory and CPU between ticks, and the /metrics scrape time with N key sets.
 # Usage: benches/worker.sh [N=1000] [IDLE_SECONDS=60]
-# Prints a Markdown table for docs/bench-worker.md. Linux only (/proc).
+# Prints a Markdown table for BENCHMARKS.md. Linux only (/proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sets=${1:-1000}

@@ -1,6 +1,6 @@
 //! Request counts of typical runs, measured at the fake vault (401 challenges and all). Run
 //! `cargo test --test it vault_request_counts -- --nocapture` to print the table that
-//! `docs/bench-keyvault.md` shows.
+//! `BENCHMARKS.md` shows.
 
 use jwk_rotator::jwk::PrivateJwk;
 use jwk_rotator::keygen::KeyGenerator;
