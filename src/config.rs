@@ -36,7 +36,7 @@ fn default_store_path() -> PathBuf {
 }
 
 fn default_lock_timeout() -> Span {
-    Span::days(0).max("30s".parse().unwrap_or(Span::days(0)))
+    Span::seconds(30)
 }
 
 impl Default for StoreConfig {

@@ -110,6 +110,22 @@ impl Span {
         Span(TimeDelta::days(days))
     }
 
+    pub fn hours(hours: i64) -> Self {
+        Span(TimeDelta::hours(hours))
+    }
+
+    pub fn minutes(minutes: i64) -> Self {
+        Span(TimeDelta::minutes(minutes))
+    }
+
+    pub fn seconds(seconds: i64) -> Self {
+        Span(TimeDelta::seconds(seconds))
+    }
+
+    pub fn millis(millis: i64) -> Self {
+        Span(TimeDelta::milliseconds(millis))
+    }
+
     pub fn delta(self) -> TimeDelta {
         self.0
     }

@@ -90,25 +90,20 @@ fn default_max_retries() -> u32 {
     8
 }
 
-/// A constant duration; the texts below always parse, zero is only a formal fallback.
-fn span(text: &str) -> Span {
-    text.parse().unwrap_or(Span::days(0))
-}
-
 fn default_settle() -> Span {
-    span("2s")
+    Span::seconds(2)
 }
 
 fn default_initial_delay() -> Span {
-    span("800ms")
+    Span::millis(800)
 }
 
 fn default_max_delay() -> Span {
-    span("30s")
+    Span::seconds(30)
 }
 
 fn default_max_elapsed() -> Span {
-    span("2m")
+    Span::minutes(2)
 }
 
 fn default_prefix() -> String {

@@ -107,15 +107,11 @@ fn zero() -> Span {
 fn default_retries() -> u32 {
     3
 }
-fn span(s: &str) -> Span {
-    // The literals passed here are valid durations.
-    s.parse().unwrap_or(Span::days(0))
-}
 fn default_backoff() -> Span {
-    span("1m")
+    Span::minutes(1)
 }
 fn default_shutdown() -> Span {
-    span("30s")
+    Span::seconds(30)
 }
 
 /// `[server]`: the HTTP endpoint with `/healthz` and `/metrics`.
@@ -151,10 +147,10 @@ pub struct AlertsConfig {
 }
 
 fn default_reminder() -> Span {
-    span("24h")
+    Span::hours(24)
 }
 fn default_check_every() -> Span {
-    span("1h")
+    Span::hours(1)
 }
 
 impl Default for AlertsConfig {
@@ -209,7 +205,7 @@ impl fmt::Debug for WebhookConfig {
 }
 
 fn default_timeout() -> Span {
-    span("10s")
+    Span::seconds(10)
 }
 fn default_webhook_retries() -> u32 {
     2
