@@ -211,14 +211,17 @@ impl Config {
     }
 
     /// The key sets named on the command line (all when none), each checked against the config.
+    /// A key set named more than once is selected once, where it was first named.
     pub fn select(&self, names: &[String]) -> Result<Vec<Target>, ConfigError> {
         let all = self.targets();
         if names.is_empty() {
             return Ok(all);
         }
         let by_name: BTreeMap<String, &Target> = all.iter().map(|t| (t.key_set.to_string(), t)).collect();
+        let mut seen = std::collections::BTreeSet::new();
         names
             .iter()
+            .filter(|n| seen.insert(n.as_str()))
             .map(|n| {
                 by_name.get(n).map(|t| (*t).clone()).ok_or_else(|| {
                     let known: Vec<String> = all.iter().map(|t| t.key_set.to_string()).collect();

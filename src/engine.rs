@@ -12,6 +12,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::keygen::KeyGenerator;
 use crate::kid::KeySet;
+use crate::lifecycle;
 use crate::planner::{self, Action, Plan, Request, Step};
 use crate::policy::Policy;
 use crate::publish::{PublishedSet, Publisher};
@@ -39,9 +40,19 @@ pub struct SetReport {
 }
 
 impl SetReport {
+    fn new(key_set: &KeySet) -> Self {
+        SetReport { key_set: key_set.clone(), plan: None, done: 0, records: Vec::new(), error: None }
+    }
+
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
+}
+
+/// The targets with each key set once, in first-named order.
+fn distinct(targets: &[Target]) -> Vec<Target> {
+    let mut seen = std::collections::BTreeSet::new();
+    targets.iter().filter(|t| seen.insert(t.key_set.clone())).cloned().collect()
 }
 
 /// Asks a run to stop: once set, no key set is started and no further step is begun; the
@@ -102,25 +113,19 @@ impl Engine {
         now: DateTime<Utc>,
         request: &Request,
     ) -> Result<Vec<SetReport>, StoreError> {
-        let mut loaded = self.load(targets).await?;
+        let targets = distinct(targets);
+        let loaded = self.load(&targets).await?;
         Ok(targets
             .iter()
             .map(|t| {
-                let records = loaded.remove(&t.key_set).unwrap_or_else(|| Ok(Vec::new()));
-                let mut report = SetReport {
-                    key_set: t.key_set.clone(),
-                    plan: None,
-                    done: 0,
-                    records: Vec::new(),
-                    error: None,
-                };
-                match records {
+                let mut report = SetReport::new(&t.key_set);
+                match crate::store::records_in(&loaded, &t.key_set) {
                     Ok(records) => {
-                        match planner::plan(&t.key_set, &records, &t.policy, now, request) {
+                        match planner::plan(&t.key_set, records, &t.policy, now, request) {
                             Ok(plan) => report.plan = Some(plan),
                             Err(refusal) => report.error = Some(refusal.0),
                         }
-                        report.records = records;
+                        report.records = records.to_vec();
                     }
                     Err(e) => report.error = Some(e.to_string()),
                 }
@@ -130,22 +135,24 @@ impl Engine {
     }
 
     /// One run: lock the store, then plan and carry out every target, several at once.
-    /// A failing key set does not stop the others; its report holds the error.
+    /// A failing key set does not stop the others; its report holds the error. A key set
+    /// named twice is worked on once.
     pub async fn run(
         &self,
         targets: &[Target],
         now: DateTime<Utc>,
         request: &Request,
     ) -> Result<Vec<SetReport>, StoreError> {
+        let targets = distinct(targets);
         let _lock = self.store.lock(self.lock_timeout).await?;
-        let mut loaded = self.load(targets).await?;
+        let loaded = self.load(&targets).await?;
         // Collected first: a lazy `map` over borrowed targets makes the run's future one that
         // the compiler can not show to be `Send`, and the worker spawns it. The futures do
         // nothing until polled, so at most `parallelism` key sets are in progress at once.
         let jobs: Vec<_> = targets
             .iter()
             .map(|t| {
-                let records = loaded.remove(&t.key_set).unwrap_or_else(|| Ok(Vec::new()));
+                let records = crate::store::records_in(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec);
                 let span = info_span!("key_set", key_set = %t.key_set);
                 self.run_set(t, records, now, request).instrument(span)
             })
@@ -165,13 +172,7 @@ impl Engine {
         now: DateTime<Utc>,
         request: &Request,
     ) -> SetReport {
-        let mut report = SetReport {
-            key_set: target.key_set.clone(),
-            plan: None,
-            done: 0,
-            records: Vec::new(),
-            error: None,
-        };
+        let mut report = SetReport::new(&target.key_set);
         if self.stop.is_stopped() {
             report.error = Some("not started: the worker is shutting down".to_owned());
             return report;
@@ -192,7 +193,8 @@ impl Engine {
                 return report;
             }
         };
-        let mut run = SetRun { engine: self, target, now, records, dirty: false };
+        let first_key = records.is_empty();
+        let mut run = SetRun { engine: self, target, now, records, first_key, dirty: false };
         let result = run.execute(&plan.steps, &mut report.done).await;
         let finish = run.finish().await;
         report.records = run.records;
@@ -211,6 +213,9 @@ struct SetRun<'a> {
     target: &'a Target,
     now: DateTime<Utc>,
     records: Vec<KeyRecord>,
+    /// Whether the key set held no key at all when the run loaded it: only then may a new key
+    /// be current at once.
+    first_key: bool,
     /// Whether the store was written since `records` was loaded.
     dirty: bool,
 }
@@ -244,6 +249,12 @@ impl SetRun<'_> {
         let store = &self.engine.store;
         match action {
             Action::Generate { kid, stage } => {
+                if *stage == Stage::Current && !self.first_key {
+                    return Err(self.refused(
+                        kid,
+                        "a new key may be current at once only as the first key of an empty key set",
+                    ));
+                }
                 let (keygen, kid, policy) =
                     (self.engine.keygen.clone(), kid.clone(), self.target.policy.clone());
                 let key = tokio::task::spawn_blocking(move || {
@@ -270,6 +281,14 @@ impl SetRun<'_> {
             | Action::Retire { kid }
             | Action::Publish { kid } => {
                 let mut record = self.record(kid)?;
+                if let Action::Promote { .. } = action
+                    && !lifecycle::published_before(&record, self.now)
+                {
+                    return Err(self.refused(
+                        kid,
+                        "it was not published by an earlier run, so Maskinporten may not know it",
+                    ));
+                }
                 planner::transition(&mut record, action, self.now);
                 self.dirty = true;
                 if let Action::Promote { .. } = action {
@@ -281,6 +300,14 @@ impl SetRun<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A step that would break the lifecycle's first rule; nothing is written for it.
+    fn refused(&self, kid: &crate::kid::Kid, why: &str) -> String {
+        tracing::error!(%kid, why, "step refused");
+        format!(
+            "refused to make {kid} current: {why}. Nothing was written for this step; this is a bug, please report it"
+        )
     }
 
     fn record(&self, kid: &crate::kid::Kid) -> Result<KeyRecord, String> {
@@ -297,9 +324,8 @@ impl SetRun<'_> {
             return Ok(());
         }
         let set = self.target.key_set.clone();
-        let mut loaded =
-            self.engine.store.load(std::slice::from_ref(&set)).await.map_err(|e| e.to_string())?;
-        self.records = loaded.remove(&set).unwrap_or_else(|| Ok(Vec::new())).map_err(|e| e.to_string())?;
+        let loaded = self.engine.store.load(std::slice::from_ref(&set)).await.map_err(|e| e.to_string())?;
+        self.records = crate::store::records_in(&loaded, &set).map_err(|e| e.to_string())?.to_vec();
         self.dirty = false;
         Ok(())
     }
@@ -323,10 +349,90 @@ impl SetRun<'_> {
     /// current key.
     async fn finish(&mut self) -> Result<(), String> {
         self.write_outputs().await?;
-        let current = self.records.iter().find(|r| r.stage == Stage::Current).cloned();
+        let current = lifecycle::current(&self.records, self.now).cloned();
         if let Some(current) = current {
             self.engine.store.sync_consumer(&current).await.map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keygen::FixtureGenerator;
+    use crate::kid::Kid;
+    use crate::publish::MemoryPublisher;
+    use crate::store::MemoryStore;
+
+    fn fixture_engine(store: Arc<MemoryStore>) -> Engine {
+        let keys = include_str!("../tests/data/fixture-keys.b64");
+        let keygen = Arc::new(FixtureGenerator::from_lines(keys).expect("fixture keys"));
+        Engine::new(store, keygen, Arc::new(MemoryPublisher::default()))
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("time")
+    }
+
+    /// A key set whose first key is current and whose second waits, published at `published`.
+    async fn with_pending(store: &Arc<MemoryStore>, published: Option<DateTime<Utc>>) -> (Target, Kid) {
+        let engine = fixture_engine(store.clone());
+        let target = Target { key_set: "a-TEST".parse().expect("set"), policy: Policy::default() };
+        let t0 = at("2026-11-21T06:00:00Z");
+        let force = Request { force: true, ..Request::default() };
+        for request in [Request::default(), force] {
+            let reports = engine.run(std::slice::from_ref(&target), t0, &request).await.expect("run");
+            assert!(reports[0].ok(), "{:?}", reports[0].error);
+        }
+        let mut pending = store.records().into_iter().find(|r| r.stage == Stage::Pending).expect("pending");
+        pending.published = published;
+        store.update(&pending).await.expect("update");
+        (target, pending.kid)
+    }
+
+    /// The engine's own check, below the planner: whatever a plan says, a key that no earlier
+    /// run published is never written as current.
+    #[tokio::test]
+    async fn a_promotion_of_a_key_no_earlier_run_published_is_refused_and_writes_nothing() {
+        let now = at("2026-11-22T06:00:00Z");
+        for published in [None, Some(now), Some(now + chrono::TimeDelta::days(3))] {
+            let store = Arc::new(MemoryStore::new());
+            let (target, kid) = with_pending(&store, published).await;
+            let engine = fixture_engine(store.clone());
+            let before = store.records();
+            let mut run = SetRun {
+                engine: &engine,
+                target: &target,
+                now,
+                records: before.clone(),
+                first_key: false,
+                dirty: false,
+            };
+            let error = run.apply(&Action::Promote { kid: kid.clone() }).await.expect_err("refused");
+            assert!(error.contains(&format!("refused to make {kid} current")), "{error}");
+            assert_eq!(store.records(), before, "a refused step wrote something");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_current_key_outside_an_empty_key_set_is_refused() {
+        let store = Arc::new(MemoryStore::new());
+        let (target, _) = with_pending(&store, None).await;
+        let engine = fixture_engine(store.clone());
+        let before = store.records();
+        let now = at("2026-11-22T06:00:00Z");
+        let mut run = SetRun {
+            engine: &engine,
+            target: &target,
+            now,
+            records: before.clone(),
+            first_key: false,
+            dirty: false,
+        };
+        let kid: Kid = "a-TEST.2026-11-22".parse().expect("kid");
+        let error = run.apply(&Action::Generate { kid, stage: Stage::Current }).await.expect_err("refused");
+        assert!(error.contains("first key of an empty key set"), "{error}");
+        assert_eq!(store.records(), before);
     }
 }

@@ -10,6 +10,7 @@ pub mod findings;
 pub mod jwk;
 pub mod keygen;
 pub mod kid;
+pub mod lifecycle;
 pub mod planner;
 pub mod policy;
 pub mod publish;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::kid::{KeySet, Kid};
+use crate::lifecycle;
 use crate::policy::{Policy, Promotion};
 use crate::record::{KeyRecord, Stage};
 
@@ -15,9 +16,11 @@ use crate::record::{KeyRecord, Stage};
 pub struct Request {
     /// `rotate --force`: make a new pending key now; one that was waiting is superseded.
     pub force: bool,
-    /// `promote`: promote the pending key now, whatever the promotion mode.
+    /// `promote`: promote the pending key now, whatever the promotion mode. Only a key that an
+    /// earlier run published can be promoted; without one the plan is refused.
     pub promote: bool,
     /// `retire KID`: retire this key now (compromise); `force` allows the only usable key.
+    /// Retiring the current key hands over to the pending key if an earlier run published it.
     pub retire: Option<(Kid, bool)>,
 }
 
@@ -101,8 +104,12 @@ pub fn plan(
     now: DateTime<Utc>,
     request: &Request,
 ) -> Result<Plan, Refusal> {
-    let mut p = Planner { set: key_set, policy, now, recs: records.to_vec(), steps: Vec::new() };
+    let first_key = records.is_empty();
+    let mut p = Planner { set: key_set, policy, now, recs: records.to_vec(), first_key, steps: Vec::new() };
     p.recs.sort_by(|a, b| a.kid.cmp(&b.kid));
+    if request.promote {
+        p.check_promotable()?;
+    }
     if let Some((kid, force)) = &request.retire {
         p.retire_requested(kid, *force)?;
     }
@@ -114,7 +121,7 @@ pub fn plan(
         p.converge();
         p.generate(first && request.force);
         p.publish();
-        p.promote(first && request.promote)?;
+        p.promote(first && request.promote);
         p.retire_scheduled();
         p.purge();
         first = false;
@@ -167,6 +174,9 @@ struct Planner<'a> {
     policy: &'a Policy,
     now: DateTime<Utc>,
     recs: Vec<KeyRecord>,
+    /// Whether the key set held no key when the run began: only its first key may be current
+    /// at once (a key set purged empty within the run is not a new key set).
+    first_key: bool,
     steps: Vec<Step>,
 }
 
@@ -194,11 +204,34 @@ impl Planner<'_> {
     }
 
     fn current(&self) -> Option<KeyRecord> {
-        self.with_stage(Stage::Current).pop()
+        lifecycle::current(&self.recs, self.now).cloned()
     }
 
     fn pending(&self) -> Option<KeyRecord> {
-        self.with_stage(Stage::Pending).pop()
+        lifecycle::pending(&self.recs, self.now).cloned()
+    }
+
+    /// The pending key that a `promote` request would promote: one an earlier run published.
+    fn check_promotable(&self) -> Result<KeyRecord, Refusal> {
+        let set = self.set;
+        let Some(pending) = self.pending() else {
+            return Err(Refusal(format!(
+                "key set {set} has no pending key to promote; `jwk-rotator rotate --force {set}` makes one: upload it to Maskinporten, then promote in a later run"
+            )));
+        };
+        match pending.published {
+            Some(t) if t < self.now => Ok(pending),
+            Some(t) => Err(Refusal(format!(
+                "pending key {} of {set} was published at {} ({}), not before this run; upload {set}.maskinporten.json, then promote in a later run",
+                pending.kid,
+                t.to_rfc3339(),
+                if t == self.now { "in this run" } else { "after this run's time: check the clock" }
+            ))),
+            None => Err(Refusal(format!(
+                "pending key {} of {set} has not been published yet: run `jwk-rotator rotate {set}` to publish it, upload {set}.maskinporten.json, then promote",
+                pending.kid
+            ))),
+        }
     }
 
     fn days(&self, since: DateTime<Utc>) -> i64 {
@@ -215,31 +248,46 @@ impl Planner<'_> {
         if rec.stage == Stage::Retired {
             return Err(Refusal(format!("{kid} is already retired")));
         }
-        if rec.stage == Stage::Current && self.pending().is_none() && !force {
+        let is_current = self.current().is_some_and(|c| c.kid == *kid);
+        let successor = self.pending().filter(|p| is_current && lifecycle::published_before(p, self.now));
+        if is_current && successor.is_none() && !force {
             return Err(Refusal(format!(
-                "{kid} is the only key applications of {} can use; retiring it breaks them until a new key is uploaded and they restart. Run `jwk-rotator rotate --force {}` first, or repeat with --force if the key is compromised",
+                "{kid} is the only key applications of {} can use; retiring it breaks them until a new key is uploaded and they restart. Run `jwk-rotator rotate --force {}`, upload the new key and retire {kid} in a later run, or repeat with --force if the key is compromised",
                 self.set, self.set
             )));
+        }
+        if let Some(next) = successor {
+            let reason = format!("{kid} is retired on request; {} was published in an earlier run", next.kid);
+            self.push(Action::Promote { kid: next.kid }, reason);
         }
         self.push(Action::Retire { kid: kid.clone() }, "retired on request".to_owned());
         Ok(())
     }
 
-    /// Repairs what an interrupted run can leave: two current keys, or two pending ones.
+    /// Repairs what an interrupted run or a wrong clock can leave: two current keys, two
+    /// pending ones, or a pending key dated in the future, which would block rotation until
+    /// its date.
     fn converge(&mut self) {
-        let mut currents = self.with_stage(Stage::Current);
-        currents.sort_by_key(|r| (r.activated.unwrap_or(r.created), r.kid.clone()));
-        if let Some(newest) = currents.pop() {
-            for old in currents {
+        for r in self.with_stage(Stage::Pending) {
+            if lifecycle::is_future_dated(&r, self.now) {
+                let reason = format!(
+                    "dated {} (created {}), after this run's time: a run whose clock was ahead made it; superseded",
+                    r.kid.date(),
+                    r.created.to_rfc3339()
+                );
+                self.push(Action::Retire { kid: r.kid }, reason);
+            }
+        }
+        if let Some(winner) = self.current() {
+            for old in self.with_stage(Stage::Current).into_iter().filter(|r| r.kid != winner.kid) {
                 let reason =
-                    format!("{} took over; an earlier run stopped before demoting this one", newest.kid);
+                    format!("{} took over; an earlier run stopped before demoting this one", winner.kid);
                 self.push(Action::Demote { kid: old.kid }, reason);
             }
         }
-        let mut pendings = self.with_stage(Stage::Pending);
-        if let Some(newest) = pendings.pop() {
-            for old in pendings {
-                let reason = format!("superseded by the newer pending key {}", newest.kid);
+        if let Some(winner) = self.pending() {
+            for old in self.with_stage(Stage::Pending).into_iter().filter(|r| r.kid != winner.kid) {
+                let reason = format!("superseded by the newer pending key {}", winner.kid);
                 self.push(Action::Retire { kid: old.kid }, reason);
             }
         }
@@ -252,42 +300,61 @@ impl Planner<'_> {
     fn generate(&mut self, force: bool) {
         let current = self.current();
         let pending = self.pending();
-        let (stage, reason) = match (&current, &pending) {
-            (None, None) if self.recs.is_empty() => {
-                (Stage::Current, "the key set has no key yet; its first key is current at once".to_owned())
-            }
-            (None, None) => {
-                (Stage::Current, "no usable key is left; a new key is current at once".to_owned())
-            }
-            (Some(_), Some(p)) if force => {
-                (Stage::Pending, format!("--force: a new pending key supersedes {}", p.kid))
-            }
-            (Some(_), None) if force => (Stage::Pending, "--force: a new key was asked for".to_owned()),
-            (Some(c), None) if self.now - c.created >= self.policy.rotate_after.delta() => (
-                Stage::Pending,
-                format!(
-                    "current key {} is {} days old; rotate_after is {}",
-                    c.kid,
-                    self.days(c.created),
-                    self.policy.rotate_after
-                ),
-            ),
-            (Some(c), None) if c.expires(self.policy) - self.now <= self.policy.warn_before.delta() => {
-                let expires = c.expires(self.policy).date_naive();
-                let reason = format!(
-                    "current key {} expires on {expires}, within warn_before ({})",
-                    c.kid, self.policy.warn_before
+        let reason = match (&current, &pending) {
+            // The only key that is current in the run that made it: nothing can sign before it.
+            (None, None) if self.first_key && self.recs.is_empty() => {
+                self.push_new(
+                    Stage::Current,
+                    "the key set has no key yet; its first key is current at once".to_owned(),
                 );
-                (Stage::Pending, reason)
+                return;
+            }
+            (_, Some(p)) if force => format!("--force: a new pending key supersedes {}", p.kid),
+            (_, None) if force => "--force: a new key was asked for".to_owned(),
+            (None, None) => {
+                "no usable key is left; a new pending key is made: upload it to Maskinporten, then promote it"
+                    .to_owned()
+            }
+            (Some(c), None) if self.now >= lifecycle::next_rotation(c, self.policy, self.now) => {
+                self.rotation_reason(c)
             }
             _ => return,
         };
-        let kid = self.new_kid();
-        self.push(Action::Generate { kid, stage }, reason);
+        self.push_new(Stage::Pending, reason);
         if let (Some(p), true) = (pending, force) {
             let reason = "--force: superseded by a new pending key".to_owned();
             self.push(Action::Retire { kid: p.kid }, reason);
         }
+    }
+
+    fn push_new(&mut self, stage: Stage, reason: String) {
+        let kid = self.new_kid();
+        self.push(Action::Generate { kid, stage }, reason);
+    }
+
+    /// Why the current key `c` is due for rotation.
+    fn rotation_reason(&self, c: &KeyRecord) -> String {
+        if lifecycle::is_future_dated(c, self.now) {
+            return format!(
+                "current key {} is dated {}, after this run's time: a run whose clock was ahead made it",
+                c.kid,
+                c.kid.date()
+            );
+        }
+        if self.now - c.created >= self.policy.rotate_after.delta() {
+            return format!(
+                "current key {} is {} days old; rotate_after is {}",
+                c.kid,
+                self.days(c.created),
+                self.policy.rotate_after
+            );
+        }
+        format!(
+            "current key {} expires on {}, within warn_before ({})",
+            c.kid,
+            c.expires(self.policy).date_naive(),
+            self.policy.warn_before
+        )
     }
 
     fn publish(&mut self) {
@@ -302,40 +369,35 @@ impl Planner<'_> {
         }
     }
 
-    fn promote(&mut self, requested: bool) -> Result<(), Refusal> {
-        let Some(pending) = self.pending() else {
-            if requested {
-                return Err(Refusal(format!(
-                    "key set {} has no pending key to promote; `jwk-rotator rotate --force {}` makes one",
-                    self.set, self.set
-                )));
-            }
-            return Ok(());
+    /// Promotes the pending key when asked to or when the policy says so; only ever a key that
+    /// an earlier run published, so that no key is current in the run that made it.
+    fn promote(&mut self, requested: bool) {
+        let Some(pending) = self.pending() else { return };
+        let Some(published) = pending.published.filter(|_| lifecycle::published_before(&pending, self.now))
+        else {
+            return;
         };
-        let current = self.current();
-        let waited = pending.published.map(|t| self.now - t);
+        let waited = self.now - published;
         let reason = if requested {
-            "promoted on request".to_owned()
-        } else if current.is_none() {
-            "the key set has no current key".to_owned()
+            format!("promoted on request; published {}", published.to_rfc3339())
         } else if self.policy.promotion == Promotion::AfterDelay
-            && waited.is_some_and(|w| w >= self.policy.publish_ahead.delta())
+            && waited >= self.policy.publish_ahead.delta()
         {
             format!(
                 "published {} days ago; publish_ahead is {}",
-                waited.unwrap_or_default().num_days(),
+                waited.num_days(),
                 self.policy.publish_ahead
             )
         } else {
-            return Ok(());
+            return;
         };
+        let current = self.current();
         self.push(Action::Promote { kid: pending.kid.clone() }, reason);
         if let Some(old) = current {
             let reason =
                 format!("replaced by {}; stays published for overlap ({})", pending.kid, self.policy.overlap);
             self.push(Action::Demote { kid: old.kid }, reason);
         }
-        Ok(())
     }
 
     fn retire_scheduled(&mut self) {
@@ -372,7 +434,12 @@ impl Planner<'_> {
         }
     }
 
+    /// Deletes keys retired for `retain_retired`, but only while a current key remains: a key
+    /// set purged empty would look new, and a new key set's first key is current at once.
     fn purge(&mut self) {
+        if self.current().is_none() {
+            return;
+        }
         let keep = self.policy.retain_retired.delta();
         for r in self.with_stage(Stage::Retired) {
             let since = r.retired.unwrap_or(r.created);

@@ -360,4 +360,9 @@ impl KeyStore for VaultStore {
         self.state().consumers.insert(name.to_ascii_lowercase(), Some(current.kid.clone()));
         Ok(())
     }
+
+    fn consumer_kid(&self, set: &KeySet) -> Option<Option<Kid>> {
+        let name = self.sets.get(set)?.consumer.as_ref()?.to_ascii_lowercase();
+        Some(self.state().consumers.get(&name).cloned().flatten())
+    }
 }

@@ -14,9 +14,9 @@ use crate::engine::{Engine, SetReport, Target};
 use crate::findings::{self, Severity};
 use crate::keygen::AwsLcGenerator;
 use crate::kid::{KeySet, Kid};
+use crate::lifecycle::{self, CLOCK_SKEW};
 use crate::planner::Request;
 use crate::publish::{FilePublisher, PublishedSet};
-use crate::record::Stage;
 use crate::store::{FileStore, KeyStore};
 
 /// The process exit code.
@@ -44,25 +44,36 @@ pub async fn run(cli: Cli) -> Exit {
     }
     let clock = |at: Option<DateTime<Utc>>| at.or(cli.now).unwrap_or_else(Utc::now);
     let result = match cli.command {
-        Command::Rotate { sets, force, dry_run, at } => {
+        Command::Rotate { sets, force, dry_run, at, allow_future } => {
             let request = Request { force, ..Request::default() };
-            rotate(&config, &sets, clock(at), &request, dry_run).await
+            match write_time(at, clock(None), allow_future || dry_run) {
+                Ok(now) => rotate(&config, &sets, now, &request, dry_run).await,
+                Err(exit) => return exit,
+            }
         }
         Command::Plan { sets, at, format } => rotate_plan(&config, &sets, clock(at), format).await,
         Command::Status { sets, format, at } => return status(&config, &sets, clock(at), format).await,
         Command::Jwks { set, format } => jwks(&config, &set, format).await,
-        Command::ExportKey { set, kid, base64 } => export_key(&config, &set, kid.as_deref(), base64).await,
-        Command::Promote { set, at } => {
-            let request = Request { promote: true, ..Request::default() };
-            rotate(&config, &[set], clock(at), &request, false).await
+        Command::ExportKey { set, kid, base64 } => {
+            export_key(&config, &set, kid.as_deref(), base64, clock(None)).await
         }
-        Command::Retire { set, kid, force, at } => {
+        Command::Promote { set, at, allow_future } => {
+            let request = Request { promote: true, ..Request::default() };
+            match write_time(at, clock(None), allow_future) {
+                Ok(now) => rotate(&config, &[set], now, &request, false).await,
+                Err(exit) => return exit,
+            }
+        }
+        Command::Retire { set, kid, force, at, allow_future } => {
             let kid: Kid = match kid.parse() {
                 Ok(kid) => kid,
                 Err(e) => return usage(anyhow!("{e}")),
             };
             let request = Request { retire: Some((kid, force)), ..Request::default() };
-            rotate(&config, &[set], clock(at), &request, false).await
+            match write_time(at, clock(None), allow_future) {
+                Ok(now) => rotate(&config, &[set], now, &request, false).await,
+                Err(exit) => return exit,
+            }
         }
         Command::Worker => crate::worker::start::run(&config, cli.now).await.map(|()| Exit::OK),
     };
@@ -70,6 +81,25 @@ pub async fn run(cli: Cli) -> Exit {
         eprintln!("error: {e:#}");
         Exit::FAILED
     })
+}
+
+/// The time a command that writes runs at: `--at`, else the clock (`JWK_ROTATOR_NOW`, else
+/// the system's). An `--at` more than a day ahead of the clock would date keys in the future,
+/// where they block rotation until that date; it takes `--allow-future`.
+fn write_time(
+    at: Option<DateTime<Utc>>,
+    clock: DateTime<Utc>,
+    allow_future: bool,
+) -> Result<DateTime<Utc>, Exit> {
+    match at {
+        Some(at) if at > clock + CLOCK_SKEW && !allow_future => Err(usage(anyhow!(
+            "--at {} is more than a day ahead of the clock ({}): keys made now would be dated in the future and block rotation until then. Use `jwk-rotator plan --at ...` to see what would happen, or add --allow-future on a copy of the store",
+            at.to_rfc3339(),
+            clock.to_rfc3339()
+        ))),
+        Some(at) => Ok(at),
+        None => Ok(clock),
+    }
 }
 
 fn usage(e: anyhow::Error) -> Exit {
@@ -191,8 +221,8 @@ async fn records_of(
 ) -> anyhow::Result<(Target, Engine, Vec<crate::record::KeyRecord>)> {
     let target = config.select(&[set.to_owned()])?.remove(0);
     let engine = engine(config)?;
-    let mut loaded = engine.load(std::slice::from_ref(&target)).await?;
-    let records = loaded.remove(&target.key_set).unwrap_or_else(|| Ok(Vec::new()))?;
+    let loaded = engine.load(std::slice::from_ref(&target)).await?;
+    let records = crate::store::records_in(&loaded, &target.key_set)?.to_vec();
     Ok((target, engine, records))
 }
 
@@ -210,11 +240,17 @@ async fn jwks(config: &Config, set: &str, format: JwksFormat) -> anyhow::Result<
     Ok(Exit::OK)
 }
 
-async fn export_key(config: &Config, set: &str, kid: Option<&str>, base64: bool) -> anyhow::Result<Exit> {
+async fn export_key(
+    config: &Config,
+    set: &str,
+    kid: Option<&str>,
+    base64: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Exit> {
     let (target, engine, records) = records_of(config, set).await?;
     let kid: Kid = match kid {
         Some(kid) => kid.parse()?,
-        None => current_kid(&target.key_set, &records)?,
+        None => current_kid(&target.key_set, &records, now)?,
     };
     if !records.iter().any(|r| r.kid == kid) {
         bail!("key set {set} has no key {kid}; `jwk-rotator status {set}` lists its keys");
@@ -225,17 +261,14 @@ async fn export_key(config: &Config, set: &str, kid: Option<&str>, base64: bool)
     Ok(Exit::OK)
 }
 
-fn current_kid(set: &KeySet, records: &[crate::record::KeyRecord]) -> anyhow::Result<Kid> {
-    records
-        .iter()
-        .filter(|r| r.stage == Stage::Current)
-        .max_by_key(|r| r.activated)
-        .map(|r| r.kid.clone())
-        .ok_or_else(|| {
-            anyhow!(
-                "key set {set} has no current key: run `jwk-rotator rotate {set}`, or name one with --kid"
-            )
-        })
+fn current_kid(
+    set: &KeySet,
+    records: &[crate::record::KeyRecord],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Kid> {
+    lifecycle::current(records, now).map(|r| r.kid.clone()).ok_or_else(|| {
+        anyhow!("key set {set} has no current key: run `jwk-rotator rotate {set}`, or name one with --kid")
+    })
 }
 
 /// Data to stdout as the tools it replaces print it: no newline, unless a person is reading.

@@ -79,9 +79,12 @@ pub enum Command {
         /// Plan and print, write nothing
         #[arg(long)]
         dry_run: bool,
-        /// Run as if it were this time (RFC 3339)
+        /// Run as if it were this time (RFC 3339); more than a day ahead needs --allow-future
         #[arg(long, value_name = "TIME")]
         at: Option<DateTime<Utc>>,
+        /// Allow --at more than a day ahead of the clock (keys dated in the future)
+        #[arg(long, requires = "at")]
+        allow_future: bool,
     },
     /// The actions a run would take and why; writes nothing at all
     #[command(after_help = "Examples:
@@ -143,6 +146,8 @@ Examples:
         set: String,
         #[arg(long, value_name = "TIME", hide = true)]
         at: Option<DateTime<Utc>>,
+        #[arg(long, requires = "at", hide = true)]
+        allow_future: bool,
     },
     /// Retire a key now (compromise); refuses the only usable key without --force
     #[command(after_help = "Examples:
@@ -158,6 +163,8 @@ Examples:
         force: bool,
         #[arg(long, value_name = "TIME", hide = true)]
         at: Option<DateTime<Utc>>,
+        #[arg(long, requires = "at", hide = true)]
+        allow_future: bool,
     },
     /// Run on the config's schedule, serve /healthz and /metrics, send alerts
     #[command(

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::engine::{Engine, SetReport, Target};
 use crate::findings::{self, Finding};
+use crate::lifecycle::{self, PortalStep};
 use crate::record::KeyRecord;
 
 /// One line per step, grouped by key set; a dry run says what it would do.
@@ -86,7 +87,9 @@ impl StatusReport {
             .iter()
             .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))
             .collect();
-        StatusReport { now, sets, findings: findings::evaluate_all(targets, &loaded, now) }
+        let keys: Vec<_> = targets.iter().map(|t| t.key_set.clone()).collect();
+        let consumers = crate::store::consumers(engine.store.as_ref(), &keys);
+        StatusReport { now, sets, findings: findings::evaluate_all(targets, &loaded, &consumers, now) }
     }
 
     fn rows(&self, target: &Target, records: &[KeyRecord]) -> Vec<KeyRow> {
@@ -133,6 +136,7 @@ impl StatusReport {
                 )?;
             }
         }
+        self.write_portal(out)?;
         writeln!(out)?;
         let worst = findings::worst(&self.findings);
         if self.findings.is_empty() {
@@ -147,14 +151,43 @@ impl StatusReport {
         Ok(())
     }
 
+    /// The Samarbeidsportalen steps of every key set, one line each; nothing when none.
+    fn write_portal(&self, out: &mut impl Write) -> io::Result<()> {
+        let mut lines = Vec::new();
+        for (t, records) in &self.sets {
+            let Ok(records) = records else { continue };
+            let set = &t.key_set;
+            for step in lifecycle::portal_steps(records, &t.policy, self.now) {
+                lines.push(match step {
+                    PortalStep::Add { kid } => format!(
+                        "  {set}: add {kid} (`jwk-rotator jwks {set} --kid {kid}`), then `jwk-rotator promote {set}`"
+                    ),
+                    PortalStep::Remove { kid, after } if after <= self.now => {
+                        format!("  {set}: remove {kid} now, if it is still registered")
+                    }
+                    PortalStep::Remove { kid, after } => {
+                        format!("  {set}: remove {kid} after {} (its overlap ends)", after.date_naive())
+                    }
+                });
+            }
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "\nSamarbeidsportalen:")?;
+        lines.iter().try_for_each(|l| writeln!(out, "{l}"))
+    }
+
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
         let sets: Vec<serde_json::Value> = self
             .sets
             .iter()
             .map(|(t, records)| match records {
-                Ok(records) => {
-                    serde_json::json!({ "key_set": t.key_set.to_string(), "keys": self.rows(t, records) })
-                }
+                Ok(records) => serde_json::json!({
+                    "key_set": t.key_set.to_string(),
+                    "keys": self.rows(t, records),
+                    "portal": lifecycle::portal_steps(records, &t.policy, self.now),
+                }),
                 Err(e) => serde_json::json!({ "key_set": t.key_set.to_string(), "error": e }),
             })
             .collect();

@@ -44,6 +44,26 @@ pub type StoreLock = Box<dyn Any + Send>;
 /// What [`KeyStore::load`] found, per key set: one set's damage does not hide the others.
 pub type Loaded = BTreeMap<KeySet, Result<Vec<KeyRecord>, StoreError>>;
 
+/// For each key set with a consumer secret, the kid that secret holds (`None`: no usable key).
+pub type Consumers = BTreeMap<KeySet, Option<Kid>>;
+
+/// The records of `set` in what a store loaded. A key set that the load left out is an error,
+/// never an empty key set: treating it as empty would make a first key current at once.
+pub fn records_in<'a>(loaded: &'a Loaded, set: &KeySet) -> Result<&'a [KeyRecord], StoreError> {
+    match loaded.get(set) {
+        Some(Ok(records)) => Ok(records),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(StoreError::Failed(format!(
+            "key set {set} is missing from what the store loaded; nothing was written for it. This is a bug: run again, and report it if it repeats"
+        ))),
+    }
+}
+
+/// What the consumer secrets of `sets` held at the store's last load.
+pub fn consumers(store: &dyn KeyStore, sets: &[KeySet]) -> Consumers {
+    sets.iter().filter_map(|s| store.consumer_kid(s).map(|kid| (s.clone(), kid))).collect()
+}
+
 /// Holds each key's record and private JWK. Object-safe; held as `Arc<dyn KeyStore>`.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
@@ -74,5 +94,11 @@ pub trait KeyStore: Send + Sync {
     /// secret have nothing to do.
     async fn sync_consumer(&self, _current: &KeyRecord) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// What the consumer secret of `set` held at the last [`KeyStore::load`]: `None` for a
+    /// store or key set without one, `Some(None)` when it holds no usable key.
+    fn consumer_kid(&self, _set: &KeySet) -> Option<Option<Kid>> {
+        None
     }
 }

@@ -54,4 +54,8 @@ impl KeyStore for CountingStore {
     async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
         self.count("sync_consumer", self.inner.sync_consumer(current).await)
     }
+
+    fn consumer_kid(&self, set: &KeySet) -> Option<Option<Kid>> {
+        self.inner.consumer_kid(set)
+    }
 }

@@ -9,8 +9,9 @@ use prometheus_client::registry::{Metric, Registry};
 
 use crate::engine::{SetReport, Target};
 use crate::findings::{self, Finding, Severity};
+use crate::lifecycle;
 use crate::planner::Action;
-use crate::record::{KeyRecord, Stage};
+use crate::record::KeyRecord;
 use crate::store::{Loaded, StoreError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -182,7 +183,13 @@ impl Metrics {
     /// Replaces the per-key series and finding counts with what one store load shows. When the
     /// store could not be read at all, the key series keep their last values, so that expiry
     /// alerts in Prometheus still see the keys.
-    pub fn observe(&self, targets: &[Target], loaded: &Result<Loaded, StoreError>, found: &[Finding]) {
+    pub fn observe(
+        &self,
+        targets: &[Target],
+        loaded: &Result<Loaded, StoreError>,
+        found: &[Finding],
+        now: DateTime<Utc>,
+    ) {
         self.count_findings(found);
         if loaded.is_err() {
             return;
@@ -201,7 +208,7 @@ impl Metrics {
                 self.key_expiration.get_or_create(&labels).set(r.expires(&t.policy).timestamp());
                 self.key_creation.get_or_create(&labels).set(r.created.timestamp());
             }
-            if let Some(at) = next_rotation(t, records) {
+            if let Some(at) = next_rotation(t, records, now) {
                 self.next_rotation
                     .get_or_create(&SetLabels { key_set: t.key_set.to_string() })
                     .set(at.timestamp());
@@ -238,11 +245,9 @@ fn severity_labels(severity: Severity) -> SeverityLabels {
     SeverityLabels { severity: severity.as_str().to_lowercase() }
 }
 
-/// When the planner will make a new pending key for the current one: `rotate_after` after its
-/// creation, or `warn_before` ahead of its expiry if that comes first. None without a current key.
-pub fn next_rotation(target: &Target, records: &[KeyRecord]) -> Option<DateTime<Utc>> {
-    let current = records.iter().filter(|r| r.stage == Stage::Current).max_by_key(|r| r.activated)?;
-    let by_age = current.created + target.policy.rotate_after.delta();
-    let by_expiry = current.expires(&target.policy) - target.policy.warn_before.delta();
-    Some(by_age.min(by_expiry))
+/// When the planner will make a new pending key for the current one (see
+/// [`lifecycle::next_rotation`]). None without a current key.
+pub fn next_rotation(target: &Target, records: &[KeyRecord], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let current = lifecycle::current(records, now)?;
+    Some(lifecycle::next_rotation(current, &target.policy, now))
 }

@@ -271,8 +271,10 @@ impl Worker {
     pub async fn evaluate(&self) -> Vec<Finding> {
         let now = self.clock.now();
         let loaded = self.engine.load(&self.targets).await;
-        let found = findings::evaluate_all(&self.targets, &loaded, now);
-        self.metrics.observe(&self.targets, &loaded, &found);
+        let keys: Vec<_> = self.targets.iter().map(|t| t.key_set.clone()).collect();
+        let consumers = crate::store::consumers(self.engine.store.as_ref(), &keys);
+        let found = findings::evaluate_all(&self.targets, &loaded, &consumers, now);
+        self.metrics.observe(&self.targets, &loaded, &found, now);
         self.notifier.notify(&found, now).await;
         found
     }

@@ -241,7 +241,11 @@ fn retiring_the_only_usable_key_needs_force() {
     assert_eq!(p.snapshot(), before);
     let out = p.ok(T0, &["retire", "testklient-TEST", "testklient-TEST.2026-11-21", "--force"]);
     assert!(out.contains("retire testklient-TEST.2026-11-21 (retired on request)"), "{out}");
-    assert!(out.contains("generate testklient-TEST.2026-11-21-2 as current"), "{out}");
+    // Never current in the run that made it: the new key waits for its upload and `promote`.
+    assert!(out.contains("generate testklient-TEST.2026-11-21-2 as pending"), "{out}");
+    let (code, out, _) = p.run(T0, &["status"]);
+    assert_eq!(code, 2, "no current key is CRITICAL: {out}");
+    assert!(out.contains("add testklient-TEST.2026-11-21-2 in Samarbeidsportalen"), "{out}");
 }
 
 #[test]

@@ -1,11 +1,9 @@
 //! Planner properties over random histories and clocks, and long simulations.
-
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, TimeDelta, Utc};
 use jwk_rotator::findings::{self, FindingKind, Severity};
 use jwk_rotator::jwk::PublicJwk;
 use jwk_rotator::kid::{KeySet, Kid};
+use jwk_rotator::lifecycle;
 use jwk_rotator::planner::{Action, Plan, Request, plan};
 use jwk_rotator::policy::{Policy, Promotion, Span};
 use jwk_rotator::publish::PublishedSet;
@@ -37,23 +35,46 @@ fn published(recs: &[KeyRecord]) -> Vec<&KeyRecord> {
 }
 
 /// Every invariant that must hold after a plan is carried out.
-fn check_invariants(before: &[KeyRecord], plan: &Plan, policy: &Policy, now: DateTime<Utc>) {
+fn check_invariants(
+    before: &[KeyRecord],
+    plan: &Plan,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    request: &Request,
+) {
     let after = outcome(plan);
     let currents: Vec<_> = after.iter().filter(|r| r.stage == Stage::Current).collect();
     assert!(currents.len() <= 1, "two current keys: {currents:?}");
-    if !after.is_empty() {
-        assert_eq!(currents.len(), 1, "keys but no current: {after:?}");
-        assert!(currents[0].published.is_some(), "current key not published: {:?}", currents[0]);
+    for c in &currents {
+        assert!(c.published.is_some(), "current key not published: {c:?}");
     }
-    // A key is published before it becomes current: by an earlier run or an earlier step.
-    let mut published_now: BTreeSet<Kid> =
-        before.iter().filter(|r| r.published.is_some()).map(|r| r.kid.clone()).collect();
+    // A key set never goes back to empty: it would look new, and a new key set's first key is
+    // current at once.
+    assert!(before.is_empty() || !after.is_empty(), "purged empty: {before:?}");
+    let had_current = before.iter().any(|r| r.stage == Stage::Current);
+    if !after.is_empty() && currents.is_empty() {
+        let forced = request.retire.as_ref().is_some_and(|(_, force)| *force);
+        assert!(forced || !had_current, "the current key was lost without `retire --force`: {after:?}");
+    }
+    // No key is current in the run that made it, bar the first key of an empty key set; a
+    // promoted key was published by an earlier run; a scheduled promotion waited publish_ahead.
     for step in &plan.steps {
         match &step.action {
-            Action::Publish { kid } => {
-                published_now.insert(kid.clone());
+            Action::Generate { stage: Stage::Current, kid } => {
+                assert!(before.is_empty(), "{kid} made current at once in a key set with keys: {before:?}");
             }
-            Action::Promote { kid } => assert!(published_now.contains(kid), "{kid} promoted unpublished"),
+            Action::Promote { kid } => {
+                let was = before.iter().find(|r| r.kid == *kid);
+                let was = was.unwrap_or_else(|| panic!("{kid} promoted in the run that made it"));
+                assert!(
+                    lifecycle::published_before(was, now),
+                    "{kid} promoted before an earlier run published it"
+                );
+                if !request.promote && request.retire.is_none() {
+                    let waited = now - was.published.expect("published");
+                    assert!(waited >= policy.publish_ahead.delta(), "{kid} promoted after {waited}");
+                }
+            }
             _ => {}
         }
     }
@@ -65,6 +86,11 @@ fn check_invariants(before: &[KeyRecord], plan: &Plan, policy: &Policy, now: Dat
         for member in ["\"d\"", "\"p\"", "\"q\"", "\"dp\"", "\"dq\"", "\"qi\""] {
             assert!(!text.contains(member), "private member {member} in {text}");
         }
+    }
+    // `status` reports a key set left without a current key.
+    let found = findings::evaluate(&set, Ok(&after), policy, now);
+    if !after.is_empty() && currents.is_empty() {
+        assert!(found.iter().any(|f| f.kind == FindingKind::NoCurrentKey), "{found:?}");
     }
     let again = plan_ok(&set, &after, policy, now, &Request::default());
     assert!(again.is_empty(), "second run at {now} plans {:?}", again.steps);
@@ -114,25 +140,73 @@ proptest! {
         history in prop::collection::vec((0i64..50, 0i64..24, op()), 1..40),
     ) {
         let policy = Policy::new(policy).expect("strategy makes valid policies");
-        let set = set("testklient-TEST");
         let mut now = at("2026-01-01T00:00:00Z");
-        let mut recs: Vec<KeyRecord> = Vec::new();
-        for (d, h, op) in history {
+        let steps = history.into_iter().map(|(d, h, op)| {
             now += TimeDelta::days(d) + TimeDelta::hours(h);
-            let request = match op {
-                Op::Run => Request::default(),
-                Op::Force => Request { force: true, ..Request::default() },
-                Op::Promote => Request { promote: true, ..Request::default() },
-                Op::Retire { pick, force } => match recs.get(pick % recs.len().max(1)) {
-                    Some(r) => Request { retire: Some((r.kid.clone(), force)), ..Request::default() },
-                    None => Request::default(),
-                },
-            };
-            let Ok(p) = plan(&set, &recs, &policy, now, &request) else { continue };
-            check_invariants(&recs, &p, &policy, now);
+            (now, op)
+        });
+        replay(&policy, steps);
+    }
+
+    /// The clock jumps back and forth by up to a year between runs (a host whose clock jumped,
+    /// `--at` far ahead): still never two current keys, never a key current in the run that
+    /// made it, never a rotation stalled by a key dated in the future.
+    #[test]
+    fn invariants_hold_when_the_clock_jumps(
+        policy in a_policy(),
+        history in prop::collection::vec((-365i64..=365, 0i64..24, op()), 1..40),
+    ) {
+        let policy = Policy::new(policy).expect("strategy makes valid policies");
+        let start = at("2026-06-01T00:00:00Z");
+        let mut day = 0i64;
+        let steps: Vec<_> = history
+            .into_iter()
+            .map(|(jump, h, op)| {
+                // Mostly small steps forward; sometimes a jump of up to a year either way.
+                day = if jump.abs() > 300 { day + jump } else { day + jump.rem_euclid(30) };
+                (start + TimeDelta::days(day) + TimeDelta::hours(h), op)
+            })
+            .collect();
+        let recs = replay(&policy, steps.iter().cloned());
+        // Once the clock is right again, a daily schedule gets the key set going: nothing
+        // dated in the future is left, and a current key exists.
+        let last = steps.iter().map(|(t, _)| *t).max().unwrap_or(start) + TimeDelta::days(2);
+        let set = set("testklient-TEST");
+        let mut recs = recs;
+        for d in 0..(policy.publish_ahead.delta().num_days() + 3) {
+            let now = last + TimeDelta::days(d);
+            let p = plan_ok(&set, &recs, &policy, now, &Request::default());
+            check_invariants(&recs, &p, &policy, now, &Request::default());
             recs = outcome(&p);
         }
+        let now = last + TimeDelta::days(policy.publish_ahead.delta().num_days() + 2);
+        let stuck: Vec<_> = recs
+            .iter()
+            .filter(|r| r.stage == Stage::Pending && lifecycle::is_future_dated(r, now))
+            .collect();
+        prop_assert!(stuck.is_empty(), "future-dated pending keys left: {:?}", stuck);
     }
+}
+
+/// Plans and applies `steps` in turn from an empty key set, checking every invariant.
+fn replay(policy: &Policy, steps: impl IntoIterator<Item = (DateTime<Utc>, Op)>) -> Vec<KeyRecord> {
+    let set = set("testklient-TEST");
+    let mut recs: Vec<KeyRecord> = Vec::new();
+    for (now, op) in steps {
+        let request = match op {
+            Op::Run => Request::default(),
+            Op::Force => Request { force: true, ..Request::default() },
+            Op::Promote => Request { promote: true, ..Request::default() },
+            Op::Retire { pick, force } => match recs.get(pick % recs.len().max(1)) {
+                Some(r) => Request { retire: Some((r.kid.clone(), force)), ..Request::default() },
+                None => Request::default(),
+            },
+        };
+        let Ok(p) = plan(&set, &recs, policy, now, &request) else { continue };
+        check_invariants(&recs, &p, policy, now, &request);
+        recs = outcome(&p);
+    }
+    recs
 }
 
 /// Daily runs at 06:00 UTC for `days` days from a bootstrap; returns every day's records.
@@ -143,7 +217,7 @@ fn simulate(policy: &Policy, days_run: i64, mut each: impl FnMut(DateTime<Utc>, 
     for day in 0..days_run {
         let now = start + days(day);
         let p = plan_ok(&set, &recs, policy, now, &Request::default());
-        check_invariants(&recs, &p, policy, now);
+        check_invariants(&recs, &p, policy, now, &Request::default());
         recs = outcome(&p);
         each(now, &recs);
     }
@@ -233,9 +307,33 @@ fn retiring_the_only_usable_key_is_refused_without_force() {
         &Request { retire: Some((kid.clone(), true)), ..Request::default() },
     );
     let after = outcome(&forced);
-    let current = after.iter().find(|r| r.stage == Stage::Current).expect("a new current");
-    assert_eq!(current.kid.to_string(), "testklient-TEST.2026-11-21-2");
+    // The new key is never current in the run that made it: it waits for upload and promote.
+    assert!(after.iter().all(|r| r.stage != Stage::Current), "{after:?}");
+    let pending = after.iter().find(|r| r.stage == Stage::Pending).expect("a new pending key");
+    assert_eq!(pending.kid.to_string(), "testklient-TEST.2026-11-21-2");
     assert_eq!(after.iter().find(|r| r.kid == kid).map(|r| r.stage), Some(Stage::Retired));
+    let promote = Request { promote: true, ..Request::default() };
+    assert!(plan(&set, &after, &policy, t0, &promote).is_err(), "promoted in the run that published it");
+    let later = outcome(&plan_ok(&set, &after, &policy, t0 + TimeDelta::hours(1), &promote));
+    assert_eq!(later.iter().find(|r| r.stage == Stage::Current).map(|r| &r.kid), Some(&pending.kid));
+}
+
+#[test]
+fn retiring_the_current_key_hands_over_only_to_a_key_published_earlier() {
+    let policy = Policy::default();
+    let set = set("testklient-TEST");
+    let t0 = at("2026-11-21T06:00:00Z");
+    let recs = outcome(&plan_ok(&set, &[], &policy, t0, &Request::default()));
+    let old = recs[0].kid.clone();
+    let t1 = t0 + days(1);
+    let recs = outcome(&plan_ok(&set, &recs, &policy, t1, &Request { force: true, ..Request::default() }));
+    let retire = Request { retire: Some((old.clone(), false)), ..Request::default() };
+    assert!(plan(&set, &recs, &policy, t1, &retire).is_err(), "pending key published in this very run");
+    let p = plan_ok(&set, &recs, &policy, t1 + TimeDelta::hours(1), &retire);
+    let after = outcome(&p);
+    let current = after.iter().find(|r| r.stage == Stage::Current).expect("handed over");
+    assert_eq!(current.kid.to_string(), "testklient-TEST.2026-11-22");
+    assert_eq!(after.iter().find(|r| r.kid == old).map(|r| r.stage), Some(Stage::Retired));
 }
 
 #[test]
