@@ -5,10 +5,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jwk_rotator::engine::{Engine, Target};
+use jwk_rotator::engine::Engine;
 use jwk_rotator::keygen::{AwsLcGenerator, KeyGenerator};
 use jwk_rotator::kid::Kid;
 use jwk_rotator::planner::Request;
+use jwk_rotator::policy::Target;
 use jwk_rotator::policy::{Algorithm, KeySize, Policy};
 use jwk_rotator::publish::FilePublisher;
 use jwk_rotator::store::FileStore;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::engine::Target;
 use crate::kid::{ClientName, Environment, KeySet};
+use crate::policy::Target;
 use crate::policy::{Policy, PolicyOverrides, Span};
 use crate::worker::config::{AlertsConfig, ScheduleConfig, ServerConfig};
 

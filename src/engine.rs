@@ -14,17 +14,10 @@ use crate::keygen::KeyGenerator;
 use crate::kid::KeySet;
 use crate::lifecycle;
 use crate::planner::{self, Action, Plan, Request, Step};
-use crate::policy::Policy;
+use crate::policy::Target;
 use crate::publish::{PublishedSet, Publisher};
 use crate::record::{KeyRecord, Stage};
 use crate::store::{KeyStore, StoreError};
-
-/// What the engine works on: a key set and its client's policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub key_set: KeySet,
-    pub policy: Policy,
-}
 
 /// The outcome for one key set.
 #[derive(Debug, Clone)]

@@ -5,10 +5,10 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::engine::Target;
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
 use crate::policy::Policy;
+use crate::policy::Target;
 use crate::record::{KeyRecord, Stage};
 use crate::store::{Consumers, Loaded, StoreError};
 

@@ -331,6 +331,13 @@ impl Policy {
     }
 }
 
+/// What a run works on: a key set and its client's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub key_set: crate::kid::KeySet,
+    pub policy: Policy,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

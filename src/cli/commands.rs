@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 use super::render;
 use super::{Cli, Command, Format, JwksFormat};
 use crate::config::{Config, StoreConfig};
-use crate::engine::{Engine, SetReport, Target};
+use crate::engine::{Engine, SetReport};
 use crate::findings::{self, Severity};
 use crate::keygen::AwsLcGenerator;
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle::{self, CLOCK_SKEW};
 use crate::planner::Request;
+use crate::policy::Target;
 use crate::publish::{FilePublisher, PublishedSet};
 use crate::store::{FileStore, KeyStore};
 

@@ -5,9 +5,10 @@ use std::io::{self, Write};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::{Engine, SetReport, Target};
+use crate::engine::{Engine, SetReport};
 use crate::findings::{self, Finding};
 use crate::lifecycle::{self, PortalStep};
+use crate::policy::Target;
 use crate::record::KeyRecord;
 
 /// One line per step, grouped by key set; a dry run says what it would do.

@@ -7,10 +7,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry};
 
-use crate::engine::{SetReport, Target};
+use crate::engine::SetReport;
 use crate::findings::{self, Finding, Severity};
 use crate::lifecycle;
 use crate::planner::Action;
+use crate::policy::Target;
 use crate::record::KeyRecord;
 use crate::store::{Loaded, StoreError};
 

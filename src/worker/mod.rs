@@ -20,9 +20,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::engine::{Engine, SetReport, Target};
+use crate::engine::{Engine, SetReport};
 use crate::findings::{self, Finding};
 use crate::planner::Request;
+use crate::policy::Target;
 use crate::store::StoreError;
 use alerts::Notifier;
 use metrics::Metrics;

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use jwk_rotator::engine::Target;
 use jwk_rotator::findings::{self, FindingKind, Severity};
 use jwk_rotator::jwk::PrivateJwk;
 use jwk_rotator::kid::{KeySet, Kid};
 use jwk_rotator::planner::Request;
+use jwk_rotator::policy::Target;
 use jwk_rotator::policy::{Policy, Promotion};
 use jwk_rotator::record::{KeyRecord, Stage};
 use jwk_rotator::store::{KeyStore, Loaded, MemoryStore, StoreError, StoreLock};

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use jwk_rotator::engine::{Engine, SetReport, Target};
+use jwk_rotator::engine::{Engine, SetReport};
 use jwk_rotator::keygen::FailingGenerator;
 use jwk_rotator::kid::Kid;
 use jwk_rotator::planner::Request;
+use jwk_rotator::policy::Target;
 use jwk_rotator::policy::{Policy, Promotion};
 use jwk_rotator::publish::{MemoryPublisher, PublishedSet};
 use jwk_rotator::record::{KeyRecord, Stage};

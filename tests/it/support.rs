@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use jwk_rotator::engine::{Engine, Target};
+use jwk_rotator::engine::Engine;
 use jwk_rotator::keygen::FixtureGenerator;
 use jwk_rotator::kid::KeySet;
+use jwk_rotator::policy::Target;
 use jwk_rotator::policy::{Policy, Promotion};
 use jwk_rotator::publish::MemoryPublisher;
 use jwk_rotator::store::KeyStore;
