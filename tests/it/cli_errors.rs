@@ -102,6 +102,66 @@ fn unknown_key_set_on_the_command_line() {
     assert!(!p.path("keys").exists(), "nothing written");
 }
 
+/// `[store]` and `[publish]` with a policy that can work, so only the settings under test fail.
+fn store_config(store: &str, publish: &str) -> Project {
+    with_config(&format!("[store]\nkind = \"file\"\n{store}\n[publish]\n{publish}\n[[client]]\nname = \"a\"\n"))
+}
+
+#[test]
+fn directories_that_can_not_work_are_refused_at_load() {
+    let separate = "[store] path = \"keys\" and [publish] dir = \"jwks\"";
+    config_error(&store_config("path = \"\"", ""), &["[store] path is empty", "path = \"keys\""]);
+    config_error(&store_config("path = \".\"", ""), &["[store] path = \".\" is the config file's own directory"]);
+    config_error(&store_config("path = \"keys/../\"", ""), &["is the config file's own directory"]);
+    config_error(
+        &store_config("path = \"keys\"", "dir = \"keys\""),
+        &["[publish] dir is the same directory as [store] path = \"keys\"", separate],
+    );
+    config_error(
+        &store_config("path = \"keys\"", "dir = \"./keys/public\""),
+        &["[publish] dir is inside the store directory [store] path = \"keys\"", separate],
+    );
+    config_error(
+        &store_config("path = \"out/keys\"", "dir = \"out\""),
+        &["[store] path = \"out/keys\" is inside the [publish] dir", separate],
+    );
+    config_error(&store_config("", "dir = \"\""), &["[publish] dir is empty"]);
+    // The default publish dir ("jwks") next to a store that is not its parent is fine.
+    let p = store_config("path = \"state/keys\"", "dir = \"state/jwks\"");
+    p.ok(T0, &["rotate"]);
+    assert!(p.path("state/jwks/a-TEST.jwks.json").exists());
+}
+
+#[test]
+fn lock_timeouts_that_can_not_work_are_refused_naming_the_setting() {
+    config_error(
+        &store_config("lock_timeout = \"-1s\"", ""),
+        &["[store] lock_timeout = \"-1s\" is not a duration", "like \"30s\" or \"5m\" (at most 1h)"],
+    );
+    config_error(
+        &store_config("lock_timeout = \"30d\"", ""),
+        &["[store] lock_timeout = \"30d\" is longer than 1h", "at most \"1h\""],
+    );
+    store_config("lock_timeout = \"1h\"", "").ok(T0, &["plan"]);
+    store_config("lock_timeout = \"0s\"", "").ok(T0, &["plan"]);
+}
+
+#[test]
+fn policies_that_can_not_work_are_refused_naming_the_client() {
+    config_error(
+        &with_config("[[client]]\nname = \"a\"\nwarn_before = \"300d\"\n"),
+        &["client a", "rotate_after + publish_ahead + warn_before (90d + 7d + 300d)", "shorten warn_before"],
+    );
+    config_error(
+        &with_config("[[client]]\nname = \"a\"\npromotion = \"after-delay\"\npublish_ahead = \"0d\"\n"),
+        &["client a", "publish_ahead = \"0s\" is too short for promotion = \"after-delay\"", "at least 1h"],
+    );
+    config_error(
+        &with_config("[defaults]\npromotion = \"after-delay\"\npublish_ahead = \"10m\"\n[[client]]\nname = \"a\"\n"),
+        &["[defaults]", "publish_ahead = \"10m\" is too short"],
+    );
+}
+
 /// Damages one key file; the run fails for that key set only and leaves the file as it was.
 fn corrupt(edit: impl Fn(&str) -> String, want: &str) {
     let p = Project::new("");
