@@ -96,10 +96,46 @@ fn unknown_key_set_on_the_command_line() {
     assert_eq!(code, 2);
     assert!(err.contains("key set \"testklient-STAGING\" is not in"), "{err}");
     assert!(err.contains("testklient-TEST, testklient-PROD"), "{err}");
-    let (code, _, err) = p.run(T0, &["export-key", "nope-TEST"]);
-    assert_ne!(code, 0);
-    assert!(err.contains("\"nope-TEST\""), "{err}");
+    // Every command that takes a key set agrees: a set that is not configured is exit 2.
+    for args in [&["export-key", "nope-TEST"][..], &["jwks", "nope-TEST"], &["promote", "nope-TEST"]] {
+        let (code, _, err) = p.run(T0, args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("key set \"nope-TEST\" is not in"), "{err}");
+    }
+    let (code, _, err) = p.run(T0, &["export-key", "testklient-TEST", "--kid", "nope"]);
+    assert_eq!(code, 2, "a bad --kid is a bad command line: {err}");
+    assert!(err.contains("--kid: kid \"nope\" is not valid"), "{err}");
     assert!(!p.path("keys").exists(), "nothing written");
+}
+
+#[test]
+fn a_bad_jwk_rotator_now_names_the_variable() {
+    let p = Project::new("");
+    let before = p.snapshot();
+    let (code, _, err) = p.run("2026-11-31T06:00:00Z", &["rotate"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("JWK_ROTATOR_NOW=\"2026-11-31T06:00:00Z\" is not an RFC 3339 time")
+            && err.contains("e.g. 2026-11-29T06:00:00Z"),
+        "{err}"
+    );
+    assert!(!err.contains("--now"), "a hidden flag is named: {err}");
+    let (code, _, err) = p.run("tomorrow", &["status"]);
+    assert_eq!(code, 3, "status: UNKNOWN, {err}");
+    assert!(err.contains("JWK_ROTATOR_NOW=\"tomorrow\""), "{err}");
+    assert_eq!(p.snapshot(), before);
+}
+
+#[test]
+fn the_log_says_which_fixed_time_was_used() {
+    let p = Project::new("");
+    let (code, _, err) = p.run(T0, &["plan", "--at", "2027-01-01T00:00:00Z"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--at is given; using it as the current time"), "{err}");
+    assert!(err.contains("2027-01-01T00:00:00+00:00") && !err.contains("JWK_ROTATOR_NOW is set"), "{err}");
+    let (_, _, err) = p.run(T0, &["plan"]);
+    assert!(err.contains("JWK_ROTATOR_NOW is set; using it as the current time"), "{err}");
+    assert!(err.contains("2026-11-21T06:00:00+00:00"), "{err}");
 }
 
 /// `[store]` and `[publish]` with a policy that can work, so only the settings under test fail.
