@@ -273,6 +273,7 @@ impl Worker {
         let loaded = self.engine.load(&self.targets).await;
         let found = findings::evaluate_all(&self.targets, &loaded, now);
         self.metrics.observe(&self.targets, &loaded, &found);
+        self.health.mark_evaluated();
         self.notifier.notify(&found, now).await;
         found
     }
