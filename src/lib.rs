@@ -14,5 +14,6 @@ pub mod planner;
 pub mod policy;
 pub mod publish;
 pub mod record;
+pub mod redact;
 pub mod store;
 pub mod worker;

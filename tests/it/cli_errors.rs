@@ -140,14 +140,19 @@ fn the_log_says_which_fixed_time_was_used() {
 
 /// `[store]` and `[publish]` with a policy that can work, so only the settings under test fail.
 fn store_config(store: &str, publish: &str) -> Project {
-    with_config(&format!("[store]\nkind = \"file\"\n{store}\n[publish]\n{publish}\n[[client]]\nname = \"a\"\n"))
+    with_config(&format!(
+        "[store]\nkind = \"file\"\n{store}\n[publish]\n{publish}\n[[client]]\nname = \"a\"\n"
+    ))
 }
 
 #[test]
 fn directories_that_can_not_work_are_refused_at_load() {
     let separate = "[store] path = \"keys\" and [publish] dir = \"jwks\"";
     config_error(&store_config("path = \"\"", ""), &["[store] path is empty", "path = \"keys\""]);
-    config_error(&store_config("path = \".\"", ""), &["[store] path = \".\" is the config file's own directory"]);
+    config_error(
+        &store_config("path = \".\"", ""),
+        &["[store] path = \".\" is the config file's own directory"],
+    );
     config_error(&store_config("path = \"keys/../\"", ""), &["is the config file's own directory"]);
     config_error(
         &store_config("path = \"keys\"", "dir = \"keys\""),
@@ -193,7 +198,9 @@ fn policies_that_can_not_work_are_refused_naming_the_client() {
         &["client a", "publish_ahead = \"0s\" is too short for promotion = \"after-delay\"", "at least 1h"],
     );
     config_error(
-        &with_config("[defaults]\npromotion = \"after-delay\"\npublish_ahead = \"10m\"\n[[client]]\nname = \"a\"\n"),
+        &with_config(
+            "[defaults]\npromotion = \"after-delay\"\npublish_ahead = \"10m\"\n[[client]]\nname = \"a\"\n",
+        ),
         &["[defaults]", "publish_ahead = \"10m\" is too short"],
     );
 }
@@ -285,4 +292,56 @@ fn a_private_key_whose_members_disagree_is_not_exported() {
     assert_eq!(code, 1);
     assert!(out.is_empty(), "a bad key was printed");
     assert!(err.contains("testklient-TEST.2026-11-21.json has a private key that is not usable"), "{err}");
+}
+
+/// Every 12-character piece of `secret`, for "no part of it was printed".
+pub fn pieces(secret: &str) -> Vec<&str> {
+    (0..=secret.len().saturating_sub(12)).map(|i| &secret[i..i + 12]).collect()
+}
+
+/// The private exponent `d` of a key file's private JWK.
+pub fn private_d(key_file: &str) -> String {
+    let b64 = field(key_file, "private_jwk");
+    let json = base64::engine::general_purpose::STANDARD.decode(&b64).expect("b64");
+    let jwk: serde_json::Value = serde_json::from_slice(&json).expect("jwk");
+    jwk["d"].as_str().expect("d").to_owned()
+}
+
+/// A private value pasted into `stage` or `kid` of a key file: every command names the file
+/// and the field, and no command prints any part of the value.
+#[test]
+fn a_private_value_in_a_key_file_field_is_never_printed() {
+    for member in ["stage", "kid"] {
+        let p = Project::new("");
+        p.ok(T0, &["rotate"]);
+        let file = p.path("keys/testklient-TEST.2026-11-21.json");
+        let text = fs::read_to_string(&file).expect("key file");
+        let d = private_d(&text);
+        let mut doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+        doc[member] = serde_json::Value::from(d.clone());
+        fs::write(&file, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+        for args in [
+            &["rotate"][..],
+            &["rotate", "--dry-run"],
+            &["plan"],
+            &["plan", "--format", "json"],
+            &["status"],
+            &["status", "--format", "json"],
+            &["jwks", "testklient-TEST"],
+            &["export-key", "testklient-TEST"],
+            &["promote", "testklient-TEST"],
+        ] {
+            let (code, out, err) = p.run("2027-02-20T06:00:00Z", args);
+            assert_ne!(code, 0, "{member} {args:?}: {out}{err}");
+            for piece in pieces(&d) {
+                assert!(
+                    !out.contains(piece) && !err.contains(piece),
+                    "{member} {args:?} printed d: {out}{err}"
+                );
+            }
+            let named =
+                format!("testklient-TEST.2026-11-21.json is not a valid key file (field `{member}` (line ");
+            assert!(out.contains(&named) || err.contains(&named), "{member} {args:?}: {out}{err}");
+        }
+    }
 }
