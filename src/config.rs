@@ -285,7 +285,9 @@ fn file_store_path(base: &Path, path: &Path, publish: &Path) -> Result<PathBuf, 
         return Err(format!("[publish] dir is the same directory as [store] path = \"{shown}\": {separate}"));
     }
     if publish_at.starts_with(&store_at) {
-        return Err(format!("[publish] dir is inside the store directory [store] path = \"{shown}\": {separate}"));
+        return Err(format!(
+            "[publish] dir is inside the store directory [store] path = \"{shown}\": {separate}"
+        ));
     }
     if store_at.starts_with(&publish_at) {
         return Err(format!(

@@ -46,7 +46,9 @@ pub fn fixed_now(value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Ut
     let Some(value) = value else { return Ok(None) };
     let text = value.to_string_lossy();
     DateTime::parse_from_rfc3339(text.trim()).map(|t| Some(t.with_timezone(&Utc))).map_err(|e| {
-        format!("{NOW_VAR}={text:?} is not an RFC 3339 time ({e}), e.g. 2026-11-29T06:00:00Z; fix or unset it")
+        format!(
+            "{NOW_VAR}={text:?} is not an RFC 3339 time ({e}), e.g. 2026-11-29T06:00:00Z; fix or unset it"
+        )
     })
 }
 

@@ -137,7 +137,11 @@ async fn healthz(State(state): State<ServerState>) -> Response {
 async fn metrics(State(state): State<ServerState>) -> Response {
     if !state.health.evaluated() {
         let body = format!("{STARTING}; scrape again shortly\n");
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
             .into_response();
     }
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";

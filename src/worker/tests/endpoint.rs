@@ -174,7 +174,10 @@ async fn both_endpoints_answer_503_until_the_first_evaluation() {
     assert_eq!(metrics.status(), 200);
     let samples = parse_exposition(&metrics.text().await.unwrap());
     let key = [("key_set", "a-TEST"), ("kid", "a-TEST.2026-11-01"), ("stage", "current")];
-    assert_eq!(value(&samples, "jwk_rotator_key_expiration_timestamp_seconds", &key), ts("2027-11-01T00:00:00Z"));
+    assert_eq!(
+        value(&samples, "jwk_rotator_key_expiration_timestamp_seconds", &key),
+        ts("2027-11-01T00:00:00Z")
+    );
     assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
 }
 
