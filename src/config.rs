@@ -211,6 +211,9 @@ impl Config {
                     .map_err(|e| ConfigError(format!("config file {shown}: [store]: {e}")))?,
             ),
         };
+        if let Some(schedule) = &raw.schedule {
+            schedule.check().map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
+        }
         for hook in &raw.alerts.webhook {
             hook.check().map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
         }

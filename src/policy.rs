@@ -168,6 +168,38 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
+/// A span setting whose error names it (`overlap = "two weeks" is not a duration ...`): in a
+/// `[[client]]` or `[store]` table TOML can only point at the table's first line.
+pub fn named_span<'de, D: serde::Deserializer<'de>>(name: &str, d: D) -> Result<Span, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|e| serde::de::Error::custom(format!("{name}: {e}")))
+}
+
+/// `Option<Span>` deserializers for the policy settings, each naming its setting.
+macro_rules! named_spans {
+    ($($name:ident),* $(,)?) => {
+        mod named {
+            use super::{Span, named_span};
+            $(
+                pub fn $name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+                    named_span(stringify!($name), d).map(Some)
+                }
+            )*
+        }
+    };
+}
+
+named_spans!(
+    rotate_after,
+    publish_ahead,
+    overlap,
+    max_age,
+    warn_before,
+    critical_before,
+    retain_retired,
+    alert_grace
+);
+
 /// A client's rotation policy. Only [`Policy::new`] and [`Policy::default`] make one, so every
 /// `Policy` obeys the consistency rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -200,14 +232,22 @@ pub struct PolicyOverrides {
     pub key_size: Option<KeySize>,
     #[serde(default, deserialize_with = "de_algorithm")]
     pub algorithm: Option<Algorithm>,
+    #[serde(default, deserialize_with = "named::rotate_after")]
     pub rotate_after: Option<Span>,
+    #[serde(default, deserialize_with = "named::publish_ahead")]
     pub publish_ahead: Option<Span>,
+    #[serde(default, deserialize_with = "named::overlap")]
     pub overlap: Option<Span>,
+    #[serde(default, deserialize_with = "named::max_age")]
     pub max_age: Option<Span>,
+    #[serde(default, deserialize_with = "named::warn_before")]
     pub warn_before: Option<Span>,
+    #[serde(default, deserialize_with = "named::critical_before")]
     pub critical_before: Option<Span>,
+    #[serde(default, deserialize_with = "named::retain_retired")]
     pub retain_retired: Option<Span>,
     pub max_published: Option<u32>,
+    #[serde(default, deserialize_with = "named::alert_grace")]
     pub alert_grace: Option<Span>,
 }
 

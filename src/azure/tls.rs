@@ -34,9 +34,13 @@ fn unix(seconds: i64) -> UnixTime {
 
 /// Checks that a pinned certificate names `server` and is valid at `now`, with rustls' own
 /// errors (which name the host and the certificate's names, or the dates).
-fn check_pinned(cert: &CertificateDer<'_>, server: &ServerName<'_>, now: UnixTime) -> Result<(), rustls::Error> {
-    let (_, x509) =
-        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| invalid(CertificateError::BadEncoding))?;
+fn check_pinned(
+    cert: &CertificateDer<'_>,
+    server: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| invalid(CertificateError::BadEncoding))?;
     let parsed = webpki::EndEntityCert::try_from(cert).map_err(|_| invalid(CertificateError::BadEncoding))?;
     if parsed.verify_is_valid_for_subject_name(server).is_err() {
         let presented = x509
@@ -52,7 +56,10 @@ fn check_pinned(cert: &CertificateDer<'_>, server: &ServerName<'_>, now: UnixTim
     let (not_before, not_after) = (validity.not_before.timestamp(), validity.not_after.timestamp());
     let at = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     if at < not_before {
-        return Err(invalid(CertificateError::NotValidYetContext { time: now, not_before: unix(not_before) }));
+        return Err(invalid(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: unix(not_before),
+        }));
     }
     if at > not_after {
         return Err(invalid(CertificateError::ExpiredContext { time: now, not_after: unix(not_after) }));
@@ -143,7 +150,10 @@ mod tests {
         check_pinned(&cert("localhost"), &host("127.0.0.1"), now).expect("its IP address");
         let wrong = check_pinned(&cert("localhost"), &host("vault.example"), now).unwrap_err();
         assert!(
-            matches!(&wrong, rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })),
+            matches!(
+                &wrong,
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
+            ),
             "{wrong}"
         );
         let expired = check_pinned(&cert("expired"), &host("localhost"), now).unwrap_err();

@@ -294,6 +294,40 @@ fn a_private_key_whose_members_disagree_is_not_exported() {
     assert!(err.contains("testklient-TEST.2026-11-21.json has a private key that is not usable"), "{err}");
 }
 
+#[test]
+fn durations_in_tables_toml_can_not_point_into_are_named() {
+    config_error(
+        &with_config("[[client]]\nname = \"a\"\noverlap = \"two weeks\"\n"),
+        &["overlap: \"two weeks\" is not a duration"],
+    );
+    let vault = "[store]\nkind = \"azure-key-vault\"\nvault_url = \"https://v.vault.azure.net/\"\ncredential = \"static-token\"\n";
+    config_error(
+        &with_config(&format!("{vault}settle = \"soon\"\n[[client]]\nname = \"a\"\n")),
+        &["[store] settle: \"soon\" is not a duration"],
+    );
+    config_error(
+        &with_config(&format!("{vault}[store.retry]\nmax_delay = \"-5s\"\n[[client]]\nname = \"a\"\n")),
+        &["[store.retry] max_delay: \"-5s\" is not a duration"],
+    );
+}
+
+#[test]
+fn a_jitter_as_long_as_the_schedule_is_refused() {
+    config_error(
+        &with_config("[schedule]\ncron = \"0 * * * *\"\njitter = \"1h\"\n[[client]]\nname = \"a\"\n"),
+        &["[schedule] jitter = \"1h\" is not shorter than", "cron = \"0 * * * *\" (1h)", "shorten jitter"],
+    );
+    // Daylight saving makes one day in Oslo 23 hours long.
+    config_error(
+        &with_config(
+            "[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Europe/Oslo\"\njitter = \"23h\"\n[[client]]\nname = \"a\"\n",
+        ),
+        &["(23h)"],
+    );
+    let p = with_config("[schedule]\ncron = \"0 * * * *\"\njitter = \"59m\"\n[[client]]\nname = \"a\"\n");
+    p.ok(T0, &["plan"]);
+}
+
 /// Every 12-character piece of `secret`, for "no part of it was printed".
 pub fn pieces(secret: &str) -> Vec<&str> {
     (0..=secret.len().saturating_sub(12)).map(|i| &secret[i..i + 12]).collect()

@@ -209,7 +209,10 @@ async fn vault_over_https_trusts_an_openssl_self_signed_certificate_given_as_ca_
             }
             Some(why) => {
                 assert!(!out.status.success(), "{served} pinned {pinned} was accepted");
-                assert!(stderr.contains("cannot reach Key Vault at") && stderr.contains(why), "{served}: {stderr}");
+                assert!(
+                    stderr.contains("cannot reach Key Vault at") && stderr.contains(why),
+                    "{served}: {stderr}"
+                );
                 assert!(stderr.contains("the server's TLS certificate was refused"), "{stderr}");
                 assert!(vault.names().is_empty(), "{served}: something was written");
             }
