@@ -72,13 +72,16 @@ fn data_reason(message: &str) -> String {
     }
 }
 
+/// A member's name and whether a value fails to read as its type.
+type Check = (&'static str, fn(&Value) -> bool);
+
 fn fails<T: DeserializeOwned>(value: &Value) -> bool {
     serde_json::from_value::<T>(value.clone()).is_err()
 }
 
 /// The first member of a key file that does not read as its type: `stage`, `public.kid`, ...
 fn bad_member(doc: &Value) -> Option<&'static str> {
-    let top: [(&'static str, fn(&Value) -> bool); 7] = [
+    let top: [Check; 7] = [
         ("kid", fails::<Kid>),
         ("stage", fails::<Stage>),
         ("created", fails::<DateTime<Utc>>),
@@ -87,7 +90,7 @@ fn bad_member(doc: &Value) -> Option<&'static str> {
         ("demoted", fails::<Option<DateTime<Utc>>>),
         ("retired", fails::<Option<DateTime<Utc>>>),
     ];
-    let public: [(&'static str, fn(&Value) -> bool); 4] = [
+    let public: [Check; 4] = [
         ("public.kid", fails::<Kid>),
         ("public.alg", fails::<Algorithm>),
         ("public.n", fails::<String>),
