@@ -24,7 +24,7 @@ pub enum StoreConfig {
     File {
         #[serde(default = "default_store_path")]
         path: PathBuf,
-        #[serde(default = "default_lock_timeout")]
+        #[serde(default = "default_lock_timeout", deserialize_with = "de_lock_timeout")]
         lock_timeout: Span,
     },
     /// Azure Key Vault secrets.
@@ -37,6 +37,27 @@ fn default_store_path() -> PathBuf {
 
 fn default_lock_timeout() -> Span {
     Span::seconds(30)
+}
+
+/// The longest `lock_timeout`: a run that holds the lock longer than this is stuck, and waiting
+/// on it only hides that.
+pub const MAX_LOCK_TIMEOUT: Span = Span::HOUR;
+
+/// `lock_timeout`, named in its own errors: inside `[store]` (a tagged table) TOML can only
+/// point at the table's first line.
+fn de_lock_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    let text = String::deserialize(d)?;
+    let span = text.parse::<Span>().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "[store] lock_timeout = {text:?} is not a duration: write how long a run waits for another run's lock, like \"30s\" or \"5m\" (at most {MAX_LOCK_TIMEOUT})"
+        ))
+    })?;
+    if span > MAX_LOCK_TIMEOUT {
+        return Err(serde::de::Error::custom(format!(
+            "[store] lock_timeout = {text:?} is longer than {MAX_LOCK_TIMEOUT}: a run that holds the lock that long is stuck, and the waiting run should fail and say so; use at most \"{MAX_LOCK_TIMEOUT}\" (the default is 30s)"
+        )));
+    }
+    Ok(span)
 }
 
 impl Default for StoreConfig {
@@ -172,9 +193,17 @@ impl Config {
             }
             clients.push(client);
         }
+        if raw.publish.dir.as_os_str().is_empty() {
+            return Err(ConfigError(format!(
+                "config file {shown}: [publish] dir is empty; name the directory for the public key sets, such as dir = \"jwks\""
+            )));
+        }
+        let publish = PublishConfig { dir: base.join(raw.publish.dir) };
         let store = match raw.store {
             StoreConfig::File { path, lock_timeout } => {
-                StoreConfig::File { path: base.join(path), lock_timeout }
+                let path = file_store_path(&base, &path, &publish.dir)
+                    .map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
+                StoreConfig::File { path, lock_timeout }
             }
             StoreConfig::AzureKeyVault(azure) => StoreConfig::AzureKeyVault(
                 azure
@@ -182,7 +211,9 @@ impl Config {
                     .map_err(|e| ConfigError(format!("config file {shown}: [store]: {e}")))?,
             ),
         };
-        let publish = PublishConfig { dir: base.join(raw.publish.dir) };
+        if let Some(schedule) = &raw.schedule {
+            schedule.check().map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
+        }
         for hook in &raw.alerts.webhook {
             hook.check().map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
         }
@@ -238,6 +269,67 @@ impl Config {
     /// The client config of a key set.
     pub fn client(&self, set: &KeySet) -> Option<&ClientConfig> {
         self.clients.iter().find(|c| c.name == *set.client())
+    }
+}
+
+/// The file store's directory, refused when it is the config file's own directory or shares
+/// a directory tree with the public outputs.
+fn file_store_path(base: &Path, path: &Path, publish: &Path) -> Result<PathBuf, String> {
+    if path.as_os_str().is_empty() {
+        return Err("[store] path is empty, which would make the config file's directory the key store; name a directory of its own, such as path = \"keys\"".to_owned());
+    }
+    let store = base.join(path);
+    let (store_at, publish_at, base_at) = (resolved(&store), resolved(publish), resolved(base));
+    let shown = path.display();
+    if store_at == base_at {
+        return Err(format!(
+            "[store] path = \"{shown}\" is the config file's own directory; keys need a directory of their own, such as path = \"keys\""
+        ));
+    }
+    let separate = "private keys and the public outputs need separate directories, such as [store] path = \"keys\" and [publish] dir = \"jwks\"";
+    if publish_at == store_at {
+        return Err(format!("[publish] dir is the same directory as [store] path = \"{shown}\": {separate}"));
+    }
+    if publish_at.starts_with(&store_at) {
+        return Err(format!(
+            "[publish] dir is inside the store directory [store] path = \"{shown}\": {separate}"
+        ));
+    }
+    if store_at.starts_with(&publish_at) {
+        return Err(format!(
+            "[store] path = \"{shown}\" is inside the [publish] dir, which is meant to be shared: {separate}"
+        ));
+    }
+    Ok(store)
+}
+
+/// A path made absolute, with `.` and `..` worked out, and symlinks followed as far as it
+/// exists, so that two spellings of one directory compare equal.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut lexical = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    let mut rest = Vec::new();
+    let mut existing = lexical.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return lexical,
+        }
     }
 }
 

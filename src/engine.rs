@@ -355,6 +355,7 @@ mod tests {
     use super::*;
     use crate::keygen::FixtureGenerator;
     use crate::kid::Kid;
+    use crate::policy::Policy;
     use crate::publish::MemoryPublisher;
     use crate::store::MemoryStore;
 

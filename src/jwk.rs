@@ -176,17 +176,22 @@ impl PrivateJwk {
 
     /// Parses compact or pretty JSON of one private RSA JWK, members in any order.
     pub fn from_json(json: &[u8]) -> Result<Self, JwkError> {
-        let raw: RawPrivate = serde_json::from_slice(json).map_err(|e| JwkError::Json(e.to_string()))?;
+        let raw: RawPrivate =
+            serde_json::from_slice(json).map_err(|e| JwkError::Json(crate::redact::json_error(&e)))?;
         if raw.kty.as_deref() != Some("RSA") {
             return Err(JwkError::Unsupported("kty must be \"RSA\"".to_owned()));
         }
-        if let Some(u) = raw.use_.as_deref().filter(|u| *u != "sig") {
-            return Err(JwkError::Unsupported(format!("use is {u:?}; Maskinporten needs \"sig\"")));
+        if raw.use_.as_deref().is_some_and(|u| u != "sig") {
+            return Err(JwkError::Unsupported("use is not \"sig\", which Maskinporten needs".to_owned()));
         }
         let alg = raw.alg.as_deref().ok_or(JwkError::Member("alg"))?;
-        let alg = alg.parse().map_err(JwkError::Unsupported)?;
+        // Neither message quotes the member: it may hold anything, even a private value.
+        let alg =
+            alg.parse().map_err(|_| JwkError::Unsupported("alg is not RS256, RS384 or RS512".to_owned()))?;
         let kid = raw.kid.ok_or(JwkError::Member("kid"))?;
-        let kid = kid.parse().map_err(|e: crate::kid::NameError| JwkError::Unsupported(e.to_string()))?;
+        let kid = kid.parse().map_err(|_| {
+            JwkError::Unsupported("kid is not a kid (CLIENT-ENV.YYYY-MM-DD, with an optional -N)".to_owned())
+        })?;
         Ok(PrivateJwk {
             public: PublicJwk { kid, alg, n: member(raw.n, "n")?, e: member(raw.e, "e")? },
             d: secret(raw.d, "d")?,
@@ -308,6 +313,25 @@ mod tests {
         let ec = json.replace("\"RSA\"", "\"EC\"");
         assert!(matches!(PrivateJwk::from_json(ec.as_bytes()), Err(JwkError::Unsupported(_))));
         assert!(matches!(PrivateJwk::from_json(b"{"), Err(JwkError::Json(_))));
+    }
+
+    #[test]
+    fn members_holding_a_private_value_are_refused_without_quoting_it() {
+        let key = PrivateJwk::from_base64(VECTOR_B64).unwrap();
+        let d = key.d.as_str().to_owned();
+        let json = key.to_json().as_str().to_owned();
+        for member in ["kid", "alg", "use"] {
+            let value = serde_json::from_str::<serde_json::Value>(&json).unwrap()[member]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let bad = json.replace(&format!("\"{member}\":\"{value}\""), &format!("\"{member}\":\"{d}\""));
+            let err = PrivateJwk::from_json(bad.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(member) && !err.contains(&d[..12]), "{member}: {err}");
+        }
+        let bad = json.replace("\"key_ops\":[]", &format!("\"key_ops\":[],\"n\":[\"{d}\"]"));
+        let err = PrivateJwk::from_json(bad.as_bytes()).unwrap_err().to_string();
+        assert!(!err.contains(&d[..12]), "{err}");
     }
 
     #[test]

@@ -188,8 +188,10 @@ impl FromStr for Kid {
     }
 }
 
+/// Serde as strings. A stored name that does not parse is refused without quoting it: what is
+/// in a key file's `kid` may be anything, even a private key pasted in the wrong place.
 macro_rules! string_serde {
-    ($($ty:ty),*) => {$(
+    ($($ty:ty => $expected:literal),*) => {$(
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
@@ -197,14 +199,22 @@ macro_rules! string_serde {
         }
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                let s = zeroize::Zeroizing::new(String::deserialize(d)?);
+                s.parse().map_err(|_| {
+                    let unexpected = serde::de::Unexpected::Other("a string that is not one");
+                    serde::de::Error::invalid_value(unexpected, &$expected)
+                })
             }
         }
     )*};
 }
 
-string_serde!(ClientName, Environment, KeySet, Kid);
+string_serde!(
+    ClientName => "a client name: letters, digits and '-'",
+    Environment => "an environment: upper-case letters and digits",
+    KeySet => "a key set CLIENT-ENV, such as testklient-TEST",
+    Kid => "a kid CLIENT-ENV.YYYY-MM-DD with an optional -N, such as testklient-TEST.2026-11-21"
+);
 
 impl fmt::Display for ClientName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -271,6 +281,14 @@ mod tests {
         assert_eq!(second.to_string(), "testklient-TEST.2026-11-21-2");
         let other_day = Kid::next_free(&set, day.succ_opt().unwrap(), [&first, &second]);
         assert_eq!(other_day.to_string(), "testklient-TEST.2026-11-22");
+    }
+
+    #[test]
+    fn a_stored_kid_that_does_not_parse_is_not_quoted() {
+        let secret = "c2VjcmV0LXByaXZhdGUtbWF0ZXJpYWw";
+        let err = serde_json::from_str::<Kid>(&format!("\"{secret}\"")).unwrap_err().to_string();
+        assert!(err.contains("expected a kid CLIENT-ENV.YYYY-MM-DD"), "{err}");
+        assert!(!err.contains(&secret[..12]), "{err}");
     }
 
     #[test]

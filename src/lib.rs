@@ -15,5 +15,6 @@ pub mod planner;
 pub mod policy;
 pub mod publish;
 pub mod record;
+pub mod redact;
 pub mod store;
 pub mod worker;

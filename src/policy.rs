@@ -106,6 +106,8 @@ impl fmt::Display for Algorithm {
 pub struct Span(TimeDelta);
 
 impl Span {
+    pub const HOUR: Span = Span(TimeDelta::hours(1));
+
     pub fn days(days: i64) -> Self {
         Span(TimeDelta::days(days))
     }
@@ -166,6 +168,38 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
+/// A span setting whose error names it (`overlap = "two weeks" is not a duration ...`): in a
+/// `[[client]]` or `[store]` table TOML can only point at the table's first line.
+pub fn named_span<'de, D: serde::Deserializer<'de>>(name: &str, d: D) -> Result<Span, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|e| serde::de::Error::custom(format!("{name}: {e}")))
+}
+
+/// `Option<Span>` deserializers for the policy settings, each naming its setting.
+macro_rules! named_spans {
+    ($($name:ident),* $(,)?) => {
+        mod named {
+            use super::{Span, named_span};
+            $(
+                pub fn $name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+                    named_span(stringify!($name), d).map(Some)
+                }
+            )*
+        }
+    };
+}
+
+named_spans!(
+    rotate_after,
+    publish_ahead,
+    overlap,
+    max_age,
+    warn_before,
+    critical_before,
+    retain_retired,
+    alert_grace
+);
+
 /// A client's rotation policy. Only [`Policy::new`] and [`Policy::default`] make one, so every
 /// `Policy` obeys the consistency rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -198,14 +232,22 @@ pub struct PolicyOverrides {
     pub key_size: Option<KeySize>,
     #[serde(default, deserialize_with = "de_algorithm")]
     pub algorithm: Option<Algorithm>,
+    #[serde(default, deserialize_with = "named::rotate_after")]
     pub rotate_after: Option<Span>,
+    #[serde(default, deserialize_with = "named::publish_ahead")]
     pub publish_ahead: Option<Span>,
+    #[serde(default, deserialize_with = "named::overlap")]
     pub overlap: Option<Span>,
+    #[serde(default, deserialize_with = "named::max_age")]
     pub max_age: Option<Span>,
+    #[serde(default, deserialize_with = "named::warn_before")]
     pub warn_before: Option<Span>,
+    #[serde(default, deserialize_with = "named::critical_before")]
     pub critical_before: Option<Span>,
+    #[serde(default, deserialize_with = "named::retain_retired")]
     pub retain_retired: Option<Span>,
     pub max_published: Option<u32>,
+    #[serde(default, deserialize_with = "named::alert_grace")]
     pub alert_grace: Option<Span>,
 }
 
@@ -309,6 +351,18 @@ impl Policy {
                 p.rotate_after, p.publish_ahead, p.overlap, p.max_age
             ));
         }
+        if p.rotate_after.0 + p.publish_ahead.0 + p.warn_before.0 >= p.max_age.0 {
+            return fail(format!(
+                "rotate_after + publish_ahead + warn_before ({} + {} + {}) must be shorter than max_age ({}): otherwise every current key on schedule is within warn_before of its expiry before it is replaced, so each run makes a new key and WARNING never clears; shorten warn_before or rotate_after",
+                p.rotate_after, p.publish_ahead, p.warn_before, p.max_age
+            ));
+        }
+        if p.promotion == Promotion::AfterDelay && p.publish_ahead < Span::hours(1) {
+            return fail(format!(
+                "publish_ahead = \"{}\" is too short for promotion = \"after-delay\": a key would be promoted in the run that made it, before anyone uploaded it to Maskinporten; set publish_ahead to at least 1h (the default is 7d)",
+                p.publish_ahead
+            ));
+        }
         if p.critical_before > p.warn_before {
             return fail(format!(
                 "critical_before (\"{}\") must not be longer than warn_before (\"{}\")",
@@ -382,6 +436,31 @@ mod tests {
             let err = overrides.resolve().unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn an_expiry_warning_that_fires_on_schedule_is_refused() {
+        let warn = |days| PolicyOverrides { warn_before: Some(Span::days(days)), ..Default::default() };
+        let err = warn(268).resolve().unwrap_err().to_string();
+        assert!(err.contains("rotate_after + publish_ahead + warn_before (90d + 7d + 268d)"), "{err}");
+        assert!(err.contains("shorten warn_before"), "{err}");
+        // Longer than rotate_after is harmless: the key is replaced long before it warns.
+        assert_eq!(warn(100).resolve().unwrap().warn_before, Span::days(100));
+        assert!(warn(267).resolve().is_ok());
+    }
+
+    #[test]
+    fn after_delay_needs_a_publish_ahead_of_an_hour() {
+        let p = |ahead: Span, promotion| PolicyOverrides {
+            publish_ahead: Some(ahead),
+            promotion: Some(promotion),
+            ..Default::default()
+        };
+        let err = p(Span::days(0), Promotion::AfterDelay).resolve().unwrap_err().to_string();
+        assert!(err.contains("publish_ahead = \"0s\" is too short for promotion = \"after-delay\""), "{err}");
+        assert!(p(Span::minutes(59), Promotion::AfterDelay).resolve().is_err());
+        assert!(p(Span::hours(1), Promotion::AfterDelay).resolve().is_ok());
+        assert!(p(Span::days(0), Promotion::Manual).resolve().is_ok(), "manual promotion waits for a person");
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub struct AzureConfig {
     /// How long a run waits after writing a new key before it looks for racing writers of the
     /// same kid. Key Vault stamps versions in whole seconds, so that a version written later
     /// can tie with ours only within that second; the wait covers it with a margin.
-    #[serde(default = "default_settle")]
+    #[serde(default = "default_settle", deserialize_with = "de_settle")]
     pub settle: Span,
     /// `[store.retry]`: how the SDK retries throttled (429) and failed requests.
     #[serde(default)]
@@ -66,12 +66,12 @@ pub struct AzureConfig {
 pub struct RetrySettings {
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
-    #[serde(default = "default_initial_delay")]
+    #[serde(default = "default_initial_delay", deserialize_with = "de_initial_delay")]
     pub initial_delay: Span,
-    #[serde(default = "default_max_delay")]
+    #[serde(default = "default_max_delay", deserialize_with = "de_max_delay")]
     pub max_delay: Span,
     /// Give up on one request after this long, retries included.
-    #[serde(default = "default_max_elapsed")]
+    #[serde(default = "default_max_elapsed", deserialize_with = "de_max_elapsed")]
     pub max_elapsed: Span,
 }
 
@@ -88,6 +88,20 @@ impl Default for RetrySettings {
 
 fn default_max_retries() -> u32 {
     8
+}
+
+// Spans named in their errors: inside the tagged `[store]` table TOML shows only its first line.
+fn de_settle<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    crate::policy::named_span("[store] settle", d)
+}
+fn de_initial_delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    crate::policy::named_span("[store.retry] initial_delay", d)
+}
+fn de_max_delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    crate::policy::named_span("[store.retry] max_delay", d)
+}
+fn de_max_elapsed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    crate::policy::named_span("[store.retry] max_elapsed", d)
 }
 
 fn default_settle() -> Span {

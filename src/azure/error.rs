@@ -93,6 +93,12 @@ pub fn store_error(vault: &str, action: &str, role: &str, e: &azure_core::Error)
                 "could not get a token for Key Vault {vault}: {}; check the [store] credential setting and its environment",
                 chain(e)
             )),
+            ErrorKind::Io | ErrorKind::Connection if chain(e).contains("invalid peer certificate") => {
+                StoreError::Unavailable(format!(
+                    "cannot reach Key Vault at {vault} ({action}): {}; the server's TLS certificate was refused: for an emulator, set ca_cert to its certificate (a self-signed one works as it is) or to the CA that signed it; the certificate must name the host of vault_url in its subjectAltName and be within its dates, e.g. openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem",
+                    chain(e)
+                ))
+            }
             ErrorKind::Io | ErrorKind::Connection => StoreError::Unavailable(format!(
                 "cannot reach Key Vault at {vault} ({action}): {}; check vault_url, DNS and the network, and for an emulator with its own certificate set ca_cert",
                 chain(e)

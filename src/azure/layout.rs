@@ -127,15 +127,19 @@ pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, String> {
     if get(tag::MANAGED_BY) != Some(MANAGED_BY) {
         return Err(format!("has no tag {}={MANAGED_BY}", tag::MANAGED_BY));
     }
-    let tagged: Kid =
-        need(tag::KID)?.parse().map_err(|e| format!("has a `kid` tag that is not a kid ({e})"))?;
+    // No message quotes a tag's value: a tag may hold anything, even a private value.
+    let tagged: Kid = need(tag::KID)?.parse().map_err(|_| {
+        "has a `kid` tag that is not a kid (CLIENT-ENV.YYYY-MM-DD, with an optional -N)".to_owned()
+    })?;
     if tagged != *kid {
         return Err(format!("is named for kid {kid} but its `kid` tag says {tagged}"));
     }
     if need(tag::KEY_SET)? != kid.key_set().to_string() {
         return Err(format!("has a `key-set` tag that does not match kid {kid}"));
     }
-    let stage: Stage = need(tag::STAGE)?.parse().map_err(|e| format!("has a bad `stage` tag: {e}"))?;
+    let stage: Stage = need(tag::STAGE)?
+        .parse()
+        .map_err(|_| "has a `stage` tag that is not one of pending, current, previous, retired".to_owned())?;
     let when = |k: &'static str| -> Result<Option<DateTime<Utc>>, String> {
         get(k)
             .map(|v| {
@@ -145,7 +149,9 @@ pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, String> {
             })
             .transpose()
     };
-    let alg = need(tag::ALG)?.parse().map_err(|e| format!("has a bad `alg` tag: {e}"))?;
+    let alg = need(tag::ALG)?
+        .parse()
+        .map_err(|_| "has an `alg` tag that is not RS256, RS384 or RS512".to_owned())?;
     let n = format!("{}{}", need(tag::N)?, get(tag::N2).unwrap_or_default());
     let e = need(tag::E)?.to_owned();
     for (name, value) in [("n", &n), ("e", &e)] {
@@ -222,6 +228,13 @@ mod tests {
         let mut bad = tags.clone();
         bad.insert("stage".into(), "live".into());
         assert!(record_of(&r.kid, &bad).expect_err("stage").contains("stage"));
+        let secret = "c2VjcmV0LXByaXZhdGUtbWF0ZXJpYWw";
+        for name in ["stage", "kid", "alg", "created"] {
+            let mut bad = tags_of(&r);
+            bad.insert(name.into(), secret.into());
+            let e = record_of(&r.kid, &bad).expect_err("bad tag");
+            assert!(e.contains(&format!("`{name}` tag")) && !e.contains(&secret[..12]), "{e}");
+        }
         bad = tags;
         bad.remove("managed-by");
         assert!(record_of(&r.kid, &bad).expect_err("owner").contains("managed-by"));

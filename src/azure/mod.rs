@@ -5,6 +5,7 @@ pub mod credential;
 mod error;
 pub mod layout;
 mod store;
+mod tls;
 mod vault;
 pub mod versions;
 

@@ -33,21 +33,26 @@ impl Exit {
 /// Runs one command. Errors are printed to stderr here, so the caller only exits.
 pub async fn run(cli: Cli) -> Exit {
     let is_status = matches!(cli.command, Command::Status { .. });
+    let bad_input = if is_status { Exit(Severity::Unknown.exit_code()) } else { Exit::USAGE };
+    let fixed = match super::fixed_now(std::env::var_os(super::NOW_VAR)) {
+        Ok(fixed) => fixed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return bad_input;
+        }
+    };
     let config = match load_config(cli.config.as_ref()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return if is_status { Exit(Severity::Unknown.exit_code()) } else { Exit::USAGE };
+            return bad_input;
         }
     };
-    if let Some(now) = cli.now {
-        tracing::info!(now = %now.to_rfc3339(), "JWK_ROTATOR_NOW is set; using it as the current time");
-    }
-    let clock = |at: Option<DateTime<Utc>>| at.or(cli.now).unwrap_or_else(Utc::now);
+    let clock = |at: Option<DateTime<Utc>>| clock(at, fixed);
     let result = match cli.command {
         Command::Rotate { sets, force, dry_run, at, allow_future } => {
             let request = Request { force, ..Request::default() };
-            match write_time(at, clock(None), allow_future || dry_run) {
+            match write_time(at, fixed, allow_future || dry_run) {
                 Ok(now) => rotate(&config, &sets, now, &request, dry_run).await,
                 Err(exit) => return exit,
             }
@@ -60,7 +65,7 @@ pub async fn run(cli: Cli) -> Exit {
         }
         Command::Promote { set, at, allow_future } => {
             let request = Request { promote: true, ..Request::default() };
-            match write_time(at, clock(None), allow_future) {
+            match write_time(at, fixed, allow_future) {
                 Ok(now) => rotate(&config, &[set], now, &request, false).await,
                 Err(exit) => return exit,
             }
@@ -71,12 +76,15 @@ pub async fn run(cli: Cli) -> Exit {
                 Err(e) => return usage(anyhow!("{e}")),
             };
             let request = Request { retire: Some((kid, force)), ..Request::default() };
-            match write_time(at, clock(None), allow_future) {
+            match write_time(at, fixed, allow_future) {
                 Ok(now) => rotate(&config, &[set], now, &request, false).await,
                 Err(exit) => return exit,
             }
         }
-        Command::Worker => crate::worker::start::run(&config, cli.now).await.map(|()| Exit::OK),
+        Command::Worker => {
+            let start = fixed.inspect(|now| log_fixed_now("JWK_ROTATOR_NOW is set", *now));
+            crate::worker::start::run(&config, start).await.map(|()| Exit::OK)
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -84,23 +92,43 @@ pub async fn run(cli: Cli) -> Exit {
     })
 }
 
-/// The time a command that writes runs at: `--at`, else the clock (`JWK_ROTATOR_NOW`, else
-/// the system's). An `--at` more than a day ahead of the clock would date keys in the future,
-/// where they block rotation until that date; it takes `--allow-future`.
+/// The time a command that writes runs at: `--at`, else `JWK_ROTATOR_NOW`, else the system
+/// clock. An `--at` more than a day ahead of the clock would date keys in the future, where they
+/// block rotation until that date; it takes `--allow-future`.
 fn write_time(
     at: Option<DateTime<Utc>>,
-    clock: DateTime<Utc>,
+    fixed: Option<DateTime<Utc>>,
     allow_future: bool,
 ) -> Result<DateTime<Utc>, Exit> {
+    let base = fixed.unwrap_or_else(Utc::now);
     match at {
-        Some(at) if at > clock + CLOCK_SKEW && !allow_future => Err(usage(anyhow!(
+        Some(at) if at > base + CLOCK_SKEW && !allow_future => Err(usage(anyhow!(
             "--at {} is more than a day ahead of the clock ({}): keys made now would be dated in the future and block rotation until then. Use `jwk-rotator plan --at ...` to see what would happen, or add --allow-future on a copy of the store",
             at.to_rfc3339(),
-            clock.to_rfc3339()
+            base.to_rfc3339()
         ))),
-        Some(at) => Ok(at),
-        None => Ok(clock),
+        _ => Ok(clock(at, fixed)),
     }
+}
+
+/// "Now" for a command: `--at`, else `JWK_ROTATOR_NOW`, else the system clock; a fixed time is
+/// logged with where it came from.
+fn clock(at: Option<DateTime<Utc>>, fixed: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    match (at, fixed) {
+        (Some(at), _) => {
+            log_fixed_now("--at is given", at);
+            at
+        }
+        (None, Some(now)) => {
+            log_fixed_now("JWK_ROTATOR_NOW is set", now);
+            now
+        }
+        (None, None) => Utc::now(),
+    }
+}
+
+fn log_fixed_now(source: &str, now: DateTime<Utc>) {
+    tracing::info!(now = %now.to_rfc3339(), "{source}; using it as the current time");
 }
 
 fn usage(e: anyhow::Error) -> Exit {
@@ -215,20 +243,28 @@ async fn status(config: &Config, sets: &[String], now: DateTime<Utc>, format: Fo
     Exit(findings::worst(&report.findings).exit_code())
 }
 
-/// The records of one key set named on the command line.
+/// The records of one key set named on the command line (selected with [`select`]).
 async fn records_of(
     config: &Config,
-    set: &str,
+    target: Target,
 ) -> anyhow::Result<(Target, Engine, Vec<crate::record::KeyRecord>)> {
-    let target = config.select(&[set.to_owned()])?.remove(0);
     let engine = engine(config)?;
     let loaded = engine.load(std::slice::from_ref(&target)).await?;
     let records = crate::store::records_in(&loaded, &target.key_set)?.to_vec();
     Ok((target, engine, records))
 }
 
+/// The one key set a command names, or the usage error (exit 2) that it is not configured.
+fn select_one(config: &Config, set: &str) -> Result<Target, Exit> {
+    select(config, &[set.to_owned()]).map(|mut targets| targets.remove(0))
+}
+
 async fn jwks(config: &Config, set: &str, format: JwksFormat) -> anyhow::Result<Exit> {
-    let (target, _, records) = records_of(config, set).await?;
+    let target = match select_one(config, set) {
+        Ok(target) => target,
+        Err(exit) => return Ok(exit),
+    };
+    let (target, _, records) = records_of(config, target).await?;
     if records.iter().all(|r| !r.stage.is_published()) {
         bail!("key set {set} has no published keys yet: run `jwk-rotator rotate {set}` first");
     }
@@ -248,9 +284,17 @@ async fn export_key(
     base64: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Exit> {
-    let (target, engine, records) = records_of(config, set).await?;
+    let target = match select_one(config, set) {
+        Ok(target) => target,
+        Err(exit) => return Ok(exit),
+    };
+    let kid: Option<Kid> = match kid.map(str::parse).transpose() {
+        Ok(kid) => kid,
+        Err(e) => return Ok(usage(anyhow!("--kid: {e}"))),
+    };
+    let (target, engine, records) = records_of(config, target).await?;
     let kid: Kid = match kid {
-        Some(kid) => kid.parse()?,
+        Some(kid) => kid,
         None => current_kid(&target.key_set, &records, now)?,
     };
     if !records.iter().any(|r| r.kid == kid) {

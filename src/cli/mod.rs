@@ -34,12 +34,22 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Fixes "now" (RFC 3339), for tests and what-if runs
-    #[arg(long, global = true, env = "JWK_ROTATOR_NOW", value_name = "TIME", hide = true)]
-    pub now: Option<DateTime<Utc>>,
-
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The variable that fixes "now" for every command (tests, what-if runs).
+pub const NOW_VAR: &str = "JWK_ROTATOR_NOW";
+
+/// `JWK_ROTATOR_NOW` as a time, if set; the error names the variable and shows a valid value.
+pub fn fixed_now(value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Utc>>, String> {
+    let Some(value) = value else { return Ok(None) };
+    let text = value.to_string_lossy();
+    DateTime::parse_from_rfc3339(text.trim()).map(|t| Some(t.with_timezone(&Utc))).map_err(|e| {
+        format!(
+            "{NOW_VAR}={text:?} is not an RFC 3339 time ({e}), e.g. 2026-11-29T06:00:00Z; fix or unset it"
+        )
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -179,4 +189,19 @@ Example:
   jwk-rotator --log-format json worker"
     )]
     Worker,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_fixed_now_names_the_variable_and_shows_a_valid_value() {
+        let err = fixed_now(Some("2026-13-01".into())).unwrap_err();
+        assert!(err.starts_with("JWK_ROTATOR_NOW=\"2026-13-01\" is not an RFC 3339 time"), "{err}");
+        assert!(err.contains("e.g. 2026-11-29T06:00:00Z") && !err.contains("--now"), "{err}");
+        let now = fixed_now(Some("2026-11-29T07:00:00+01:00".into())).unwrap();
+        assert_eq!(now, Some("2026-11-29T06:00:00Z".parse().unwrap()));
+        assert_eq!(fixed_now(None), Ok(None));
+    }
 }

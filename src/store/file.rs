@@ -77,8 +77,12 @@ impl FileStore {
             }
             _ => self.io_error(&path, "read", &e),
         })?);
-        let file: KeyFile = serde_json::from_slice(&bytes)
-            .map_err(|e| Self::corrupt(&path, format_args!("is not a valid key file ({e})")))?;
+        let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
+            Self::corrupt(
+                &path,
+                format_args!("is not a valid key file ({})", crate::redact::key_file_error(&e, &bytes)),
+            )
+        })?;
         let record = file.record;
         if record.kid != *kid || record.public.kid != *kid {
             return Err(Self::corrupt(

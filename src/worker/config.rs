@@ -98,6 +98,24 @@ pub struct ScheduleConfig {
     pub shutdown_timeout: Span,
 }
 
+impl ScheduleConfig {
+    /// Refuses a `jitter` that is not shorter than the shortest time between two ticks (over a
+    /// year of ticks, daylight saving included): a run would start after the next tick.
+    pub fn check(&self) -> Result<(), String> {
+        let schedule = super::schedule::Schedule::new(self.clone());
+        let from = chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::days(20_454); // 2026-01-01
+        let Some(gap) = schedule.shortest_gap(from, 400) else { return Ok(()) };
+        if self.jitter.delta() >= gap {
+            let gap = crate::policy::Span::seconds(gap.num_seconds());
+            return Err(format!(
+                "[schedule] jitter = \"{}\" is not shorter than the shortest time between two runs of cron = \"{}\" ({gap}): a run would start after the next one was due, and ticks would be skipped; shorten jitter",
+                self.jitter, self.cron
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn utc() -> chrono_tz::Tz {
     chrono_tz::UTC
 }

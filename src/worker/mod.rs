@@ -276,6 +276,7 @@ impl Worker {
         let consumers = crate::store::consumers(self.engine.store.as_ref(), &keys);
         let found = findings::evaluate_all(&self.targets, &loaded, &consumers, now);
         self.metrics.observe(&self.targets, &loaded, &found, now);
+        self.health.mark_evaluated();
         self.notifier.notify(&found, now).await;
         found
     }

@@ -141,6 +141,18 @@ impl Schedule {
         (next - start).to_std().ok()
     }
 
+    /// The shortest time between two of the `ticks` ticks after `from`, if it ticks twice.
+    pub fn shortest_gap(&self, from: DateTime<Utc>, ticks: usize) -> Option<chrono::TimeDelta> {
+        let mut at = self.next_after(from)?;
+        let mut shortest: Option<chrono::TimeDelta> = None;
+        for _ in 1..ticks {
+            let Some(next) = self.next_after(at) else { break };
+            shortest = Some(shortest.map_or(next - at, |s| s.min(next - at)));
+            at = next;
+        }
+        shortest
+    }
+
     /// A random delay of up to `jitter` before a run.
     pub fn jitter(&self) -> Duration {
         let max = self.config.jitter.delta().to_std().unwrap_or_default();

@@ -31,7 +31,12 @@ struct HealthState {
     last_run: Option<RunSummary>,
     last_success: Option<DateTime<Utc>>,
     next_run: Option<DateTime<Utc>>,
+    /// Whether the key sets were evaluated once, so that `/metrics` holds their series.
+    evaluated: bool,
 }
+
+/// Why both endpoints answer 503 right after the start.
+const STARTING: &str = "the first evaluation of the key sets has not finished yet";
 
 /// What `/healthz` answers from; the worker loop writes it.
 #[derive(Debug)]
@@ -62,13 +67,27 @@ impl Health {
         }
     }
 
-    /// Healthy while the last run (if any) succeeded and the next one is not overdue; the
-    /// body says why not.
+    /// Called after every evaluation: from the first on, `/metrics` holds every key series.
+    pub fn mark_evaluated(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.evaluated = true;
+        }
+    }
+
+    pub fn evaluated(&self) -> bool {
+        self.state.lock().is_ok_and(|s| s.evaluated)
+    }
+
+    /// Healthy once the key sets were evaluated, while the last run (if any) succeeded and the
+    /// next one is not overdue; the body says why not.
     pub fn verdict(&self, now: DateTime<Utc>) -> (bool, serde_json::Value) {
         let Ok(s) = self.state.lock() else {
             return (false, json!({"status": "unhealthy", "reasons": ["health state poisoned"]}));
         };
         let mut reasons = Vec::new();
+        if !s.evaluated {
+            reasons.push(STARTING.to_owned());
+        }
         if let Some(run) = s.last_run.as_ref().filter(|r| !r.ok) {
             reasons.push(format!(
                 "the last run, finished {}, failed: {}",
@@ -113,7 +132,18 @@ async fn healthz(State(state): State<ServerState>) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// The metrics, once the first evaluation filled in the key series; 503 before, so that a
+/// scrape never sees a worker without keys.
 async fn metrics(State(state): State<ServerState>) -> Response {
+    if !state.health.evaluated() {
+        let body = format!("{STARTING}; scrape again shortly\n");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response();
+    }
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, content_type)], state.metrics.encode()).into_response()
 }

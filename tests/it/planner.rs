@@ -121,7 +121,8 @@ fn a_policy() -> impl Strategy<Value = Policy> {
     (any::<bool>(), 0i64..=10, 1i64..=20, 40i64..=120, 2u32..=5, 0i64..=40).prop_map(
         |(after_delay, ahead, overlap, rotate, max_published, retain)| Policy {
             promotion: if after_delay { Promotion::AfterDelay } else { Promotion::Manual },
-            publish_ahead: Span::days(ahead),
+            // after-delay needs publish_ahead of at least 1h (a key is never promoted at once)
+            publish_ahead: Span::days(if after_delay { ahead.max(1) } else { ahead }),
             overlap: Span::days(overlap),
             rotate_after: Span::days(rotate),
             max_published,

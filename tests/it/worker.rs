@@ -56,7 +56,16 @@ fn worker_serves_health_and_metrics_and_exits_0_on_sigterm() {
     ));
     let mut child = start_worker(&p, T0);
     let start = Instant::now();
+    let mut scrapes = 0;
     let health = loop {
+        // Until the first evaluation /metrics answers 503; a 200 always holds the key series.
+        if let Some((status, metrics)) = get(port, "/metrics") {
+            assert!(
+                status == 503 || metrics.contains("jwk_rotator_key_expiration_timestamp_seconds{"),
+                "{metrics}"
+            );
+            scrapes += 1;
+        }
         match get(port, "/healthz") {
             Some((200, body)) if body.contains("\"last_success\":\"") => break body,
             _ if start.elapsed() > Duration::from_secs(20) => {
@@ -66,6 +75,7 @@ fn worker_serves_health_and_metrics_and_exits_0_on_sigterm() {
             _ => std::thread::sleep(Duration::from_millis(100)),
         }
     };
+    assert!(scrapes > 0, "the endpoint answered while starting");
     // JWK_ROTATOR_NOW starts the worker's clock: the next 06:00 in Oslo after 06:00 UTC.
     assert!(health.contains("\"next_run\":\"2026-11-22T05:00:00Z\""), "{health}");
     let (status, metrics) = get(port, "/metrics").expect("metrics");

@@ -131,6 +131,7 @@ async fn healthz_turns_503_after_a_failed_run_and_back_to_200() {
     let worker = Setup::new(store.clone(), schedule("0 6 * * *", "UTC", ""), "2026-11-21T12:00:00Z").build();
     let base = serve(&worker).await;
     let get = || async { reqwest::get(format!("{base}/healthz")).await.unwrap() };
+    worker.evaluate().await;
     assert_eq!(get().await.status(), 200, "healthy before the first run");
 
     store.broken.store(true, Ordering::SeqCst);
@@ -150,6 +151,34 @@ async fn healthz_turns_503_after_a_failed_run_and_back_to_200() {
     let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["reasons"].as_array().unwrap().len(), 0);
+}
+
+/// Until the first evaluation, neither endpoint answers as if there were no keys.
+#[tokio::test]
+async fn both_endpoints_answer_503_until_the_first_evaluation() {
+    let store = Arc::new(MemoryStore::new());
+    seed(store.clone(), &["a-TEST"], "2026-11-01T06:00:00Z").await;
+    let worker = Setup::new(store, schedule("0 6 * * *", "UTC", ""), "2026-11-21T12:00:00Z").build();
+    let base = serve(&worker).await;
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), 503);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("first evaluation") && !text.contains("jwk_rotator_"), "{text}");
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 503);
+    let body: serde_json::Value = serde_json::from_str(&health.text().await.unwrap()).unwrap();
+    assert!(body["reasons"][0].as_str().unwrap().contains("first evaluation"), "{body}");
+
+    worker.evaluate().await;
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let samples = parse_exposition(&metrics.text().await.unwrap());
+    let key = [("key_set", "a-TEST"), ("kid", "a-TEST.2026-11-01"), ("stage", "current")];
+    assert_eq!(
+        value(&samples, "jwk_rotator_key_expiration_timestamp_seconds", &key),
+        ts("2027-11-01T00:00:00Z")
+    );
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
 }
 
 #[tokio::test(start_paused = true)]

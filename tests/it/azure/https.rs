@@ -174,3 +174,105 @@ async fn vault_over_https_trusts_a_self_signed_certificate_given_as_ca_cert() {
     assert_eq!(records(&store, &set("testklient-TEST")).await, Vec::new());
     assert_eq!(vault.log().len(), 2, "challenge and one page: {:?}", vault.log());
 }
+
+/// A self-signed certificate and its key made by the `openssl` command line (see the README there).
+fn openssl_fixture(name: &str) -> (String, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/emulator-tls");
+    let read = |file: String| std::fs::read_to_string(dir.join(file)).expect("fixture");
+    (read(format!("{name}-cert.pem")), read(format!("{name}-key.pem")))
+}
+
+/// An emulator certificate made the usual way (`openssl req -x509`, which marks it `CA:TRUE`)
+/// works as `ca_cert` itself; one for another name, an expired one, or a server that shows
+/// another certificate than the pinned one is refused, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_over_https_trusts_an_openssl_self_signed_certificate_given_as_ca_cert() {
+    let cases = [
+        ("localhost", "localhost", None),
+        ("other-name", "other-name", Some("certificate not valid for name \"localhost\"")),
+        ("expired", "expired", Some("certificate is not valid after 1609459200")),
+        ("other-name", "localhost", Some("invalid peer certificate")),
+    ];
+    for (served, pinned, refused) in cases {
+        let (cert, key) = openssl_fixture(served);
+        let vault = FakeVault::start_tls(&cert, &key).await;
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("ca.pem"), openssl_fixture(pinned).0).expect("ca");
+        let config =
+            write_config(dir.path(), &vault.url(), "ca_cert = \"ca.pem\"\nverify_challenge_resource = false");
+        let out = rotator(&config, &["rotate"]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match refused {
+            None => {
+                assert!(out.status.success(), "{served}: {stderr}");
+                assert_eq!(vault.versions("jwk-testklient-TEST--2026-11-21").len(), 1);
+                assert!(rotator(&config, &["status"]).await.status.success());
+            }
+            Some(why) => {
+                assert!(!out.status.success(), "{served} pinned {pinned} was accepted");
+                assert!(
+                    stderr.contains("cannot reach Key Vault at") && stderr.contains(why),
+                    "{served}: {stderr}"
+                );
+                assert!(stderr.contains("the server's TLS certificate was refused"), "{stderr}");
+                assert!(vault.names().is_empty(), "{served}: something was written");
+            }
+        }
+    }
+}
+
+/// A private value pasted into a key secret's `stage` or `kid` tag (or the consumer secret's
+/// `kid` tag): every command names the secret and the tag, and none prints any part of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_a_private_value_in_a_tag_is_never_printed() {
+    let (ca, cert, key) = certificates();
+    let vault = FakeVault::start_tls(&cert, &key).await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("ca.pem"), ca).expect("ca");
+    let config =
+        write_config(dir.path(), &vault.url(), "ca_cert = \"ca.pem\"\nverify_challenge_resource = false");
+    let out = rotator(&config, &["rotate"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value = vault.versions("testklient-TEST-jwk")[0].value.clone();
+    let jwk: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &value).expect("base64"),
+    )
+    .expect("jwk");
+    let d = jwk["d"].as_str().expect("d").to_owned();
+    let key_secret = "jwk-testklient-TEST--2026-11-21";
+    for (secret, tag, named) in
+        [(key_secret, "stage", true), (key_secret, "kid", true), ("testklient-TEST-jwk", "kid", false)]
+    {
+        let original = set_tag(&vault, secret, tag, &d);
+        for args in [&["rotate"][..], &["plan"], &["status"], &["jwks", "testklient-TEST"]] {
+            let out = rotator(&config, args).await;
+            let (stdout, stderr) =
+                (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            for piece in crate::cli_errors::pieces(&d) {
+                assert!(
+                    !stdout.contains(piece) && !stderr.contains(piece),
+                    "{tag} {args:?}: {stdout}{stderr}"
+                );
+            }
+            if named {
+                assert!(!out.status.success(), "{tag} {args:?}");
+                let message = format!("secret {key_secret} in Key Vault");
+                let both = format!("{stdout}{stderr}");
+                assert!(
+                    both.contains(&message) && both.contains(&format!("`{tag}` tag that is not")),
+                    "{both}"
+                );
+            }
+        }
+        set_tag(&vault, secret, tag, &original);
+    }
+}
+
+/// Sets one tag of a secret's first version; returns what it held.
+fn set_tag(vault: &FakeVault, secret: &str, tag: &str, value: &str) -> String {
+    let mut state = vault.state();
+    let entry = state.live.get_mut(&secret.to_ascii_lowercase()).expect("secret");
+    let tags = entry.versions[0].tags.as_mut().expect("tags");
+    let old = tags.insert(tag.to_owned(), serde_json::Value::from(value)).expect("tag");
+    old.as_str().expect("string").to_owned()
+}

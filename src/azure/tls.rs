@@ -1,0 +1,164 @@
+//! TLS with `ca_cert`: a server certificate that is byte for byte one of the `ca_cert`
+//! certificates (an emulator's self-signed certificate) is trusted once its name and dates
+//! check out, even when OpenSSL marked it `CA:TRUE`; any other certificate goes through the
+//! platform verifier with the `ca_cert` certificates as extra roots, as reqwest would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+
+/// Trusts the pinned certificates themselves, and chains to them (or the system's roots).
+#[derive(Debug)]
+pub struct PinnedOrPlatform {
+    pinned: Vec<CertificateDer<'static>>,
+    fallback: Arc<dyn ServerCertVerifier>,
+}
+
+impl PinnedOrPlatform {
+    pub fn new(pinned: Vec<CertificateDer<'static>>, fallback: Arc<dyn ServerCertVerifier>) -> Self {
+        PinnedOrPlatform { pinned, fallback }
+    }
+}
+
+fn invalid(e: CertificateError) -> rustls::Error {
+    rustls::Error::InvalidCertificate(e)
+}
+
+fn unix(seconds: i64) -> UnixTime {
+    UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
+}
+
+/// Checks that a pinned certificate names `server` and is valid at `now`, with rustls' own
+/// errors (which name the host and the certificate's names, or the dates).
+fn check_pinned(
+    cert: &CertificateDer<'_>,
+    server: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| invalid(CertificateError::BadEncoding))?;
+    let parsed = webpki::EndEntityCert::try_from(cert).map_err(|_| invalid(CertificateError::BadEncoding))?;
+    if parsed.verify_is_valid_for_subject_name(server).is_err() {
+        let presented = x509
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| san.value.general_names.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        let expected = server.to_owned();
+        return Err(invalid(CertificateError::NotValidForNameContext { expected, presented }));
+    }
+    let validity = x509.validity();
+    let (not_before, not_after) = (validity.not_before.timestamp(), validity.not_after.timestamp());
+    let at = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if at < not_before {
+        return Err(invalid(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: unix(not_before),
+        }));
+    }
+    if at > not_after {
+        return Err(invalid(CertificateError::ExpiredContext { time: now, not_after: unix(not_after) }));
+    }
+    Ok(())
+}
+
+impl ServerCertVerifier for PinnedOrPlatform {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+            check_pinned(end_entity, server_name, now)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.fallback.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    // The handshake's signatures are checked against the certificate's key either way.
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.fallback.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.fallback.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.fallback.supported_verify_schemes()
+    }
+}
+
+/// A rustls client config for reqwest (HTTP/1.1, as the SDK's transport here speaks it) that
+/// trusts `certs` as described above.
+pub fn client_config(certs: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, String> {
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let platform = rustls_platform_verifier::Verifier::new_with_extra_roots(certs.clone(), provider.clone())
+        .map_err(|e| format!("the TLS verifier refused them: {e}"))?;
+    let verifier = PinnedOrPlatform::new(certs, Arc::new(platform));
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("no TLS version to offer: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+
+    fn cert(name: &str) -> CertificateDer<'static> {
+        let pem = match name {
+            "localhost" => include_str!("../../tests/data/emulator-tls/localhost-cert.pem"),
+            _ => include_str!("../../tests/data/emulator-tls/expired-cert.pem"),
+        };
+        CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem")
+    }
+
+    fn host(name: &str) -> ServerName<'static> {
+        ServerName::try_from(name.to_owned()).expect("name")
+    }
+
+    #[test]
+    fn a_pinned_certificate_is_checked_for_name_and_dates() {
+        let now = UnixTime::now();
+        check_pinned(&cert("localhost"), &host("localhost"), now).expect("localhost");
+        check_pinned(&cert("localhost"), &host("127.0.0.1"), now).expect("its IP address");
+        let wrong = check_pinned(&cert("localhost"), &host("vault.example"), now).unwrap_err();
+        assert!(
+            matches!(
+                &wrong,
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
+            ),
+            "{wrong}"
+        );
+        let expired = check_pinned(&cert("expired"), &host("localhost"), now).unwrap_err();
+        assert!(expired.to_string().contains("is not valid after 1609459200"), "{expired}");
+        let early = check_pinned(&cert("localhost"), &host("localhost"), unix(1_000_000_000)).unwrap_err();
+        assert!(early.to_string().contains("certificate not valid yet"), "{early}");
+    }
+}
