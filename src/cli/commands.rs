@@ -8,6 +8,8 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 
 use super::render;
+use super::rotate::RotateArgs;
+use super::single_key::jwks_key;
 use super::{Cli, Command, Format, JwksFormat};
 use crate::config::{Config, StoreConfig};
 use crate::engine::{Engine, SetReport, Target};
@@ -31,6 +33,11 @@ impl Exit {
 
 /// Runs one command. Errors are printed to stderr here, so the caller only exits.
 pub async fn run(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Completions { shell } => return super::generate::completions(shell),
+        Command::Man => return super::generate::man_page(),
+        _ => {}
+    }
     let is_status = matches!(cli.command, Command::Status { .. });
     let config = match load_config(cli.config.as_ref()) {
         Ok(config) => config,
@@ -44,13 +51,15 @@ pub async fn run(cli: Cli) -> Exit {
     }
     let clock = |at: Option<DateTime<Utc>>| at.or(cli.now).unwrap_or_else(Utc::now);
     let result = match cli.command {
-        Command::Rotate { sets, force, dry_run, at } => {
+        Command::Rotate { sets, force, dry_run, at, exit_on, format } => {
             let request = Request { force, ..Request::default() };
-            rotate(&config, &sets, clock(at), &request, dry_run).await
+            let args = RotateArgs { sets: &sets, now: clock(at), request, dry_run, exit_on, format };
+            super::rotate::rotate(&config, args).await
         }
         Command::Plan { sets, at, format } => rotate_plan(&config, &sets, clock(at), format).await,
         Command::Status { sets, format, at } => return status(&config, &sets, clock(at), format).await,
-        Command::Jwks { set, format } => jwks(&config, &set, format).await,
+        Command::Jwks { set, format, kid: None } => jwks(&config, &set, format).await,
+        Command::Jwks { set, format, kid: Some(kid) } => jwks_key(&config, &set, &kid, format).await,
         Command::ExportKey { set, kid, base64 } => export_key(&config, &set, kid.as_deref(), base64).await,
         Command::Promote { set, at } => {
             let request = Request { promote: true, ..Request::default() };
@@ -65,6 +74,9 @@ pub async fn run(cli: Cli) -> Exit {
             rotate(&config, &[set], clock(at), &request, false).await
         }
         Command::Worker => crate::worker::start::run(&config, cli.now).await.map(|()| Exit::OK),
+        // Answered above, before the config is read; here only to keep the match total.
+        Command::Completions { shell } => Ok(super::generate::completions(shell)),
+        Command::Man => Ok(super::generate::man_page()),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -185,7 +197,7 @@ async fn status(config: &Config, sets: &[String], now: DateTime<Utc>, format: Fo
 }
 
 /// The records of one key set named on the command line.
-async fn records_of(
+pub(super) async fn records_of(
     config: &Config,
     set: &str,
 ) -> anyhow::Result<(Target, Engine, Vec<crate::record::KeyRecord>)> {
@@ -239,7 +251,7 @@ fn current_kid(set: &KeySet, records: &[crate::record::KeyRecord]) -> anyhow::Re
 }
 
 /// Data to stdout as the tools it replaces print it: no newline, unless a person is reading.
-fn print_data(text: &str) -> anyhow::Result<()> {
+pub(super) fn print_data(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     if std::io::stdout().is_terminal() && !text.ends_with('\n') {
