@@ -123,7 +123,9 @@ impl ManagedIdentityChoice {
 impl fmt::Display for ManagedIdentityChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ManagedIdentityChoice::Config(id) => write!(f, "user-assigned, client id {id} (client_id in [store])"),
+            ManagedIdentityChoice::Config(id) => {
+                write!(f, "user-assigned, client id {id} (client_id in [store])")
+            }
             ManagedIdentityChoice::Env(id) => write!(f, "user-assigned, client id {id} (AZURE_CLIENT_ID)"),
             ManagedIdentityChoice::SystemAssigned => {
                 f.write_str("system-assigned (neither client_id in [store] nor AZURE_CLIENT_ID is set)")

@@ -150,7 +150,12 @@ struct StepJson<'a> {
 }
 
 impl<'a> RunJson<'a> {
-    fn new(reports: &'a [SetReport], found: Option<&'a [Finding]>, args: &RotateArgs<'_>, exit: Exit) -> Self {
+    fn new(
+        reports: &'a [SetReport],
+        found: Option<&'a [Finding]>,
+        args: &RotateArgs<'_>,
+        exit: Exit,
+    ) -> Self {
         let key_sets = reports
             .iter()
             .map(|r| SetJson {

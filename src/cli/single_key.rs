@@ -10,7 +10,12 @@ use crate::kid::Kid;
 
 /// Prints the public JWK of `kid` in `set`: with `exp` for `jwks`, in altinn-jwks member order
 /// for `maskinporten`. Only published keys (pending, current, previous) are offered.
-pub(super) async fn jwks_key(config: &Config, set: &str, kid: &str, format: JwksFormat) -> anyhow::Result<Exit> {
+pub(super) async fn jwks_key(
+    config: &Config,
+    set: &str,
+    kid: &str,
+    format: JwksFormat,
+) -> anyhow::Result<Exit> {
     let kid: Kid = kid.parse()?;
     let (target, _, records) = records_of(config, set).await?;
     let Some(record) = records.iter().find(|r| r.kid == kid) else {

@@ -4,7 +4,9 @@
 mod azure;
 mod cli;
 mod cli_errors;
+mod cli_outputs;
 mod planner;
+mod rotate_exit;
 mod shipped;
 mod store_suite;
 mod support;
