@@ -102,6 +102,8 @@ so that schedulers that retry failed runs retry it.")]
         /// After the run, exit non-zero for a finding at or above this severity
         #[arg(long, value_enum, value_name = "LEVEL", default_value_t = ExitOn::Never)]
         exit_on: ExitOn,
+        /// table: one line per step; json: per key set the steps (done or not) and the error,
+        /// and the findings with --exit-on
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
