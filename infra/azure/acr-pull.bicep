@@ -1,5 +1,10 @@
 // AcrPull on one Azure Container Registry for a managed identity; deployed by main.bicep into the
 // registry's resource group, so that the registry may live anywhere in the tenant.
+//
+// The order follows Microsoft Learn, "Azure Container Apps image pull with managed identity"
+// (infrastructure as code): create the user-assigned identity, give it AcrPull, then create the
+// app or job with the private image. The registry must allow ARM audience tokens
+// (az acr config authentication-as-arm show -r REGISTRY).
 
 targetScope = 'resourceGroup'
 
