@@ -148,3 +148,11 @@ fn help_documents_the_exit_codes() {
         assert!(out.contains(text), "{text} missing from rotate --help:\n{out}");
     }
 }
+
+#[test]
+fn text_is_another_name_for_the_table_format() {
+    let p = rotated();
+    let table = p.ok(T0, &["rotate", "--format", "table"]);
+    assert_eq!(p.ok(T0, &["rotate", "--format", "text"]), table);
+    assert!(table.contains("testklient-TEST: nothing to do"), "{table}");
+}
