@@ -1,10 +1,13 @@
-# syntax=docker/dockerfile:1
-#
 # Container image for jwk-rotator.
 #
 #   docker build -t jwk-rotator .
 #   docker run --rm -v "$PWD/jwk-rotator.toml:/config/jwk-rotator.toml:ro" \
 #     jwk-rotator --config /config/jwk-rotator.toml status
+#
+# Plain Dockerfile syntax only, no BuildKit extensions (no `# syntax=` line, no RUN --mount,
+# no heredocs), so that the legacy builder and ACR quick builds (`az acr build`) build it too;
+# .ci/check_dockerfile.py checks that. The release builds it once per architecture on a
+# native runner (linux/amd64, linux/arm64).
 #
 # The build stage and the runtime stage are both Debian 12 (bookworm), so the binary
 # links against the same glibc it runs with.
@@ -14,10 +17,9 @@ WORKDIR /src
 # The whole package (filtered by .dockerignore): Cargo.toml names its benches and tests,
 # so cargo needs them present even for a binary-only build.
 COPY . .
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin jwk-rotator \
-    && install -D -m 0755 target/release/jwk-rotator /out/jwk-rotator
+RUN cargo build --release --locked --bin jwk-rotator \
+    && install -D -m 0755 target/release/jwk-rotator /out/jwk-rotator \
+    && rm -rf target
 
 # distroless/cc: glibc, libgcc, CA certificates and tzdata, no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
@@ -32,6 +34,6 @@ WORKDIR /work
 ENV JWK_ROTATOR_CONFIG=/config/jwk-rotator.toml
 # worker mode serves /healthz and /metrics here
 EXPOSE 9464
-#checkov:skip=CKV_DOCKER_2: The image mostly runs one-shot jobs (rotate, status) where a HEALTHCHECK is meaningless; worker mode is probed by the orchestrator on /healthz (Kubernetes probes), and distroless has no shell or curl to run a check with.
+#checkov:skip=CKV_DOCKER_2: The image mostly runs one-shot jobs (rotate) where a HEALTHCHECK is meaningless; worker mode is probed by the orchestrator on /healthz (Kubernetes probes), and distroless has no shell or curl to run a check with.
 ENTRYPOINT ["jwk-rotator"]
 CMD ["--help"]

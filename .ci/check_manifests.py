@@ -6,12 +6,25 @@
   read-only root filesystem, no privilege escalation, all capabilities dropped, resource
   limits, Azure workload identity, the config mounted from the ConfigMap at /config, a writable
   publish directory).
-- The CronJob runs `rotate` with concurrencyPolicy Forbid; the worker Deployment runs `worker`
-  with probes on /healthz port 9464 and the Prometheus scrape annotations.
+- The CronJob runs one container, `rotate --exit-on warning`, with concurrencyPolicy Forbid and
+  a podFailurePolicy that fails the Job at once on the findings' exit codes 11, 12, 13; the
+  worker Deployment runs `worker` with probes on /healthz port 9464 and the Prometheus scrape
+  annotations.
 - Every example jwk-rotator.toml (ConfigMap, GitHub workflow config, Bicep parameter files)
   parses as TOML and points its publish dir at the writable mount.
+- The Container Apps Job in main.bicep has no init containers (they get no managed identity
+  token in consumption-only and dedicated workload profile environments) and one main
+  container; the identity gets AcrPull on a given registry before the job is created.
+- The log variable in every manifest and in the Bicep is JWK_ROTATOR_LOG, the one src/main.rs
+  reads first; RUST_LOG appears nowhere.
+- Every image reference (manifests, kustomization, Bicep default and parameter files) is the
+  published image at the package version of Cargo.toml.
 - The Container Apps Job, the CronJob and the rotate workflow run the same command line:
-  `jwk-rotator --config FILE rotate`, then `status`.
+  `jwk-rotator --config FILE rotate --exit-on warning`.
+- The rotate workflow is reusable (workflow_call), builds nothing, and runs a pinned release
+  whose checksum and attestation it checks; the release workflow builds linux/amd64 and
+  linux/arm64 images tagged X.Y.Z, X.Y and latest with SBOM, provenance and an attestation, and
+  binaries for every platform with checksums, completions and the man page.
 
 Usage: python3 .ci/check_manifests.py [REPO_ROOT]. Exits 1 with one line per problem.
 """
@@ -26,6 +39,20 @@ from pathlib import Path
 import yaml
 
 NAMESPACE = "jwk-rotator"
+# Where the release workflow pushes (ghcr.io/OWNER/REPO of this repository) and whose releases
+# rotate.yml downloads. If the repository moves, change these two and follow the failures.
+PUBLISHED_IMAGE = "ghcr.io/jwk-rotator/jwk-rotator"
+RELEASE_REPO = "jwk-rotator/jwk-rotator"
+# The log variable the binary reads first (src/main.rs); RUST_LOG is only its fallback.
+LOG_VAR = "JWK_ROTATOR_LOG"
+# The one scheduled command: a run, then an exit code by the findings.
+ROTATE = ["rotate", "--exit-on", "warning"]
+FINDING_EXIT_CODES = [11, 12, 13]
+ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+RELEASE_TARGETS = {
+    "x86_64-unknown-linux-gnu", "x86_64-unknown-linux-musl", "aarch64-unknown-linux-gnu",
+    "aarch64-unknown-linux-musl", "aarch64-apple-darwin", "x86_64-apple-darwin", "x86_64-pc-windows-msvc",
+}
 CONFIG_PATH = "/config/jwk-rotator.toml"
 PUBLISH_DIR = "/work/jwks"
 METRICS_PORT = 9464
@@ -43,9 +70,11 @@ KNOWN_KINDS = {
 
 
 class Checker:
-    def __init__(self) -> None:
+    def __init__(self, image: str) -> None:
         self.problems: list[str] = []
         self.checked = 0
+        # The published image at the package version, e.g. ghcr.io/jwk-rotator/jwk-rotator:0.1.0
+        self.image = image
 
     def expect(self, ok: bool, where: str, message: str) -> bool:
         self.checked += 1
@@ -107,8 +136,10 @@ def check_container(c: Checker, where: str, container: dict, volumes: dict) -> l
     name = container.get("name", "?")
     at = f"{where} container {name}"
     image = container.get("image", "")
-    c.expect(":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), at,
-             f"image {image!r} must be pinned to a tag or digest, not latest")
+    c.expect(image == c.image, at, f"image {image!r} must be the published image {c.image}")
+    env = {e.get("name"): e.get("value") for e in container.get("env") or []}
+    c.expect(LOG_VAR in env, at, f"env must set {LOG_VAR}, the log variable jwk-rotator reads")
+    c.expect("RUST_LOG" not in env, at, f"env sets RUST_LOG: use {LOG_VAR}, which jwk-rotator reads first")
     sc = container.get("securityContext") or {}
     c.expect(sc.get("readOnlyRootFilesystem") is True, at, "readOnlyRootFilesystem must be true")
     c.expect(sc.get("allowPrivilegeEscalation") is False, at, "allowPrivilegeEscalation must be false")
@@ -150,6 +181,8 @@ def check_pod(c: Checker, where: str, template: dict) -> list[list[str]]:
     volumes = {v.get("name"): v for v in spec.get("volumes", [])}
     for volume in volumes.values():
         c.expect("hostPath" not in volume, where, f"volume {volume.get('name')} must not be a hostPath")
+    c.expect(not spec.get("initContainers"), where,
+             "must have no initContainers: one container runs the one command (rotate --exit-on)")
     containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
     c.expect(bool(spec.get("containers")), where, "has no containers")
     return [check_container(c, where, container, volumes) for container in containers]
@@ -174,8 +207,14 @@ def check_cronjob(c: Checker, where: str, doc: dict) -> list[list[str]]:
     c.expect(dig(job, "template", "spec", "restartPolicy") in ("Never", "OnFailure"), where,
              "restartPolicy must be Never or OnFailure")
     commands = check_pod(c, where, job.get("template") or {})
-    c.expect([cmd[:1] for cmd in commands] == [["rotate"], ["status"]], where,
-             f"must run rotate, then status (runs {commands})")
+    c.expect(commands == [ROTATE], where, f"must run one container: {' '.join(ROTATE)} (runs {commands})")
+    rules = dig(job, "podFailurePolicy", "rules", default=[]) or []
+    fail_job = [r for r in rules if r.get("action") == "FailJob"]
+    c.expect(any(dig(r, "onExitCodes", "containerName") == "rotate"
+                 and dig(r, "onExitCodes", "operator") == "In"
+                 and sorted(dig(r, "onExitCodes", "values", default=[]) or []) == FINDING_EXIT_CODES
+                 for r in fail_job), where,
+             f"podFailurePolicy must FailJob on container rotate's exit codes {FINDING_EXIT_CODES} (findings; exit 1 is retried)")
     return commands
 
 
@@ -251,16 +290,40 @@ def check_kubernetes(c: Checker, root: Path) -> list[list[str]]:
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
     for resource in kustomization.get("resources", []):
         c.expect((directory / resource).is_file(), "kustomization.yaml", f"resource {resource} does not exist")
+    name, tag = c.image.rsplit(":", 1)
+    for entry in kustomization.get("images", []):
+        c.expect((entry.get("name"), entry.get("newName"), str(entry.get("newTag"))) == (name, name, tag),
+                 "kustomization.yaml", f"images: must map {name} to {name} tag {tag!r} (the published image), has {entry}")
     return cron_commands
 
 
-def bicep_args(text: str, container: str) -> list[str]:
-    """The args of one container in main.bicep: concat(configArgs, ['CMD'])."""
-    block = re.search(rf"name: '{container}'.*?args: concat\(configArgs, \[\s*'([a-z-]+)'", text, re.S)
-    config = re.search(r"var configArgs = \[\s*'([^']+)'\s*'([^']+)'\s*\]", text)
-    if not block or not config:
-        return []
-    return [config.group(1), config.group(2), block.group(1)]
+def bicep_block(text: str, start: str) -> str:
+    """The bracketed block that starts at the first line containing `start`, or ''."""
+    at = text.find(start)
+    opening = text.find("{", at)
+    if at < 0 or opening < 0:
+        return ""
+    depth = 0
+    for j in range(opening, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[at:j + 1]
+    return text[at:]
+
+
+def bicep_job_commands(c: Checker, job: str) -> list[list[str]]:
+    """The args after --config FILE of each container of the Container Apps Job."""
+    where = "infra/azure/main.bicep rotateJob"
+    c.expect("initContainers" not in job, where,
+             "must have no initContainers: in consumption-only and dedicated workload profile "
+             "environments init containers get no managed identity token (401/403)")
+    names = re.findall(r"^\s+name: '([a-z0-9-]+)'\s*$", job.split("containers:", 1)[-1].split("volumes:", 1)[0], re.M)
+    c.expect(names == ["rotate"], where, f"must run exactly one main container named rotate (has {names})")
+    commands = []
+    for args in re.findall(r"args: concat\(configArgs, \[(.*?)\]\)", job, re.S):
+        items = [a.strip() for a in args.split("\n") if a.strip()]
+        commands.append([a.strip("'") if a.startswith("'") else f"<{a}>" for a in items])
+    return commands
 
 
 def check_azure(c: Checker, root: Path) -> list[list[str]]:
@@ -276,10 +339,34 @@ def check_azure(c: Checker, root: Path) -> list[list[str]]:
         ("Microsoft.KeyVault.SecretNearExpiry", "Event Grid must forward SecretNearExpiry"),
         ("dir = \"/work/jwks\"", "the generated config must publish to /work/jwks"),
         ("mountPath: '/work/jwks'", "the job must mount a writable /work/jwks"),
+        (f"name: '{LOG_VAR}'", f"the job must set {LOG_VAR}, the log variable jwk-rotator reads"),
+        ("name: 'AZURE_CLIENT_ID'", "the job must set AZURE_CLIENT_ID to the identity's client id"),
+        (f"param containerImage string = '{c.image}'", f"containerImage must default to the published image {c.image}"),
+        ("param exitOn string = 'warning'", "exitOn must default to warning"),
+        ("module registryPull 'acr-pull.bicep'", "the template must grant AcrPull on registryResourceId (module acr-pull.bicep)"),
     ]:
         c.expect(needle in text, "infra/azure/main.bicep", message)
+    c.expect(re.search(r"name: 'RUST_LOG'", text) is None, "infra/azure/main.bicep",
+             f"sets RUST_LOG: use {LOG_VAR}, which jwk-rotator reads first")
+    pull = directory / "acr-pull.bicep"
+    if c.expect(pull.is_file(), str(directory), "needs acr-pull.bicep (AcrPull for the job identity)"):
+        pull_text = pull.read_text()
+        c.expect(ACR_PULL_ROLE_ID in pull_text, pull.name, f"must assign AcrPull ({ACR_PULL_ROLE_ID})")
+        c.expect("Microsoft.Authorization/roleAssignments" in pull_text and "scope: registry" in pull_text,
+                 pull.name, "must assign the role on the registry")
+    job = bicep_block(text, "resource rotateJob ")
+    depends = re.search(r"dependsOn: \[(.*?)\]", job, re.S)
+    c.expect(depends is not None and "registryPull" in depends.group(1), "infra/azure/main.bicep rotateJob",
+             "must dependsOn registryPull: Container Apps checks the image pull when the job is created")
+    commands = bicep_job_commands(c, job)
     for params in sorted(directory.glob("*.bicepparam")):
-        policy = re.search(r"param rotatorPolicyToml = '''(.*?)'''", params.read_text(), re.S)
+        ptext = params.read_text()
+        image = re.search(r"^param containerImage = '([^']*)'", ptext, re.M)
+        c.expect(image is None or image.group(1) == c.image, params.name,
+                 f"containerImage must be the published image {c.image}")
+        exit_on = re.search(r"^param exitOn = '([^']*)'", ptext, re.M)
+        c.expect(exit_on is None or exit_on.group(1) == "warning", params.name, "exitOn must be warning")
+        policy = re.search(r"param rotatorPolicyToml = '''(.*?)'''", ptext, re.S)
         if c.expect(policy is not None, params.name, "must set rotatorPolicyToml"):
             generated = (
                 '[store]\nkind = "azure-key-vault"\nvault_url = "https://kv.vault.azure.net/"\n'
@@ -288,22 +375,40 @@ def check_azure(c: Checker, root: Path) -> list[list[str]]:
             check_rotator_config(c, params.name, generated, "managed-identity", PUBLISH_DIR)
     c.expect({p.name for p in directory.glob("*.bicepparam")} >= {"test.bicepparam", "prod.bicepparam"},
              str(directory), "needs test.bicepparam and prod.bicepparam")
-    return [bicep_args(text, "rotate")[2:], bicep_args(text, "status")[2:]] if bicep_args(text, "rotate") else []
+    exit_on = re.search(r"param exitOn string = '([a-z]+)'", text)
+    return [[a if a != "<exitOn>" else (exit_on.group(1) if exit_on else a) for a in cmd] for cmd in commands]
 
 
 def check_workflow(c: Checker, root: Path) -> list[list[str]]:
     where = ".github/workflows/rotate.yml"
-    workflow = yaml.safe_load((root / where).read_text())
+    text = (root / where).read_text()
+    workflow = yaml.safe_load(text)
+    triggers = workflow.get("on", workflow.get(True)) or {}
+    c.expect("workflow_call" in triggers, where, "must be reusable from other repositories (on: workflow_call)")
     steps = dig(workflow, "jobs", "rotate", "steps", default=[]) or []
-    runs = [step.get("run", "") for step in steps]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    c.expect(re.search(r"\b(cargo|rustup)\b", runs) is None, where,
+             "must not build from source: download a pinned release binary instead")
+    c.expect("gh release download" in runs and "sha256sum --check" in runs, where,
+             "must download a release archive and check its SHA-256 (sha256sum --check)")
+    c.expect("gh attestation verify" in runs, where, "must verify the archive's build provenance (gh attestation verify)")
+    env = workflow.get("env") or {}
+    c.expect(env.get("RELEASE_REPO") == RELEASE_REPO, where, f"env.RELEASE_REPO must be {RELEASE_REPO}")
     commands: list[list[str]] = []
-    for line in "\n".join(runs).splitlines():
-        found = re.search(r'\bjwk-rotator --config "\$JWK_ROTATOR_CONFIG" ([a-z-]+)', line)
-        # plan may come first; rotate may appear twice (with and without --force)
-        if found and found.group(1) in ("rotate", "status") and [found.group(1)] not in commands:
-            commands.append([found.group(1)])
-    config_path = dig(workflow, "env", "JWK_ROTATOR_CONFIG")
-    if c.expect(isinstance(config_path, str), where, "env.JWK_ROTATOR_CONFIG must name the config file"):
+    for line in runs.splitlines():
+        found = re.search(r'\bjwk-rotator --config "\$JWK_ROTATOR_CONFIG" ([a-z-]+)(.*)', line)
+        if found:
+            words = [w for w in found.group(2).replace("\\", " ").split() if w.startswith("--exit-on") or w == '"$EXIT_ON"']
+            exit_on = str(env.get("EXIT_ON", ""))
+            default = re.search(r"'([a-z]+)'", exit_on)
+            args = [found.group(1)] + [
+                (default.group(1) if default else exit_on) if w == '"$EXIT_ON"' else w for w in words
+            ]
+            commands.append(args)
+    config_path = str(env.get("JWK_ROTATOR_CONFIG", ""))
+    default_config = re.search(r"'([^']+)'", config_path)
+    config_path = default_config.group(1) if default_config else config_path
+    if c.expect(bool(config_path), where, "env.JWK_ROTATOR_CONFIG must name the config file"):
         config_file = root / config_path
         if c.expect(config_file.is_file(), where, f"{config_path} does not exist"):
             text = config_file.read_text()
@@ -311,15 +416,52 @@ def check_workflow(c: Checker, root: Path) -> list[list[str]]:
     return commands
 
 
+def check_release(c: Checker, root: Path) -> None:
+    where = ".github/workflows/release.yml"
+    text = (root / where).read_text()
+    workflow = yaml.safe_load(text)
+    jobs = workflow.get("jobs") or {}
+    targets = {e.get("target") for job in jobs.values()
+               for e in dig(job, "strategy", "matrix", "include", default=[]) or [] if e.get("target")}
+    c.expect(targets >= RELEASE_TARGETS, where, f"binaries missing for {sorted(RELEASE_TARGETS - targets)}")
+    arches = {e.get("arch") for job in jobs.values()
+              for e in dig(job, "strategy", "matrix", "include", default=[]) or [] if e.get("arch")}
+    c.expect(arches >= {"amd64", "arm64"}, where, "the image must be built for linux/amd64 and linux/arm64")
+    for needle, message in [
+        ("--sbom=true", "the image needs an SBOM attestation"),
+        ("--provenance=mode=max", "the image needs build provenance"),
+        ('--tag "${image}:${version}"', "the image must be tagged X.Y.Z"),
+        ('--tag "${image}:${version%.*}"', "the image must be tagged X.Y"),
+        ('--tag "${image}:latest"', "the image must be tagged latest"),
+        ("actions/attest-build-provenance@", "the image and the binaries must carry a GitHub artifact attestation"),
+        ("push-to-registry: true", "the image attestation must be pushed to the registry"),
+        (".sha256", "every archive needs a SHA-256 checksum file"),
+        ("completions bash", "the archives need shell completions"),
+        ("completions powershell", "the archives need shell completions"),
+        ("man >dist/docs/jwk-rotator.1", "the archives need the man page"),
+        ("crt-static", "the musl binaries must be linked statically"),
+    ]:
+        c.expect(needle in text, where, message)
+    c.expect("DOCKER_BUILDKIT" not in text or "buildx" in text, where, "build the image with buildx")
+
+
+def check_log_variable(c: Checker, root: Path) -> None:
+    main = (root / "src" / "main.rs").read_text()
+    c.expect(f'EnvFilter::try_from_env("{LOG_VAR}")' in main, "src/main.rs",
+             f"the binary must read {LOG_VAR} (the variable every manifest sets)")
+
+
 def main() -> int:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
-    c = Checker()
+    version = tomllib.loads((root / "Cargo.toml").read_text())["package"]["version"]
+    c = Checker(f"{PUBLISHED_IMAGE}:{version}")
     cron = check_kubernetes(c, root)
     azure = check_azure(c, root)
     workflow = check_workflow(c, root)
-    expected = [["rotate"], ["status"]]
+    check_release(c, root)
+    check_log_variable(c, root)
     for name, commands in [("CronJob", cron), ("Container Apps Job", azure), ("rotate workflow", workflow)]:
-        c.expect(commands == expected, name, f"must run `jwk-rotator --config FILE rotate` then `status`, runs {commands}")
+        c.expect(commands == [ROTATE], name, f"must run `jwk-rotator --config FILE {' '.join(ROTATE)}`, runs {commands}")
     if c.problems:
         print("\n".join(c.problems))
         print(f"manifest check: {len(c.problems)} of {c.checked} checks failed")

@@ -10,7 +10,11 @@
 #                                   and .github (GitHub Actions checks)
 #   - hadolint                      Dockerfile
 #   - shellcheck                    .ci/*.sh
-#   - .ci/check_manifests.py        Kubernetes manifests, example configs, one command line everywhere
+#   - kubernetes-validate           infra/kubernetes against the Kubernetes schemas (--strict), and a
+#                                   broken copy that must fail (so that a validator checking nothing fails)
+#   - .ci/check_manifests.py        Kubernetes manifests, Bicep, workflows, example configs: one command
+#                                   line everywhere, no init containers, JWK_ROTATOR_LOG, the published image
+#   - .ci/check_dockerfile.py       the Dockerfile builds without BuildKit-only syntax (az acr build)
 #   - kubectl kustomize             infra/kubernetes renders (when kubectl is installed)
 #
 # The linters are pinned in .ci/lint-requirements.txt and installed from PyPI into a virtualenv
@@ -45,7 +49,18 @@ run() {
     fi
 }
 
+# A fresh Debian or Ubuntu needs python3-venv for `python3 -m venv`.
+ensure_venv_module() {
+    if python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        return
+    fi
+    step "installing python3-venv"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+}
+
 install_linters() {
+    ensure_venv_module
     local stamp="$venv/.requirements.sha256" want
     want=$(sha256sum "$requirements" | cut -d' ' -f1)
     if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
@@ -116,6 +131,27 @@ sys.exit(0 if docs else 1)
 '
 }
 
+# The oldest Kubernetes the manifests support: podFailurePolicy is GA in 1.31.
+KUBERNETES_VERSION=1.31.0
+
+kubernetes_schemas() {
+    local manifests=() canary
+    for file in infra/kubernetes/*.yaml; do
+        [[ "$(basename "$file")" == kustomization.yaml ]] || manifests+=("$file")
+    done
+    kubernetes-validate --strict --quiet -k "$KUBERNETES_VERSION" "${manifests[@]}" || return 1
+    # The validator must reject a misspelt field, or it checks nothing.
+    canary=$(mktemp --suffix=.yaml)
+    # shellcheck disable=SC2064 # expand now: the file is known here
+    trap "rm -f '$canary'" RETURN
+    sed 's/concurrencyPolicy:/concurrencyPolcy:/' infra/kubernetes/cronjob.yaml >"$canary"
+    if kubernetes-validate --strict --quiet -k "$KUBERNETES_VERSION" "$canary" >/dev/null 2>&1; then
+        echo "kubernetes-validate accepted a CronJob with a misspelt field: it validates nothing"
+        return 1
+    fi
+    echo "kubernetes-validate: ${#manifests[@]} files valid against Kubernetes $KUBERNETES_VERSION (strict)"
+}
+
 install_linters
 export PATH="$venv/bin:$PATH"
 # zizmor, checkov: no network but the package registries; never ask for an API key.
@@ -132,7 +168,9 @@ run "checkov Dockerfile" checkov --file Dockerfile --framework dockerfile --quie
 run "checkov .github" checkov --directory .github --framework github_actions --quiet --compact --skip-download
 run "hadolint Dockerfile" hadolint Dockerfile
 run "shellcheck .ci" shellcheck .ci/*.sh
-run "Kubernetes manifests and configs" python3 .ci/check_manifests.py .
+run "Kubernetes schemas" kubernetes_schemas
+run "Kubernetes manifests, Bicep, workflows and configs" python3 .ci/check_manifests.py .
+run "Dockerfile without BuildKit" python3 .ci/check_dockerfile.py Dockerfile
 run "kubectl kustomize" kustomize_renders
 
 printf '\n'

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::findings::{self, Finding};
 use crate::keygen::KeyGenerator;
 use crate::kid::KeySet;
 use crate::lifecycle;
@@ -97,6 +98,19 @@ impl Engine {
     pub async fn load(&self, targets: &[Target]) -> Result<crate::store::Loaded, StoreError> {
         let sets: Vec<KeySet> = targets.iter().map(|t| t.key_set.clone()).collect();
         self.store.load(&sets).await
+    }
+
+    /// Loads `targets` and evaluates their findings, as `status` and the worker do.
+    pub async fn evaluate(
+        &self,
+        targets: &[Target],
+        now: DateTime<Utc>,
+    ) -> (Result<crate::store::Loaded, StoreError>, Vec<Finding>) {
+        let loaded = self.load(targets).await;
+        let sets: Vec<KeySet> = targets.iter().map(|t| t.key_set.clone()).collect();
+        let consumers = crate::store::consumers(self.store.as_ref(), &sets);
+        let found = findings::evaluate_all(targets, &loaded, &consumers, now);
+        (loaded, found)
     }
 
     /// Plans every target without writing anything: `plan`, and `rotate --dry-run`.

@@ -9,7 +9,10 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("JWK_ROTATOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // JWK_ROTATOR_LOG, else RUST_LOG (what most Rust images and charts set), else info.
+    let filter = EnvFilter::try_from_env("JWK_ROTATOR_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

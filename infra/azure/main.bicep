@@ -1,15 +1,21 @@
 // jwk-rotator on Azure Container Apps: one resource group per environment (TEST, PROD).
 //
 // Creates the Key Vault that holds the private keys, a user-assigned managed identity that may
-// write secrets in that vault only, a Log Analytics workspace, a Container Apps environment and a
-// scheduled Container Apps Job that runs
+// write secrets in that vault only (and pull the image from your registry, when it is an Azure
+// Container Registry), a Log Analytics workspace, a Container Apps environment and a scheduled
+// Container Apps Job whose one main container runs
 //
-//   jwk-rotator --config /config/jwk-rotator.toml rotate
-//   jwk-rotator --config /config/jwk-rotator.toml status
+//   jwk-rotator --config /config/jwk-rotator.toml rotate --exit-on warning
 //
-// (rotate as an init container, then status, so that a failed rotation or a WARNING/CRITICAL
-// finding fails the execution), an alert on failed executions, and an Event Grid subscription
-// that forwards the vault's SecretNearExpiry events to a webhook as a second line of defence.
+// A failed key set exits 1 and a WARNING, CRITICAL or UNKNOWN finding after the run exits 11,
+// 12 or 13, so either fails the execution; an alert fires on failed executions. An Event Grid
+// subscription forwards the vault's SecretNearExpiry events to a webhook as a second line of
+// defence.
+//
+// Why one main container and no init container: in consumption-only and dedicated workload
+// profile environments only main containers can use managed identity (Microsoft Learn,
+// "Managed identities in Azure Container Apps", init containers section, and "Troubleshoot
+// deployment errors": managed identity returns 401 or 403).
 //
 // Deploy:   az deployment group create -g RG -f infra/azure/main.bicep -p infra/azure/test.bicepparam
 // Run now:  az containerapp job start -g RG -n <jobName output>
@@ -37,11 +43,23 @@ param baseName string = 'jwkrot'
 @maxLength(24)
 param keyVaultName string
 
-@description('Container image to run, pinned by tag or digest, for example ghcr.io/your-org/jwk-rotator:0.1.0.')
-param containerImage string
+@description('Container image to run, pinned by tag or digest. The default is the published release image.')
+param containerImage string = 'ghcr.io/jwk-rotator/jwk-rotator:0.1.0'
 
-@description('Registry server to pull the image from with the managed identity (an Azure Container Registry that granted it AcrPull). Empty for a public image.')
-param registryServer string = ''
+@description('Resource id of the Azure Container Registry to pull containerImage from with the job identity (this template grants it AcrPull there, before the job is created). Empty for a public image such as the published one.')
+param registryResourceId string = ''
+
+@description('Lowest finding severity after the run that fails the execution: warning, critical or unknown (never: only a failed rotation fails it).')
+@allowed([
+  'never'
+  'warning'
+  'critical'
+  'unknown'
+])
+param exitOn string = 'warning'
+
+@description('Log filter of jwk-rotator (JWK_ROTATOR_LOG, an EnvFilter such as info or jwk_rotator=debug).')
+param logFilter string = 'info'
 
 @description('Schedule of the rotation job: a five-field cron expression, evaluated in UTC.')
 param cronExpression string = '0 5 * * *'
@@ -122,16 +140,23 @@ var volumeMounts = [
   }
 ]
 
+// AZURE_CLIENT_ID names the user-assigned identity for any Azure SDK; jwk-rotator reads it too,
+// and the generated config names the same client id. JWK_ROTATOR_LOG is the variable it reads
+// first (RUST_LOG only when JWK_ROTATOR_LOG is unset).
 var containerEnv = [
   {
     name: 'AZURE_CLIENT_ID'
     value: identity.properties.clientId
   }
   {
-    name: 'RUST_LOG'
-    value: 'info'
+    name: 'JWK_ROTATOR_LOG'
+    value: logFilter
   }
 ]
+
+// Azure Container Registry: /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.ContainerRegistry/registries/NAME
+var registryParts = split(registryResourceId, '/')
+var useRegistry = !empty(registryResourceId)
 
 resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: 'log-${baseName}-${environmentName}'
@@ -213,6 +238,17 @@ resource operatorSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
   }
 ]
 
+// AcrPull for the job identity, in the registry's own resource group. Container Apps checks that
+// it can pull the image when the job is created, so the job depends on this assignment.
+module registryPull 'acr-pull.bicep' = if (useRegistry) {
+  name: 'acr-pull-${baseName}-${environmentName}'
+  scope: resourceGroup(useRegistry ? registryParts[2] : subscription().subscriptionId, useRegistry ? registryParts[4] : resourceGroup().name)
+  params: {
+    registryName: useRegistry ? last(registryParts) : 'none'
+    principalId: identity.properties.principalId
+  }
+}
+
 resource containerAppsEnvironment 'Microsoft.App/managedEnvironments@2024-03-01' = {
   name: 'cae-${baseName}-${environmentName}'
   location: location
@@ -255,16 +291,19 @@ resource rotateJob 'Microsoft.App/jobs@2024-03-01' = {
           value: rotatorConfig
         }
       ]
-      registries: empty(registryServer) ? [] : [
+      registries: useRegistry ? [
         {
-          server: registryServer
+          server: '${toLower(last(registryParts))}${environment().suffixes.acrLoginServer}'
           identity: identity.id
         }
-      ]
+      ] : []
     }
     template: {
-      // Init containers run to completion first: a failed rotate fails the execution.
-      initContainers: [
+      // One main container: init containers get no managed identity token in consumption-only
+      // and dedicated workload profile environments. rotate --exit-on exits 1 for a failed key
+      // set and 11/12/13 for a WARNING/CRITICAL/UNKNOWN finding after the run: the execution
+      // fails and the alert fires.
+      containers: [
         {
           name: 'rotate'
           image: containerImage
@@ -273,22 +312,8 @@ resource rotateJob 'Microsoft.App/jobs@2024-03-01' = {
           ]
           args: concat(configArgs, [
             'rotate'
-          ])
-          env: containerEnv
-          resources: containerResources
-          volumeMounts: volumeMounts
-        }
-      ]
-      // status exits 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN): the execution fails and the alert fires.
-      containers: [
-        {
-          name: 'status'
-          image: containerImage
-          command: [
-            'jwk-rotator'
-          ]
-          args: concat(configArgs, [
-            'status'
+            '--exit-on'
+            exitOn
           ])
           env: containerEnv
           resources: containerResources
@@ -315,6 +340,7 @@ resource rotateJob 'Microsoft.App/jobs@2024-03-01' = {
   }
   dependsOn: [
     identitySecretsOfficer
+    registryPull
   ]
 }
 

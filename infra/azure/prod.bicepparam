@@ -3,7 +3,13 @@ using './main.bicep'
 
 param environmentName = 'prod'
 param keyVaultName = 'kv-maskinporten-prod'
-param containerImage = 'ghcr.io/your-org/jwk-rotator:0.1.0'
+// The published release image (public on ghcr.io). For a copy in your own Azure Container
+// Registry, set its image here and its resource id below: the template grants the job identity
+// AcrPull on it before it creates the job.
+param containerImage = 'ghcr.io/jwk-rotator/jwk-rotator:0.1.0'
+param registryResourceId = ''
+// A failed key set, or a WARNING, CRITICAL or UNKNOWN finding after the run, fails the execution.
+param exitOn = 'warning'
 // 05:30 UTC every day, after TEST
 param cronExpression = '30 5 * * *'
 param replicaTimeoutSeconds = 1800

@@ -43,8 +43,10 @@ pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCre
     let sdk = |e: azure_core::Error| format!("credential {}: {e}", kind_name(config.credential));
     Ok(match config.credential {
         CredentialKind::ManagedIdentity => {
+            let choice = ManagedIdentityChoice::new(config, env);
+            tracing::info!(identity = %choice, "managed identity chosen");
             let options = ManagedIdentityCredentialOptions {
-                user_assigned_id: config.client_id.clone().map(UserAssignedId::ClientId),
+                user_assigned_id: choice.client_id().map(|id| UserAssignedId::ClientId(id.to_owned())),
                 ..Default::default()
             };
             ManagedIdentityCredential::new(Some(options)).map_err(sdk)?
@@ -89,6 +91,47 @@ pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCre
             Arc::new(StaticToken(Secret::new(token)))
         }
     })
+}
+
+/// Which managed identity `managed-identity` asks for: `client_id` in `[store]` wins, then
+/// `AZURE_CLIENT_ID` (the variable the Azure SDKs and the Container Apps and App Service
+/// identity docs use to pick a user-assigned identity), else the system-assigned identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagedIdentityChoice {
+    Config(String),
+    Env(String),
+    SystemAssigned,
+}
+
+impl ManagedIdentityChoice {
+    pub fn new(config: &AzureConfig, env: Env<'_>) -> Self {
+        match (&config.client_id, env("AZURE_CLIENT_ID")) {
+            (Some(id), _) => ManagedIdentityChoice::Config(id.clone()),
+            (None, Some(id)) => ManagedIdentityChoice::Env(id),
+            (None, None) => ManagedIdentityChoice::SystemAssigned,
+        }
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            ManagedIdentityChoice::Config(id) | ManagedIdentityChoice::Env(id) => Some(id),
+            ManagedIdentityChoice::SystemAssigned => None,
+        }
+    }
+}
+
+impl fmt::Display for ManagedIdentityChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManagedIdentityChoice::Config(id) => {
+                write!(f, "user-assigned, client id {id} (client_id in [store])")
+            }
+            ManagedIdentityChoice::Env(id) => write!(f, "user-assigned, client id {id} (AZURE_CLIENT_ID)"),
+            ManagedIdentityChoice::SystemAssigned => {
+                f.write_str("system-assigned (neither client_id in [store] nor AZURE_CLIENT_ID is set)")
+            }
+        }
+    }
 }
 
 fn kind_name(kind: CredentialKind) -> &'static str {
@@ -196,6 +239,26 @@ mod tests {
         let vars: HashMap<String, String> =
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         credential(&config(kind), &|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn managed_identity_takes_azure_client_id_unless_the_config_names_one() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let from_env = env(&[("AZURE_CLIENT_ID", "11111111-1111-1111-1111-111111111111")]);
+        let plain = config("managed-identity");
+        let choice = ManagedIdentityChoice::new(&plain, &from_env);
+        assert_eq!(choice.client_id(), Some("11111111-1111-1111-1111-111111111111"));
+        assert!(choice.to_string().contains("(AZURE_CLIENT_ID)"), "{choice}");
+        let mut named = config("managed-identity");
+        named.client_id = Some("22222222-2222-2222-2222-222222222222".to_owned());
+        let choice = ManagedIdentityChoice::new(&named, &from_env);
+        assert_eq!(choice.client_id(), Some("22222222-2222-2222-2222-222222222222"));
+        assert!(choice.to_string().contains("client_id in [store]"), "{choice}");
+        let choice = ManagedIdentityChoice::new(&plain, &env(&[]));
+        assert_eq!(choice, ManagedIdentityChoice::SystemAssigned);
+        assert!(choice.to_string().contains("system-assigned"), "{choice}");
     }
 
     #[test]

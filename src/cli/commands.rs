@@ -8,6 +8,8 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 
 use super::render;
+use super::rotate::RotateArgs;
+use super::single_key::jwks_key;
 use super::{Cli, Command, Format, JwksFormat};
 use crate::config::{Config, StoreConfig};
 use crate::engine::{Engine, SetReport};
@@ -32,6 +34,11 @@ impl Exit {
 
 /// Runs one command. Errors are printed to stderr here, so the caller only exits.
 pub async fn run(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Completions { shell } => return super::generate::completions(shell),
+        Command::Man => return super::generate::man_page(),
+        _ => {}
+    }
     let is_status = matches!(cli.command, Command::Status { .. });
     let bad_input = if is_status { Exit(Severity::Unknown.exit_code()) } else { Exit::USAGE };
     let fixed = match super::fixed_now(std::env::var_os(super::NOW_VAR)) {
@@ -50,16 +57,19 @@ pub async fn run(cli: Cli) -> Exit {
     };
     let clock = |at: Option<DateTime<Utc>>| clock(at, fixed);
     let result = match cli.command {
-        Command::Rotate { sets, force, dry_run, at, allow_future } => {
+        Command::Rotate { sets, force, dry_run, at, allow_future, exit_on, format } => {
             let request = Request { force, ..Request::default() };
-            match write_time(at, fixed, allow_future || dry_run) {
-                Ok(now) => rotate(&config, &sets, now, &request, dry_run).await,
+            let now = match write_time(at, fixed, allow_future || dry_run) {
+                Ok(now) => now,
                 Err(exit) => return exit,
-            }
+            };
+            let args = RotateArgs { sets: &sets, now, request, dry_run, exit_on, format };
+            super::rotate::rotate(&config, args).await
         }
         Command::Plan { sets, at, format } => rotate_plan(&config, &sets, clock(at), format).await,
         Command::Status { sets, format, at } => return status(&config, &sets, clock(at), format).await,
-        Command::Jwks { set, format } => jwks(&config, &set, format).await,
+        Command::Jwks { set, format, kid: None } => jwks(&config, &set, format).await,
+        Command::Jwks { set, format, kid: Some(kid) } => jwks_key(&config, &set, &kid, format).await,
         Command::ExportKey { set, kid, base64 } => {
             export_key(&config, &set, kid.as_deref(), base64, clock(None)).await
         }
@@ -85,6 +95,9 @@ pub async fn run(cli: Cli) -> Exit {
             let start = fixed.inspect(|now| log_fixed_now("JWK_ROTATOR_NOW is set", *now));
             crate::worker::start::run(&config, start).await.map(|()| Exit::OK)
         }
+        // Answered above, before the config is read; here only to keep the match total.
+        Command::Completions { shell } => Ok(super::generate::completions(shell)),
+        Command::Man => Ok(super::generate::man_page()),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -131,7 +144,7 @@ fn log_fixed_now(source: &str, now: DateTime<Utc>) {
     tracing::info!(now = %now.to_rfc3339(), "{source}; using it as the current time");
 }
 
-fn usage(e: anyhow::Error) -> Exit {
+pub(super) fn usage(e: anyhow::Error) -> Exit {
     eprintln!("error: {e:#}");
     Exit::USAGE
 }
@@ -243,8 +256,8 @@ async fn status(config: &Config, sets: &[String], now: DateTime<Utc>, format: Fo
     Exit(findings::worst(&report.findings).exit_code())
 }
 
-/// The records of one key set named on the command line (selected with [`select`]).
-async fn records_of(
+/// The records of one key set named on the command line (selected with [`select_one`]).
+pub(super) async fn records_of(
     config: &Config,
     target: Target,
 ) -> anyhow::Result<(Target, Engine, Vec<crate::record::KeyRecord>)> {
@@ -255,7 +268,7 @@ async fn records_of(
 }
 
 /// The one key set a command names, or the usage error (exit 2) that it is not configured.
-fn select_one(config: &Config, set: &str) -> Result<Target, Exit> {
+pub(super) fn select_one(config: &Config, set: &str) -> Result<Target, Exit> {
     select(config, &[set.to_owned()]).map(|mut targets| targets.remove(0))
 }
 
@@ -317,7 +330,7 @@ fn current_kid(
 }
 
 /// Data to stdout as the tools it replaces print it: no newline, unless a person is reading.
-fn print_data(text: &str) -> anyhow::Result<()> {
+pub(super) fn print_data(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     if std::io::stdout().is_terminal() && !text.ends_with('\n') {

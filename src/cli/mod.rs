@@ -1,7 +1,10 @@
 //! The command line: arguments, and `run`, which the thin `main` calls.
 
 mod commands;
+mod generate;
 mod render;
+mod rotate;
+mod single_key;
 
 use std::path::PathBuf;
 
@@ -10,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use commands::{Exit, engine, open_store, run};
 pub use render::StatusReport;
+pub use rotate::{ExitOn, exit_code};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -17,6 +21,8 @@ Exit codes:
   1  a key set failed or the request was refused (status: WARNING)
   2  bad command line or config (status: CRITICAL)
   3  status only: UNKNOWN, the store or config could not be read
+  11, 12, 13  rotate --exit-on: a finding at or above the threshold after a successful run
+      (11 WARNING, 12 CRITICAL, 13 UNKNOWN); a failed key set exits 1 instead
 
 Config comes from --config, else JWK_ROTATOR_CONFIG, else ./jwk-rotator.toml.
 JWK_ROTATOR_NOW (RFC 3339) fixes \"now\" for every command.";
@@ -58,8 +64,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a command prints on stdout: `table` for people (the default), `json` for programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    #[value(alias = "text")]
     Table,
     Json,
 }
@@ -78,7 +86,16 @@ pub enum Command {
     #[command(after_help = "Examples:
   jwk-rotator rotate                          every key set in the config
   jwk-rotator rotate testklient-TEST --force  a new pending key now (emergency)
-  jwk-rotator rotate --dry-run                show what would happen, write nothing")]
+  jwk-rotator rotate --dry-run                show what would happen, write nothing
+  jwk-rotator rotate --exit-on warning        the scheduled job: fail on a failed key set
+                                              or on what `status` would report
+  jwk-rotator rotate --format json            per key set: steps done, error
+
+Exit codes: 0 done; 1 a key set failed (the others still ran) or the store is locked or
+unreachable; 2 bad command line or config. With --exit-on LEVEL, after a successful run the
+key sets are read again and evaluated as `status` does: 11 WARNING, 12 CRITICAL, 13 UNKNOWN
+when the worst finding is at or above LEVEL. A failed key set exits 1 even when findings exist,
+so that schedulers that retry failed runs retry it.")]
     Rotate {
         /// Key sets (CLIENT-ENV); all when none are named
         #[arg(value_name = "SET")]
@@ -95,6 +112,13 @@ pub enum Command {
         /// Allow --at more than a day ahead of the clock (keys dated in the future)
         #[arg(long, requires = "at")]
         allow_future: bool,
+        /// After the run, exit non-zero for a finding at or above this severity
+        #[arg(long, value_enum, value_name = "LEVEL", default_value_t = ExitOn::Never)]
+        exit_on: ExitOn,
+        /// table: one line per step; json: per key set the steps (done or not) and the error,
+        /// and the findings with --exit-on
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// The actions a run would take and why; writes nothing at all
     #[command(after_help = "Examples:
@@ -127,12 +151,17 @@ Examples:
     /// The public key set of a key set, to stdout
     #[command(after_help = "Examples:
   jwk-rotator jwks testklient-TEST
-  jwk-rotator jwks testklient-TEST --format maskinporten > upload.json")]
+  jwk-rotator jwks testklient-TEST --format maskinporten > upload.json
+  jwk-rotator jwks testklient-TEST --kid testklient-TEST.2026-11-21 --format maskinporten
+      one key, to paste into Samarbeidsportalen's \"add key\" field")]
     Jwks {
         #[arg(value_name = "SET")]
         set: String,
         #[arg(long, value_enum, default_value_t = JwksFormat::Jwks)]
         format: JwksFormat,
+        /// Only this published key, as a single JWK object instead of a set
+        #[arg(long)]
+        kid: Option<String>,
     },
     /// A private JWK (the current key by default) to stdout, for app settings
     #[command(after_help = "Examples:
@@ -189,6 +218,19 @@ Example:
   jwk-rotator --log-format json worker"
     )]
     Worker,
+    /// A shell completion script, to stdout
+    #[command(after_help = "Examples:
+  jwk-rotator completions bash > /etc/bash_completion.d/jwk-rotator
+  jwk-rotator completions zsh > \"${fpath[1]}/_jwk-rotator\"
+  jwk-rotator completions fish > ~/.config/fish/completions/jwk-rotator.fish
+  jwk-rotator completions powershell >> $PROFILE")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), to stdout; the release archives ship it as jwk-rotator.1
+    #[command(hide = true)]
+    Man,
 }
 
 #[cfg(test)]

@@ -83,14 +83,12 @@ struct KeyRow {
 impl StatusReport {
     /// Loads the key sets in one store call and evaluates each, as the worker does.
     pub async fn gather(engine: &Engine, targets: &[Target], now: DateTime<Utc>) -> StatusReport {
-        let loaded = engine.load(targets).await;
+        let (loaded, findings) = engine.evaluate(targets, now).await;
         let sets = targets
             .iter()
             .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))
             .collect();
-        let keys: Vec<_> = targets.iter().map(|t| t.key_set.clone()).collect();
-        let consumers = crate::store::consumers(engine.store.as_ref(), &keys);
-        StatusReport { now, sets, findings: findings::evaluate_all(targets, &loaded, &consumers, now) }
+        StatusReport { now, sets, findings }
     }
 
     fn rows(&self, target: &Target, records: &[KeyRecord]) -> Vec<KeyRow> {

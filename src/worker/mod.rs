@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::engine::{Engine, SetReport};
-use crate::findings::{self, Finding};
+use crate::findings::Finding;
 use crate::planner::Request;
 use crate::policy::Target;
 use crate::store::StoreError;
@@ -271,10 +271,7 @@ impl Worker {
     /// sends what changed.
     pub async fn evaluate(&self) -> Vec<Finding> {
         let now = self.clock.now();
-        let loaded = self.engine.load(&self.targets).await;
-        let keys: Vec<_> = self.targets.iter().map(|t| t.key_set.clone()).collect();
-        let consumers = crate::store::consumers(self.engine.store.as_ref(), &keys);
-        let found = findings::evaluate_all(&self.targets, &loaded, &consumers, now);
+        let (loaded, found) = self.engine.evaluate(&self.targets, now).await;
         self.metrics.observe(&self.targets, &loaded, &found, now);
         self.health.mark_evaluated();
         self.notifier.notify(&found, now).await;

@@ -4,8 +4,10 @@
 mod azure;
 mod cli;
 mod cli_errors;
+mod cli_outputs;
 mod lifecycle;
 mod planner;
+mod rotate_exit;
 mod shipped;
 mod store_suite;
 mod support;

@@ -1,6 +1,7 @@
 //! The Azure Key Vault store against an in-process fake vault, through the real `SecretClient`.
 
 mod bad_input;
+mod exit_on;
 mod fake;
 mod https;
 mod lifecycle;
