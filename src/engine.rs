@@ -64,17 +64,18 @@ impl StopFlag {
     }
 }
 
-/// The adapters a run uses, shared by every command and the worker.
+/// The adapters a run uses, shared by every command and the worker. Built complete with
+/// [`Engine::new`] and the `with_` settings; nothing is patched afterwards.
 #[derive(Clone)]
 pub struct Engine {
-    pub store: Arc<dyn KeyStore>,
-    pub keygen: Arc<dyn KeyGenerator>,
-    pub publisher: Arc<dyn Publisher>,
-    pub lock_timeout: Duration,
+    store: Arc<dyn KeyStore>,
+    keygen: Arc<dyn KeyGenerator>,
+    publisher: Arc<dyn Publisher>,
+    lock_timeout: Duration,
     /// Key sets worked on at once; key generation runs on that many threads.
-    pub parallelism: usize,
+    parallelism: usize,
     /// Set by the worker on shutdown.
-    pub stop: StopFlag,
+    stop: StopFlag,
 }
 
 impl Engine {
@@ -92,6 +93,28 @@ impl Engine {
             parallelism: cores.max(2) * 2,
             stop: StopFlag::default(),
         }
+    }
+
+    /// How long a run waits for another run's lock on the store.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How many key sets are worked on at once (at least one).
+    pub fn with_parallelism(mut self, parallelism: usize) -> Self {
+        self.parallelism = parallelism.max(1);
+        self
+    }
+
+    /// The store the engine reads and writes.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// The flag that asks a run to stop; the worker sets it on shutdown.
+    pub fn stop(&self) -> &StopFlag {
+        &self.stop
     }
 
     /// Loads the records of `targets` in one call.

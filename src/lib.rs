@@ -2,9 +2,11 @@
 //! keys (Azure Key Vault or a local directory), writes the public key sets Maskinporten must
 //! know, promotes a new key only after it was published, and retires keys by their kid's date.
 
+pub mod app;
 pub mod azure;
 pub mod cli;
 pub mod config;
+pub mod cron;
 pub mod engine;
 pub mod findings;
 pub mod jwk;

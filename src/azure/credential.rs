@@ -15,7 +15,7 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 
-use super::config::{AzureConfig, CredentialKind};
+use crate::config::azure::{AzureConfig, CredentialKind};
 
 /// Where environment variables come from: the process, or a map in tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;

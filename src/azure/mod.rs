@@ -1,6 +1,5 @@
 //! The Azure Key Vault store: configuration, credentials, secret layout and the store itself.
 
-mod config;
 pub mod credential;
 mod error;
 pub mod layout;
@@ -9,7 +8,6 @@ mod tls;
 mod vault;
 pub mod versions;
 
-pub use config::{AzureConfig, CredentialKind, RetrySettings, check_consumer_template};
 pub use store::{SetInfo, VaultStore};
 
 use std::collections::HashMap;
@@ -19,18 +17,12 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::HttpClient;
 
 use crate::config::ClientConfig;
+use crate::config::azure::AzureConfig;
 use crate::kid::KeySet;
-use crate::store::KeyStore;
 
-/// Opens the Key Vault store for these clients, with the credential the config names.
-pub fn open_store(config: &AzureConfig, clients: &[ClientConfig]) -> anyhow::Result<Arc<dyn KeyStore>> {
-    let credential = credential::credential(config, &credential::process_env).map_err(anyhow::Error::msg)?;
-    let store = open_store_with(config, clients, credential, None).map_err(anyhow::Error::msg)?;
-    Ok(Arc::new(store))
-}
-
-/// Opens the store with a given credential, and an HTTP client instead of the SDK's (tests
-/// inject one that reaches an in-process fake vault).
+/// Opens the store with a credential, and an HTTP client instead of the SDK's (tests inject one
+/// that reaches an in-process fake vault). The names were checked when the config loaded
+/// ([`check_names`]); they are checked again here for callers that skip the loader.
 pub fn open_store_with(
     config: &AzureConfig,
     clients: &[ClientConfig],
@@ -45,16 +37,21 @@ pub fn open_store_with(
             config.vault_url
         ));
     }
-    let sets = key_sets(config, clients)?;
+    check_names(config, clients)?;
     let vault = vault::Vault::new(config, credential, transport)?;
-    Ok(VaultStore::new(vault, config, sets))
+    Ok(VaultStore::new(vault, config, key_sets(clients)))
 }
 
-/// The configured key sets with their policies and consumer secret names, checked against
-/// Key Vault's name rules and each other.
-fn key_sets(config: &AzureConfig, clients: &[ClientConfig]) -> Result<HashMap<KeySet, SetInfo>, String> {
+/// The consumer secret name of `set` from its client's template.
+fn consumer_name(client: &ClientConfig, set: &KeySet) -> Option<String> {
+    let template = client.consumer_secret.as_ref()?;
+    Some(template.replace("{client}", set.client().as_str()).replace("{env}", set.env().as_str()))
+}
+
+/// Checks every secret name the configured key sets can get against Key Vault's name rules
+/// and each other; run when the config loads, before any store is opened.
+pub fn check_names(config: &AzureConfig, clients: &[ClientConfig]) -> Result<(), String> {
     let prefix = &config.secret_prefix;
-    let mut sets = HashMap::new();
     let mut consumers: HashMap<String, KeySet> = HashMap::new();
     for client in clients {
         for env in &client.environments {
@@ -65,27 +62,34 @@ fn key_sets(config: &AzureConfig, clients: &[ClientConfig]) -> Result<HashMap<Ke
                     layout::MAX_NAME
                 ));
             }
-            let consumer = client
-                .consumer_secret
-                .as_ref()
-                .map(|t| t.replace("{client}", client.name.as_str()).replace("{env}", env.as_str()));
-            if let Some(name) = &consumer {
-                if layout::kid_of_name(prefix, name).is_some() {
-                    return Err(format!(
-                        "consumer_secret {name:?} of client {} looks like a key secret name (secret_prefix {prefix:?} and a kid); choose another name",
-                        client.name
-                    ));
-                }
-                if let Some(other) = consumers.insert(name.to_ascii_lowercase(), set.clone()) {
-                    return Err(format!(
-                        "consumer_secret {name:?} is the same for key sets {other} and {set}; put {{env}} (and {{client}}) in the template, or give each environment its own vault and config"
-                    ));
-                }
+            let Some(name) = consumer_name(client, &set) else { continue };
+            if layout::kid_of_name(prefix, &name).is_some() {
+                return Err(format!(
+                    "consumer_secret {name:?} of client {} looks like a key secret name (secret_prefix {prefix:?} and a kid); choose another name",
+                    client.name
+                ));
             }
+            if let Some(other) = consumers.insert(name.to_ascii_lowercase(), set.clone()) {
+                return Err(format!(
+                    "consumer_secret {name:?} is the same for key sets {other} and {set}; put {{env}} (and {{client}}) in the template, or give each environment its own vault and config"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The configured key sets with their policies and consumer secret names.
+fn key_sets(clients: &[ClientConfig]) -> HashMap<KeySet, SetInfo> {
+    let mut sets = HashMap::new();
+    for client in clients {
+        for env in &client.environments {
+            let set = KeySet::new(client.name.clone(), env.clone());
+            let consumer = consumer_name(client, &set);
             sets.insert(set, SetInfo { policy: client.policy.clone(), consumer });
         }
     }
-    Ok(sets)
+    sets
 }
 
 #[cfg(test)]
@@ -112,20 +116,22 @@ mod tests {
     #[test]
     fn one_consumer_secret_for_two_key_sets_is_refused() {
         let clients = [client("a", &["TEST", "PROD"], Some("MaskinportenSettings--EncodedJwk"))];
-        let e = key_sets(&config("jwk-"), &clients).expect_err("shared");
+        let e = check_names(&config("jwk-"), &clients).expect_err("shared");
         assert!(e.contains("is the same for key sets a-TEST and a-PROD") && e.contains("{env}"), "{e}");
         let clients = [client("a", &["TEST", "PROD"], Some("{client}-{env}-jwk"))];
-        let sets = key_sets(&config("jwk-"), &clients).expect("sets");
+        check_names(&config("jwk-"), &clients).expect("names");
+        let sets = key_sets(&clients);
         assert_eq!(sets[&"a-PROD".parse().expect("set")].consumer.as_deref(), Some("a-PROD-jwk"));
     }
 
     #[test]
     fn names_that_can_not_work_are_refused_at_start() {
-        let e = key_sets(&config("jwk-"), &[client("a", &["TEST"], Some("jwk-{client}-{env}--2026-01-01"))])
-            .expect_err("looks like a key");
+        let e =
+            check_names(&config("jwk-"), &[client("a", &["TEST"], Some("jwk-{client}-{env}--2026-01-01"))])
+                .expect_err("looks like a key");
         assert!(e.contains("looks like a key secret name"), "{e}");
         let long = "c".repeat(64);
-        let e = key_sets(&config(&"p".repeat(40)), &[client(&long, &["ABCDEFGHIJKLMNOP"], None)])
+        let e = check_names(&config(&"p".repeat(40)), &[client(&long, &["ABCDEFGHIJKLMNOP"], None)])
             .expect_err("long");
         assert!(e.contains("127 characters"), "{e}");
     }

@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::config::AzureConfig;
 use super::layout::{self, Tags, kid_of_name, record_of, secret_name, tag, tags_of};
 use super::vault::{NewVersion, Vault};
 use super::versions::{Resolved, latest_is_doubtful, resolve};
+use crate::config::azure::AzureConfig;
 use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::policy::Policy;

@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use zeroize::Zeroizing;
 
-use super::config::AzureConfig;
 use super::error::store_error;
 use super::layout::{CONTENT_TYPE, Tags};
 use super::versions::Version;
+use crate::config::azure::AzureConfig;
 use crate::store::StoreError;
 
 const OFFICER: &str = "Key Vault Secrets Officer";

@@ -1,26 +1,22 @@
 //! What each command does, from loaded config to stdout and an exit code.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use chrono::{DateTime, Utc};
 
 use super::render;
 use super::rotate::RotateArgs;
 use super::single_key::jwks_key;
 use super::{Cli, Command, Format, JwksFormat};
-use crate::config::{Config, StoreConfig};
+use crate::config::Config;
 use crate::engine::{Engine, SetReport};
 use crate::findings::{self, Severity};
-use crate::keygen::AwsLcGenerator;
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle::{self, CLOCK_SKEW};
 use crate::planner::Request;
 use crate::policy::Target;
-use crate::publish::{FilePublisher, PublishedSet};
-use crate::store::{FileStore, KeyStore};
+use crate::publish::PublishedSet;
 
 /// The process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +44,7 @@ pub async fn run(cli: Cli) -> Exit {
             return bad_input;
         }
     };
-    let config = match load_config(cli.config.as_ref()) {
+    let config = match crate::app::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -93,7 +89,7 @@ pub async fn run(cli: Cli) -> Exit {
         }
         Command::Worker => {
             let start = fixed.inspect(|now| log_fixed_now("JWK_ROTATOR_NOW is set", *now));
-            crate::worker::start::run(&config, start).await.map(|()| Exit::OK)
+            crate::app::worker::run(&config, start).await.map(|()| Exit::OK).map_err(anyhow::Error::from)
         }
         // Answered above, before the config is read; here only to keep the match total.
         Command::Completions { shell } => Ok(super::generate::completions(shell)),
@@ -149,28 +145,7 @@ pub(super) fn usage(e: anyhow::Error) -> Exit {
     Exit::USAGE
 }
 
-fn load_config(flag: Option<&PathBuf>) -> anyhow::Result<Config> {
-    let path = flag.cloned().unwrap_or_else(|| PathBuf::from("jwk-rotator.toml"));
-    Ok(Config::load(&path)?)
-}
-
-/// The store named by the config.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn KeyStore>> {
-    match &config.store {
-        StoreConfig::File { path, .. } => Ok(Arc::new(FileStore::new(path.clone()))),
-        StoreConfig::AzureKeyVault(azure) => crate::azure::open_store(azure, &config.clients)
-            .with_context(|| format!("config file {}: [store]", config.file.display())),
-    }
-}
-
-/// The engine with the production adapters for this config.
-pub fn engine(config: &Config) -> anyhow::Result<Engine> {
-    let store = open_store(config)?;
-    let publisher = Arc::new(FilePublisher::new(config.publish.dir.clone()));
-    let mut engine = Engine::new(store, Arc::new(AwsLcGenerator), publisher);
-    engine.lock_timeout = config.store.lock_timeout();
-    Ok(engine)
-}
+pub use crate::app::{engine, open_store};
 
 fn select(config: &Config, sets: &[String]) -> Result<Vec<Target>, Exit> {
     config.select(sets).map_err(|e| usage(e.into()))
@@ -313,7 +288,7 @@ async fn export_key(
     if !records.iter().any(|r| r.kid == kid) {
         bail!("key set {set} has no key {kid}; `jwk-rotator status {set}` lists its keys");
     }
-    let key = engine.store.private_key(&kid).await?;
+    let key = engine.store().private_key(&kid).await?;
     let text = if base64 { key.to_base64() } else { key.to_json() };
     print_data(&text)?;
     Ok(Exit::OK)

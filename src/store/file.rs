@@ -80,7 +80,7 @@ impl FileStore {
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
             Self::corrupt(
                 &path,
-                format_args!("is not a valid key file ({})", crate::redact::key_file_error(&e, &bytes)),
+                format_args!("is not a valid key file ({})", super::file_errors::key_file_error(&e, &bytes)),
             )
         })?;
         let record = file.record;

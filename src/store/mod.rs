@@ -1,6 +1,8 @@
 //! Where keys live: the `KeyStore` port, its errors, and an in-memory store for tests.
 
+pub mod counting;
 pub mod file;
+mod file_errors;
 pub mod memory;
 
 use std::any::Any;
@@ -13,6 +15,7 @@ use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::KeyRecord;
 
+pub use counting::{CountingStore, StoreObserver};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 

@@ -224,21 +224,23 @@ impl Metrics {
         }
     }
 
-    /// Counts one store request and whether it failed.
-    pub fn store_request(&self, operation: &'static str, failed: bool) {
-        let labels = OperationLabels { operation: operation.to_owned() };
-        self.store_requests.get_or_create(&labels).inc();
-        if failed {
-            self.store_errors.get_or_create(&labels).inc();
-        }
-    }
-
     /// Counts one alert delivery.
     pub fn delivery(&self, sink: &str, delivered: bool) {
         let outcome = if delivered { "delivered" } else { "failed" };
         self.alert_deliveries
             .get_or_create(&DeliveryLabels { sink: sink.to_owned(), outcome: outcome.to_owned() })
             .inc();
+    }
+}
+
+impl crate::store::StoreObserver for Metrics {
+    /// Counts one store request and whether it failed.
+    fn store_request(&self, operation: &'static str, failed: bool) {
+        let labels = OperationLabels { operation: operation.to_owned() };
+        self.store_requests.get_or_create(&labels).inc();
+        if failed {
+            self.store_errors.get_or_create(&labels).inc();
+        }
     }
 }
 

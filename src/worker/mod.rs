@@ -1,12 +1,9 @@
 //! The long-running `worker`: runs on the schedule, serves `/healthz` and `/metrics`, sends alerts.
 
 pub mod alerts;
-pub mod config;
-pub mod counting;
 pub mod metrics;
 pub mod schedule;
 pub mod server;
-pub mod start;
 pub mod webhook;
 
 #[cfg(test)]
@@ -42,7 +39,7 @@ pub struct RunLog {
 
 const HISTORY: usize = 1000;
 
-/// Everything a worker needs; see [`start::from_config`] for the production set-up.
+/// Everything a worker needs; see `app::worker::from_config` for the production set-up.
 pub struct Worker {
     pub engine: Engine,
     pub targets: Vec<Target>,
@@ -259,12 +256,12 @@ impl Worker {
     /// it; false when shutdown came first.
     async fn wait_jitter(&self) -> bool {
         let mut left = self.schedule.jitter();
-        while !left.is_zero() && !self.engine.stop.is_stopped() {
+        while !left.is_zero() && !self.engine.stop().is_stopped() {
             let step = left.min(Duration::from_secs(1));
             tokio::time::sleep(step).await;
             left -= step;
         }
-        !self.engine.stop.is_stopped()
+        !self.engine.stop().is_stopped()
     }
 
     /// Loads every key set, evaluates findings as `status` does, updates the metrics and
@@ -279,7 +276,7 @@ impl Worker {
     }
 
     async fn shut_down(&self, mut due: Due) {
-        self.engine.stop.stop();
+        self.engine.stop().stop();
         let Some((_, handle)) = due.running.take() else {
             info!("worker stopped");
             return;

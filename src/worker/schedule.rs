@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, LocalResult, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
-use croner::JobType;
 
-use super::config::ScheduleConfig;
+use crate::config::worker::ScheduleConfig;
+use crate::cron::Ticks;
 
 /// Where the worker reads the time. Only the edge reads a clock; everything else takes `now`.
 pub trait Clock: Send + Sync {
@@ -82,47 +82,19 @@ impl Schedule {
         &self.config
     }
 
-    /// The first tick strictly after `after`. The cron fields are read as wall-clock time in
-    /// the zone: a time that a spring-forward change skips runs at the first minute after the
-    /// gap; a fixed time that a fall-back change repeats runs once, at its first occurrence.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let cron = self.config.cron.cron();
-        if cron.determine_job_type() != JobType::FixedTime
-            && let Some(next) = self.next_interval(after)
-        {
-            return Some(next);
-        }
-        let tz: Tz = self.config.timezone;
-        // Croner keeps the start's fraction of a second; ticks fall on whole minutes.
-        let mut from = after.with_nanosecond(0)?.with_timezone(&tz);
-        for _ in 0..4 {
-            let found = cron.find_next_occurrence(&from, false).ok()?;
-            if found.with_timezone(&Utc) > after {
-                return Some(found.with_timezone(&Utc));
-            }
-            // Croner searches local time; in a repeated hour it can answer the first pass of
-            // a time that is already behind us. Look from that time's second pass instead.
-            let second = match tz.from_local_datetime(&found.naive_local()) {
-                LocalResult::Ambiguous(_, second) => second,
-                _ => return None,
-            };
-            if cron.determine_job_type() != JobType::FixedTime && second.with_timezone(&Utc) > after {
-                return Some(second.with_timezone(&Utc));
-            }
-            from = second;
-        }
-        None
+    /// The ticks of the cron expression in its time zone.
+    pub fn ticks(&self) -> Ticks<'_> {
+        Ticks { cron: &self.config.cron, tz: self.config.timezone }
     }
 
-    /// Interval schedules (`*/15 * * * *`) tick on every minute whose wall-clock time matches:
-    /// both passes of a repeated hour, none in a skipped one. Looks a day ahead, minute by minute.
-    fn next_interval(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let minute = chrono::TimeDelta::minutes(1);
-        let start = after - chrono::TimeDelta::seconds(after.timestamp().rem_euclid(60)) + minute;
-        let start = start.with_nanosecond(0)?;
-        (0..26 * 60).map(|i| start + minute * i).find(|t| {
-            self.config.cron.cron().is_time_matching(&t.with_timezone(&self.config.timezone)).unwrap_or(false)
-        })
+    /// The first tick strictly after `after` (see [`Ticks::next_after`]).
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.ticks().next_after(after)
+    }
+
+    /// The shortest time between two of the `ticks` ticks after `from`, if it ticks twice.
+    pub fn shortest_gap(&self, from: DateTime<Utc>, ticks: usize) -> Option<chrono::TimeDelta> {
+        self.ticks().shortest_gap(from, ticks)
     }
 
     /// The schedule's period around `now`: from the last tick at or before it to the next one
@@ -139,18 +111,6 @@ impl Schedule {
             Err(_) => return (self.next_after(next)? - next).to_std().ok(),
         };
         (next - start).to_std().ok()
-    }
-
-    /// The shortest time between two of the `ticks` ticks after `from`, if it ticks twice.
-    pub fn shortest_gap(&self, from: DateTime<Utc>, ticks: usize) -> Option<chrono::TimeDelta> {
-        let mut at = self.next_after(from)?;
-        let mut shortest: Option<chrono::TimeDelta> = None;
-        for _ in 1..ticks {
-            let Some(next) = self.next_after(at) else { break };
-            shortest = Some(shortest.map_or(next - at, |s| s.min(next - at)));
-            at = next;
-        }
-        shortest
     }
 
     /// A random delay of up to `jitter` before a run.

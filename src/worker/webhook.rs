@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::alerts::{Alerter, Notification};
-use super::config::{WebhookConfig, WebhookFormat};
+use crate::config::worker::{WebhookConfig, WebhookFormat};
 use crate::findings::Severity;
 
 /// Lines shown in a chat message; the rest are counted ("and 12 more").

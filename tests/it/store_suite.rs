@@ -213,7 +213,11 @@ pub async fn failed_generation_keeps_the_current_key(backend: Box<dyn Backend>) 
     let t0 = at("2026-11-21T06:00:00Z");
     assert_ok(&run(&engine, &targets, t0, &Request::default()).await);
     let before = records(&store, &targets).await;
-    let failing = Engine { keygen: Arc::new(FailingGenerator::default()), ..engine.clone() };
+    let failing = Engine::new(
+        store.clone(),
+        Arc::new(FailingGenerator::default()),
+        Arc::new(MemoryPublisher::default()),
+    );
     let reports = run(&failing, &targets, t0 + days(90), &Request::default()).await;
     assert!(reports[0].error.as_deref().is_some_and(|e| e.contains("failing on purpose")));
     assert_eq!(records(&store, &targets).await, before, "a failed generation changed the store");

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::*;
-use crate::worker::config::WebhookConfig;
+use crate::config::worker::WebhookConfig;
 use crate::worker::webhook::WebhookAlerter;
 
 type Received = Arc<Mutex<Vec<(String, Value)>>>;

@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 
 use super::Worker;
 use super::alerts::{Alerter, LogAlerter, Notifier};
-use super::counting::CountingStore;
 use super::metrics::Metrics;
 use super::schedule::{Clock, Schedule, TokioClock};
 use crate::engine::Engine;
@@ -25,6 +24,7 @@ use crate::policy::Policy;
 use crate::policy::Target;
 use crate::publish::{MemoryPublisher, PublishError, PublishedSet, Publisher};
 use crate::record::KeyRecord;
+use crate::store::CountingStore;
 use crate::store::{KeyStore, Loaded, MemoryStore, StoreError, StoreLock};
 
 pub fn at(s: &str) -> DateTime<Utc> {
@@ -78,8 +78,7 @@ impl Setup {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(self.start));
         let metrics = Arc::new(Metrics::new(clock.now()));
         let counted = Arc::new(CountingStore::new(self.store, metrics.clone()));
-        let mut engine = engine(counted, self.publisher);
-        engine.parallelism = self.parallelism;
+        let engine = engine(counted, self.publisher).with_parallelism(self.parallelism);
         let notifier = Notifier::new(self.sinks, chrono::TimeDelta::days(1), metrics.clone());
         Arc::new(Worker::new(engine, self.targets, self.schedule, clock, metrics, notifier, self.check_every))
     }

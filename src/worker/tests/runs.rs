@@ -157,7 +157,7 @@ async fn shutdown_mid_run_finishes_the_step_and_starts_no_new_key_set() {
     assert!(records[0].published.is_some(), "its publish step was finished");
     let published: Vec<String> = publisher.sets.lock().unwrap().keys().map(ToString::to_string).collect();
     assert_eq!(published, ["a-TEST"]);
-    assert!(worker.engine.stop.is_stopped());
+    assert!(worker.engine.stop().is_stopped());
 }
 
 #[tokio::test(start_paused = true)]

@@ -13,8 +13,9 @@ mod throttling;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use jwk_rotator::azure::{AzureConfig, VaultStore, open_store_with};
+use jwk_rotator::azure::{VaultStore, open_store_with};
 use jwk_rotator::config::ClientConfig;
+use jwk_rotator::config::azure::AzureConfig;
 use jwk_rotator::engine::{Engine, SetReport};
 use jwk_rotator::keygen::FixtureGenerator;
 use jwk_rotator::kid::KeySet;

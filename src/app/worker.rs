@@ -2,39 +2,35 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use tracing::info;
 
-use super::Worker;
-use super::alerts::{Alerter, LogAlerter, Notifier};
-use super::counting::CountingStore;
-use super::metrics::Metrics;
-use super::schedule::{Clock, Schedule, SystemClock, TokioClock};
-use super::server::{self, ServerState};
-use super::webhook::WebhookAlerter;
+use super::AppError;
 use crate::config::Config;
+use crate::store::CountingStore;
+use crate::worker::Worker;
+use crate::worker::alerts::{Alerter, LogAlerter, Notifier};
+use crate::worker::metrics::Metrics;
+use crate::worker::schedule::{Clock, Schedule, SystemClock, TokioClock};
+use crate::worker::server::{self, ServerState};
+use crate::worker::webhook::WebhookAlerter;
 
 /// The worker for `config`, with the real store (counted) and key generator. Its clock is the
 /// system's, or, when `start` is given (`JWK_ROTATOR_NOW`), one that starts there and runs on.
-pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> anyhow::Result<Worker> {
-    let schedule_config = config.schedule.clone().ok_or_else(|| {
-        anyhow!(
-            "config file {} has no [schedule]; the worker needs one, such as:\n\n[schedule]\ncron = \"0 6 * * *\"    # 06:00 every day\ntimezone = \"Europe/Oslo\"",
-            config.file.display()
-        )
-    })?;
+pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Result<Worker, AppError> {
+    let schedule_config =
+        config.schedule.clone().ok_or_else(|| AppError::NoSchedule { file: config.file.clone() })?;
     let clock: Arc<dyn Clock> = match start {
         Some(start) => Arc::new(TokioClock::starting_at(start)),
         None => Arc::new(SystemClock),
     };
     let metrics = Arc::new(Metrics::new(clock.now()));
-    let mut engine = crate::cli::engine(config)?;
-    engine.store = Arc::new(CountingStore::new(engine.store.clone(), metrics.clone()));
+    let store = Arc::new(CountingStore::new(super::open_store(config)?, metrics.clone()));
+    let engine = super::engine_over(config, store);
     let mut sinks: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];
     for hook in &config.alerts.webhook {
-        let alerter =
-            WebhookAlerter::new(hook).map_err(|e| anyhow!("config file {}: {e}", config.file.display()))?;
+        let alerter = WebhookAlerter::new(hook)
+            .map_err(|message| AppError::Alerts { file: config.file.clone(), message })?;
         sinks.push(Arc::new(alerter));
     }
     let reminder = config.alerts.reminder.delta();
@@ -52,11 +48,13 @@ pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> anyhow::Res
 }
 
 /// `jwk-rotator worker`: serves HTTP and runs the schedule until a signal, then exits cleanly.
-pub async fn run(config: &Config, start: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+pub async fn run(config: &Config, start: Option<DateTime<Utc>>) -> Result<(), AppError> {
     let worker = Arc::new(from_config(config, start)?);
     let listen = config.server.listen;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
-        format!("cannot listen on {listen}; change [server] listen in {}", config.file.display())
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| AppError::Listen {
+        listen,
+        file: config.file.clone(),
+        source,
     })?;
     info!(listen = %listen, "serving /healthz and /metrics");
     let state = ServerState {
@@ -71,8 +69,8 @@ pub async fn run(config: &Config, start: Option<DateTime<Utc>>) -> anyhow::Resul
     worker.run(shutdown_signal()).await;
     let _ = stop_server.send(());
     match server.await {
-        Ok(result) => result.context("the HTTP endpoint failed"),
-        Err(e) => Err(anyhow!("the HTTP endpoint stopped: {e}")),
+        Ok(result) => result.map_err(|e| AppError::Server(e.to_string())),
+        Err(e) => Err(AppError::Server(format!("it stopped: {e}"))),
     }
 }
 

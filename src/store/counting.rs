@@ -1,29 +1,34 @@
-//! A `KeyStore` decorator that counts requests and failures for `/metrics`.
+//! A `KeyStore` decorator that reports every request and whether it failed to an observer
+//! (the worker's `/metrics`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::metrics::Metrics;
+use super::{KeyStore, Loaded, StoreError, StoreLock};
 use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::KeyRecord;
-use crate::store::{KeyStore, Loaded, StoreError, StoreLock};
 
-/// Passes every call to `inner` and counts it by operation in `metrics`.
+/// Told of every store request: its operation (`load`, `create`, ...) and whether it failed.
+pub trait StoreObserver: Send + Sync {
+    fn store_request(&self, operation: &'static str, failed: bool);
+}
+
+/// Passes every call to `inner` and reports it to `observer`.
 pub struct CountingStore {
     inner: Arc<dyn KeyStore>,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn StoreObserver>,
 }
 
 impl CountingStore {
-    pub fn new(inner: Arc<dyn KeyStore>, metrics: Arc<Metrics>) -> Self {
-        CountingStore { inner, metrics }
+    pub fn new(inner: Arc<dyn KeyStore>, observer: Arc<dyn StoreObserver>) -> Self {
+        CountingStore { inner, observer }
     }
 
     fn count<T>(&self, operation: &'static str, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        self.metrics.store_request(operation, result.is_err());
+        self.observer.store_request(operation, result.is_err());
         result
     }
 }

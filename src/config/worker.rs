@@ -6,53 +6,10 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+pub use crate::cron::CronSpec;
+use crate::cron::Ticks;
 use crate::findings::Severity;
 use crate::policy::Span;
-
-/// A standard 5-field cron expression (minute hour day-of-month month day-of-week).
-#[derive(Clone)]
-pub struct CronSpec {
-    text: String,
-    cron: croner::Cron,
-}
-
-impl CronSpec {
-    pub fn cron(&self) -> &croner::Cron {
-        &self.cron
-    }
-}
-
-impl FromStr for CronSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let parser =
-            croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Disallowed).build();
-        let cron = parser.parse(s).map_err(|e| {
-            format!("cron {s:?} is not a 5-field cron expression ({e}); write it like \"0 6 * * *\" (06:00 every day)")
-        })?;
-        Ok(CronSpec { text: s.trim().to_owned(), cron })
-    }
-}
-
-impl fmt::Display for CronSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl fmt::Debug for CronSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CronSpec({:?})", self.text)
-    }
-}
-
-impl PartialEq for CronSpec {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
-    }
-}
-
-impl Eq for CronSpec {}
 
 /// Deserializes any `FromStr` type whose error is a message.
 fn de_parse<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -102,9 +59,9 @@ impl ScheduleConfig {
     /// Refuses a `jitter` that is not shorter than the shortest time between two ticks (over a
     /// year of ticks, daylight saving included): a run would start after the next tick.
     pub fn check(&self) -> Result<(), String> {
-        let schedule = super::schedule::Schedule::new(self.clone());
+        let ticks = Ticks { cron: &self.cron, tz: self.timezone };
         let from = chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::days(20_454); // 2026-01-01
-        let Some(gap) = schedule.shortest_gap(from, 400) else { return Ok(()) };
+        let Some(gap) = ticks.shortest_gap(from, 400) else { return Ok(()) };
         if self.jitter.delta() >= gap {
             let gap = crate::policy::Span::seconds(gap.num_seconds());
             return Err(format!(

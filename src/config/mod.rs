@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod azure;
+pub mod worker;
+
+use self::worker::{AlertsConfig, ScheduleConfig, ServerConfig};
 use crate::kid::{ClientName, Environment, KeySet};
 use crate::policy::Target;
 use crate::policy::{Policy, PolicyOverrides, Span};
-use crate::worker::config::{AlertsConfig, ScheduleConfig, ServerConfig};
 
 /// A config that can not be used, with the file and setting in its message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,7 +31,7 @@ pub enum StoreConfig {
         lock_timeout: Span,
     },
     /// Azure Key Vault secrets.
-    AzureKeyVault(crate::azure::AzureConfig),
+    AzureKeyVault(azure::AzureConfig),
 }
 
 fn default_store_path() -> PathBuf {
@@ -354,7 +357,7 @@ fn resolve_client(c: RawClient, defaults: &PolicyOverrides) -> Result<ClientConf
     }
     let policy = c.policy.over(defaults).resolve().map_err(|e| at(e.to_string()))?;
     if let Some(template) = &c.consumer_secret {
-        crate::azure::check_consumer_template(template).map_err(at)?;
+        azure::check_consumer_template(template).map_err(at)?;
     }
     Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret })
 }

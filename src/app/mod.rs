@@ -1,0 +1,81 @@
+//! The wiring: builds the application from a loaded [`Config`]: the store adapter (the file
+//! store, or Key Vault with its credential), the publisher, the engine and the worker's parts.
+//! This is the one module that knows every adapter; the command line calls it, and nothing
+//! below it knows the command line.
+
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, StoreConfig};
+use crate::engine::Engine;
+use crate::keygen::AwsLcGenerator;
+use crate::publish::FilePublisher;
+use crate::store::{FileStore, KeyStore};
+
+/// What can stop the application from being built; each message names the file and setting.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened (a credential, a URL, a certificate).
+    #[error("config file {}: [store]: {message}", file.display())]
+    Store { file: PathBuf, message: String },
+    /// The worker was asked for without a `[schedule]`.
+    #[error(
+        "config file {} has no [schedule]; the worker needs one, such as:\n\n[schedule]\ncron = \"0 6 * * *\"    # 06:00 every day\ntimezone = \"Europe/Oslo\"",
+        file.display()
+    )]
+    NoSchedule { file: PathBuf },
+    /// An `[alerts]` setting could not be used.
+    #[error("config file {}: {message}", file.display())]
+    Alerts { file: PathBuf, message: String },
+    /// The worker's endpoint could not listen.
+    #[error("cannot listen on {listen}: {source}; change [server] listen in {}", file.display())]
+    Listen { listen: std::net::SocketAddr, file: PathBuf, source: std::io::Error },
+    /// The worker's endpoint failed while serving.
+    #[error("the HTTP endpoint failed: {0}")]
+    Server(String),
+}
+
+/// Loads the config at `path` (`./jwk-rotator.toml` when none is given) and runs the checks
+/// that need an adapter's rules, such as Key Vault's secret names, before anything is opened.
+pub fn load(path: Option<&Path>) -> Result<Config, AppError> {
+    let path = path.map_or_else(|| PathBuf::from("jwk-rotator.toml"), Path::to_path_buf);
+    let config = Config::load(&path)?;
+    if let StoreConfig::AzureKeyVault(azure) = &config.store {
+        crate::azure::check_names(azure, &config.clients).map_err(|message| store_error(&config, message))?;
+    }
+    Ok(config)
+}
+
+fn store_error(config: &Config, message: String) -> AppError {
+    AppError::Store { file: config.file.clone(), message }
+}
+
+/// The store named by the config.
+pub fn open_store(config: &Config) -> Result<Arc<dyn KeyStore>, AppError> {
+    match &config.store {
+        StoreConfig::File { path, .. } => Ok(Arc::new(FileStore::new(path.clone()))),
+        StoreConfig::AzureKeyVault(azure) => {
+            let credential =
+                crate::azure::credential::credential(azure, &crate::azure::credential::process_env)
+                    .map_err(|m| store_error(config, m))?;
+            let store = crate::azure::open_store_with(azure, &config.clients, credential, None)
+                .map_err(|m| store_error(config, m))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The engine with the production adapters for this config, over `store`.
+pub fn engine_over(config: &Config, store: Arc<dyn KeyStore>) -> Engine {
+    let publisher = Arc::new(FilePublisher::new(config.publish.dir.clone()));
+    Engine::new(store, Arc::new(AwsLcGenerator), publisher).with_lock_timeout(config.store.lock_timeout())
+}
+
+/// The engine with the production adapters for this config.
+pub fn engine(config: &Config) -> Result<Engine, AppError> {
+    Ok(engine_over(config, open_store(config)?))
+}
