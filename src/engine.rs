@@ -11,14 +11,59 @@ use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::findings::{self, Finding};
-use crate::keygen::KeyGenerator;
-use crate::kid::KeySet;
+use crate::keygen::{KeyGenError, KeyGenerator};
+use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
-use crate::planner::{self, Action, Plan, Request, Step};
+use crate::planner::{self, Action, Plan, Refusal, Request, Step};
 use crate::policy::Target;
-use crate::publish::{PublishedSet, Publisher};
+use crate::publish::{PublishError, PublishedSet, Publisher};
 use crate::record::{KeyRecord, Stage};
 use crate::store::{KeyStore, StoreError};
+
+/// Why a key set's run did not finish; the report keeps it typed, so that callers can tell a
+/// refusal from a store failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The store failed (its message names the file, secret or vault and what to do).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The planner would not carry out the request (`promote` without a pending key, ...).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    KeyGen(#[from] KeyGenError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A step that would make a key current before Maskinporten can know it; nothing was
+    /// written for it.
+    #[error(
+        "refused to make {kid} current: {why}. Nothing was written for this step; this is a bug, please report it"
+    )]
+    Unsafe { kid: Kid, why: &'static str },
+    /// The worker is shutting down.
+    #[error("stopped after {done} of {total} steps: shutting down")]
+    Stopped { done: usize, total: usize },
+    #[error("not started: the worker is shutting down")]
+    NotStarted,
+    /// The key generation thread ended without a key.
+    #[error("key generation stopped: {0}")]
+    Interrupted(String),
+}
+
+impl RunError {
+    /// A stable name for the kind of failure, for JSON output and log pipelines.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Store(e) => e.kind(),
+            RunError::Refused(_) => "refused",
+            RunError::KeyGen(_) => "keygen",
+            RunError::Publish(_) => "publish",
+            RunError::Unsafe { .. } => "unsafe-step",
+            RunError::Stopped { .. } | RunError::NotStarted => "stopped",
+            RunError::Interrupted(_) => "interrupted",
+        }
+    }
+}
 
 /// The outcome for one key set.
 #[derive(Debug, Clone)]
@@ -30,7 +75,7 @@ pub struct SetReport {
     pub done: usize,
     /// The records after the run (as loaded, for a dry run).
     pub records: Vec<KeyRecord>,
-    pub error: Option<String>,
+    pub error: Option<RunError>,
 }
 
 impl SetReport {
@@ -153,11 +198,11 @@ impl Engine {
                     Ok(records) => {
                         match planner::plan(&t.key_set, records, &t.policy, now, request) {
                             Ok(plan) => report.plan = Some(plan),
-                            Err(refusal) => report.error = Some(refusal.0),
+                            Err(refusal) => report.error = Some(refusal.into()),
                         }
                         report.records = records.to_vec();
                     }
-                    Err(e) => report.error = Some(e.to_string()),
+                    Err(e) => report.error = Some(e.into()),
                 }
                 report
             })
@@ -204,14 +249,14 @@ impl Engine {
     ) -> SetReport {
         let mut report = SetReport::new(&target.key_set);
         if self.stop.is_stopped() {
-            report.error = Some("not started: the worker is shutting down".to_owned());
+            report.error = Some(RunError::NotStarted);
             return report;
         }
         let records = match records {
             Ok(records) => records,
             Err(e) => {
                 warn!(error = %e, "key set skipped");
-                report.error = Some(e.to_string());
+                report.error = Some(e.into());
                 return report;
             }
         };
@@ -219,7 +264,7 @@ impl Engine {
             Ok(plan) => plan,
             Err(refusal) => {
                 report.records = records;
-                report.error = Some(refusal.0);
+                report.error = Some(refusal.into());
                 return report;
             }
         };
@@ -251,11 +296,11 @@ struct SetRun<'a> {
 }
 
 impl SetRun<'_> {
-    async fn execute(&mut self, steps: &[Step], done: &mut usize) -> Result<(), String> {
+    async fn execute(&mut self, steps: &[Step], done: &mut usize) -> Result<(), RunError> {
         let mut i = 0;
         while i < steps.len() {
             if self.engine.stop.is_stopped() {
-                return Err(format!("stopped after {i} of {} steps: shutting down", steps.len()));
+                return Err(RunError::Stopped { done: i, total: steps.len() });
             }
             let step = &steps[i];
             info!(action = %step.action, reason = %step.reason, "step");
@@ -275,99 +320,95 @@ impl SetRun<'_> {
         Ok(())
     }
 
-    async fn apply(&mut self, action: &Action) -> Result<(), String> {
-        let store = &self.engine.store;
+    async fn apply(&mut self, action: &Action) -> Result<(), RunError> {
         match action {
-            Action::Generate { kid, stage } => {
-                if *stage == Stage::Current && !self.first_key {
-                    return Err(self.refused(
-                        kid,
-                        "a new key may be current at once only as the first key of an empty key set",
-                    ));
-                }
-                let (keygen, kid, policy) =
-                    (self.engine.keygen.clone(), kid.clone(), self.target.policy.clone());
-                let key = tokio::task::spawn_blocking(move || {
-                    keygen.generate(kid, policy.key_size, policy.algorithm)
-                })
-                .await
-                .map_err(|e| format!("key generation stopped: {e}"))?
-                .map_err(|e| e.to_string())?;
-                let record = KeyRecord::new(key.public().clone(), *stage, self.now);
-                self.dirty = true;
-                store.create(&record, &key).await.map_err(|e| e.to_string())?;
-                if *stage == Stage::Current {
-                    store.sync_consumer(&record).await.map_err(|e| e.to_string())?;
-                }
-                self.records.push(record);
-            }
+            Action::Generate { kid, stage } => self.generate(kid, *stage).await,
             Action::Purge { kid } => {
                 self.dirty = true;
-                store.purge(kid).await.map_err(|e| e.to_string())?;
+                self.engine.store.purge(kid).await?;
                 self.records.retain(|r| r.kid != *kid);
+                Ok(())
             }
             Action::Promote { kid }
             | Action::Demote { kid }
             | Action::Retire { kid }
-            | Action::Publish { kid } => {
-                let mut record = self.record(kid)?;
-                if let Action::Promote { .. } = action
-                    && !lifecycle::published_before(&record, self.now)
-                {
-                    return Err(self.refused(
-                        kid,
-                        "it was not published by an earlier run, so Maskinporten may not know it",
-                    ));
-                }
-                planner::transition(&mut record, action, self.now);
-                self.dirty = true;
-                if let Action::Promote { .. } = action {
-                    store.sync_consumer(&record).await.map_err(|e| e.to_string())?;
-                }
-                store.update(&record).await.map_err(|e| e.to_string())?;
-                self.records.retain(|r| r.kid != *kid);
-                self.records.push(record);
-            }
+            | Action::Publish { kid } => self.transition(kid, action).await,
         }
+    }
+
+    /// Makes and stores a new key. Only an empty key set's first key may be current at once.
+    async fn generate(&mut self, kid: &Kid, stage: Stage) -> Result<(), RunError> {
+        if stage == Stage::Current && !self.first_key {
+            let why = "a new key may be current at once only as the first key of an empty key set";
+            return Err(self.refused(kid, why));
+        }
+        let (keygen, kid, policy) = (self.engine.keygen.clone(), kid.clone(), self.target.policy.clone());
+        let key =
+            tokio::task::spawn_blocking(move || keygen.generate(kid, policy.key_size, policy.algorithm))
+                .await
+                .map_err(|e| RunError::Interrupted(e.to_string()))??;
+        let record = KeyRecord::new(key.public().clone(), stage, self.now);
+        self.dirty = true;
+        self.engine.store.create(&record, &key).await?;
+        if stage == Stage::Current {
+            self.engine.store.sync_consumer(&record).await?;
+        }
+        self.records.push(record);
+        Ok(())
+    }
+
+    /// Changes a stored key's stage or timestamps. A promotion is refused unless an earlier
+    /// run published the key, whatever the plan says.
+    async fn transition(&mut self, kid: &Kid, action: &Action) -> Result<(), RunError> {
+        let mut record = self.record(kid)?;
+        let promote = matches!(action, Action::Promote { .. });
+        if promote && !lifecycle::published_before(&record, self.now) {
+            let why = "it was not published by an earlier run, so Maskinporten may not know it";
+            return Err(self.refused(kid, why));
+        }
+        planner::transition(&mut record, action, self.now);
+        self.dirty = true;
+        if promote {
+            self.engine.store.sync_consumer(&record).await?;
+        }
+        self.engine.store.update(&record).await?;
+        self.records.retain(|r| r.kid != *kid);
+        self.records.push(record);
         Ok(())
     }
 
     /// A step that would break the lifecycle's first rule; nothing is written for it.
-    fn refused(&self, kid: &crate::kid::Kid, why: &str) -> String {
+    fn refused(&self, kid: &Kid, why: &'static str) -> RunError {
         tracing::error!(%kid, why, "step refused");
-        format!(
-            "refused to make {kid} current: {why}. Nothing was written for this step; this is a bug, please report it"
-        )
+        RunError::Unsafe { kid: kid.clone(), why }
     }
 
-    fn record(&self, kid: &crate::kid::Kid) -> Result<KeyRecord, String> {
-        self.records
-            .iter()
-            .find(|r| r.kid == *kid)
-            .cloned()
-            .ok_or_else(|| format!("{kid} is no longer in the {}", self.engine.store.describe()))
+    fn record(&self, kid: &Kid) -> Result<KeyRecord, RunError> {
+        self.records.iter().find(|r| r.kid == *kid).cloned().ok_or_else(|| {
+            StoreError::NotFound(format!("{kid} is no longer in the {}", self.engine.store.describe())).into()
+        })
     }
 
     /// Re-reads the key set after writes, so that everything after follows the store.
-    async fn reload(&mut self) -> Result<(), String> {
+    async fn reload(&mut self) -> Result<(), RunError> {
         if !self.dirty {
             return Ok(());
         }
         let set = self.target.key_set.clone();
-        let loaded = self.engine.store.load(std::slice::from_ref(&set)).await.map_err(|e| e.to_string())?;
-        self.records = crate::store::records_in(&loaded, &set).map_err(|e| e.to_string())?.to_vec();
+        let loaded = self.engine.store.load(std::slice::from_ref(&set)).await?;
+        self.records = crate::store::records_in(&loaded, &set)?.to_vec();
         self.dirty = false;
         Ok(())
     }
 
-    async fn write_outputs(&mut self) -> Result<(), String> {
+    async fn write_outputs(&mut self) -> Result<(), RunError> {
         self.reload().await?;
         let set = PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy);
-        self.engine.publisher.publish(&set).await.map_err(|e| e.to_string())
+        Ok(self.engine.publisher.publish(&set).await?)
     }
 
     /// Writes the outputs, then records that these keys are published.
-    async fn publish_marking(&mut self, steps: &[Step]) -> Result<(), String> {
+    async fn publish_marking(&mut self, steps: &[Step]) -> Result<(), RunError> {
         self.write_outputs().await?;
         for step in steps {
             self.apply(&step.action).await?;
@@ -377,11 +418,11 @@ impl SetRun<'_> {
 
     /// After the steps, failed or not: outputs follow the store, and applications read the
     /// current key.
-    async fn finish(&mut self) -> Result<(), String> {
+    async fn finish(&mut self) -> Result<(), RunError> {
         self.write_outputs().await?;
         let current = lifecycle::current(&self.records, self.now).cloned();
         if let Some(current) = current {
-            self.engine.store.sync_consumer(&current).await.map_err(|e| e.to_string())?;
+            self.engine.store.sync_consumer(&current).await?;
         }
         Ok(())
     }
@@ -391,7 +432,6 @@ impl SetRun<'_> {
 mod tests {
     use super::*;
     use crate::keygen::FixtureGenerator;
-    use crate::kid::Kid;
     use crate::policy::Policy;
     use crate::publish::MemoryPublisher;
     use crate::store::MemoryStore;
@@ -441,7 +481,7 @@ mod tests {
                 dirty: false,
             };
             let error = run.apply(&Action::Promote { kid: kid.clone() }).await.expect_err("refused");
-            assert!(error.contains(&format!("refused to make {kid} current")), "{error}");
+            assert!(matches!(&error, RunError::Unsafe { kid: k, .. } if *k == kid), "{error}");
             assert_eq!(store.records(), before, "a refused step wrote something");
         }
     }
@@ -463,7 +503,8 @@ mod tests {
         };
         let kid: Kid = "a-TEST.2026-11-22".parse().expect("kid");
         let error = run.apply(&Action::Generate { kid, stage: Stage::Current }).await.expect_err("refused");
-        assert!(error.contains("first key of an empty key set"), "{error}");
+        assert!(matches!(error, RunError::Unsafe { .. }), "{error}");
+        assert!(error.to_string().contains("first key of an empty key set"), "{error}");
         assert_eq!(store.records(), before);
     }
 }

@@ -58,7 +58,7 @@ pub fn store_error(vault: &str, action: &str, role: &str, e: &azure_core::Error)
         _ => String::new(),
     };
     match e.http_status() {
-        Some(StatusCode::Unauthorized) => StoreError::Unavailable(format!(
+        Some(StatusCode::Unauthorized) => StoreError::Denied(format!(
             "Key Vault {vault} refused the token for {action} (401 {code_text}): check the credential's tenant and that it gets tokens for https://vault.azure.net"
         )),
         Some(StatusCode::Forbidden) if inner.as_deref() == Some("SecretDisabled") => {
@@ -66,7 +66,7 @@ pub fn store_error(vault: &str, action: &str, role: &str, e: &azure_core::Error)
                 "Key Vault {vault}: {action} found the secret version disabled (403 SecretDisabled); enable it again (az keyvault secret set-attributes --enabled true) if it should be in use"
             ))
         }
-        Some(StatusCode::Forbidden) => StoreError::Unavailable(format!(
+        Some(StatusCode::Forbidden) => StoreError::Denied(format!(
             "Key Vault {vault} denied {action} (403 {code_text}): the identity this tool runs as needs the role \"{role}\" on the vault (az role assignment create --role \"{role}\" --assignee <principal id> --scope <vault resource id>)"
         )),
         Some(StatusCode::NotFound) if code.as_deref() == Some("SecretNotFound") => {
@@ -80,7 +80,7 @@ pub fn store_error(vault: &str, action: &str, role: &str, e: &azure_core::Error)
                 "Key Vault {vault}: {action} is blocked by a soft-deleted secret of that name (409 ObjectIsDeletedButRecoverable): recover it with `az keyvault secret recover --vault-name <vault> --name <name>` or purge it with `az keyvault secret purge --vault-name <vault> --name <name>` (needs \"Key Vault Purge Operator\"), then run again"
             ))
         }
-        Some(StatusCode::TooManyRequests) => StoreError::Unavailable(format!(
+        Some(StatusCode::TooManyRequests) => StoreError::Throttled(format!(
             "Key Vault {vault} kept throttling {action} (429 {code_text}) after all retries: run again later, with fewer key sets at once, or raise [store.retry] max_retries"
         )),
         Some(status) => StoreError::Failed(format!(

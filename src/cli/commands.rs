@@ -173,13 +173,17 @@ async fn rotate(
     Ok(failures(&reports))
 }
 
-fn failures(reports: &[SetReport]) -> Exit {
+/// Prints every failed key set's error to stderr, the one place run errors are printed, and
+/// gives the exit code: 1 if any failed.
+pub(super) fn failures(reports: &[SetReport]) -> Exit {
     let failed: Vec<String> = reports.iter().filter(|r| !r.ok()).map(|r| r.key_set.to_string()).collect();
     if failed.is_empty() {
         return Exit::OK;
     }
     for r in reports.iter().filter(|r| !r.ok()) {
-        eprintln!("error: {}: {}", r.key_set, r.error.as_deref().unwrap_or_default());
+        if let Some(e) = &r.error {
+            eprintln!("error: {}: {e}", r.key_set);
+        }
     }
     eprintln!("error: {} of {} key sets failed: {}", failed.len(), reports.len(), failed.join(", "));
     Exit::FAILED

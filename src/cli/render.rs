@@ -45,7 +45,7 @@ struct PlanJson<'a> {
     key_set: String,
     steps: Vec<&'a crate::planner::Step>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+    error: Option<String>,
 }
 
 pub fn plans_json(out: &mut impl Write, reports: &[SetReport]) -> io::Result<()> {
@@ -54,7 +54,7 @@ pub fn plans_json(out: &mut impl Write, reports: &[SetReport]) -> io::Result<()>
         .map(|r| PlanJson {
             key_set: r.key_set.to_string(),
             steps: r.plan.iter().flat_map(|p| p.steps.iter()).collect(),
-            error: r.error.as_deref(),
+            error: r.error.as_ref().map(ToString::to_string),
         })
         .collect();
     serde_json::to_writer_pretty(&mut *out, &plans)?;

@@ -98,13 +98,7 @@ pub(super) async fn rotate(config: &Config, args: RotateArgs<'_>) -> anyhow::Res
 
 /// The failed key sets and the findings, on stderr, as `status` words them.
 fn report_to_stderr(reports: &[SetReport], found: Option<&[Finding]>, targets: &[Target], exit_on: ExitOn) {
-    let failed: Vec<String> = reports.iter().filter(|r| !r.ok()).map(|r| r.key_set.to_string()).collect();
-    for r in reports.iter().filter(|r| !r.ok()) {
-        eprintln!("error: {}: {}", r.key_set, r.error.as_deref().unwrap_or_default());
-    }
-    if !failed.is_empty() {
-        eprintln!("error: {} of {} key sets failed: {}", failed.len(), reports.len(), failed.join(", "));
-    }
+    super::commands::failures(reports);
     let Some(found) = found else { return };
     for f in found {
         eprintln!("{}: {}", f.severity, f.message);
@@ -139,7 +133,10 @@ struct SetJson<'a> {
     key_set: String,
     ok: bool,
     steps: Vec<StepJson<'a>>,
-    error: Option<&'a str>,
+    error: Option<String>,
+    /// What kind of failure: `store`, `refused`, `keygen`, `publish`, ... (see `RunError`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_kind: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -169,7 +166,8 @@ impl<'a> RunJson<'a> {
                     .enumerate()
                     .map(|(i, step)| StepJson { step, done: !args.dry_run && i < r.done })
                     .collect(),
-                error: r.error.as_deref(),
+                error: r.error.as_ref().map(ToString::to_string),
+                error_kind: r.error.as_ref().map(crate::engine::RunError::kind),
             })
             .collect();
         RunJson {

@@ -25,6 +25,12 @@ pub enum StoreError {
     /// The store could not be reached, read or written at all.
     #[error("{0}")]
     Unavailable(String),
+    /// The store refused this identity (Key Vault 401/403, a file the user may not read).
+    #[error("{0}")]
+    Denied(String),
+    /// The store asked to slow down and its retries ran out (Key Vault 429).
+    #[error("{0}")]
+    Throttled(String),
     /// One stored key is damaged; its key set is left alone until someone fixes it.
     #[error("{0}")]
     Corrupt(String),
@@ -39,6 +45,22 @@ pub enum StoreError {
     /// Any other failure of one operation.
     #[error("{0}")]
     Failed(String),
+}
+
+impl StoreError {
+    /// A stable name for the kind of failure, for JSON output and log pipelines.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "store-unavailable",
+            StoreError::Denied(_) => "store-denied",
+            StoreError::Throttled(_) => "store-throttled",
+            StoreError::Corrupt(_) => "store-corrupt",
+            StoreError::Exists(_) => "store-exists",
+            StoreError::NotFound(_) => "store-not-found",
+            StoreError::Locked(_) => "store-locked",
+            StoreError::Failed(_) => "store-failed",
+        }
+    }
 }
 
 /// Held for a whole run; dropping it lets the next run in.

@@ -193,7 +193,9 @@ async fn a_key_set_missing_from_a_load_is_an_error_never_an_empty_set() {
     let forgetful = Arc::new(Forgetful { inner: memory.clone(), forget: all[0].key_set.clone() });
     let (engine, _) = engine(forgetful.clone());
     let reports = engine.run(&all, at(T0) + days(1), &Request::default()).await.expect("run");
-    let error = reports[0].error.as_deref().expect("a-TEST fails");
+    let error = reports[0].error.clone().expect("a-TEST fails");
+    assert!(matches!(error, jwk_rotator::engine::RunError::Store(StoreError::Failed(_))), "{error:?}");
+    let error = error.to_string();
     assert!(error.contains("a-TEST is missing from what the store loaded"), "{error}");
     assert!(reports[1].ok(), "b-TEST goes on: {:?}", reports[1].error);
     let a_keys: Vec<_> =

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use jwk_rotator::azure::open_store_with;
+use jwk_rotator::engine::RunError;
 use jwk_rotator::planner::Request;
 use jwk_rotator::policy::Promotion;
+use jwk_rotator::store::StoreError;
 
 use super::fake::Failure;
 use super::fake::net::FakeCredential;
@@ -26,7 +28,7 @@ async fn klienta_fails(vault: &FakeVault, expect: &[&str]) {
     let before: Vec<_> = vault.names().into_iter().map(|n| (n.clone(), vault.versions(&n).len())).collect();
     let (engine, _) = engine(store_with(vault, &clients, ""));
     let reports = engine.run(&targets(&clients), t0(), &Request::default()).await.expect("run");
-    let error = reports[0].error.clone().expect("klienta fails");
+    let error = reports[0].error.clone().expect("klienta fails").to_string();
     for text in expect {
         assert!(error.contains(text), "{text:?} not in: {error}");
     }
@@ -84,6 +86,8 @@ async fn vault_a_corrupt_value_fails_the_promotion_and_the_consumer_secret_is_ke
     let consumer_before = vault.versions("klienta-TEST-jwk");
     let reports = engine.run(&t, t0() + days(92), &promote()).await.expect("run");
     let error = reports[0].error.clone().expect("promotion fails");
+    assert!(matches!(error, RunError::Store(StoreError::Corrupt(_))), "{error:?}");
+    let error = error.to_string();
     assert!(
         error.contains(&format!("secret {pending}")) && error.contains("not a base64 private JWK"),
         "{error}"

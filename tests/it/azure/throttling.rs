@@ -3,8 +3,10 @@
 
 use std::time::Instant;
 
+use jwk_rotator::engine::RunError;
 use jwk_rotator::planner::Request;
 use jwk_rotator::policy::Promotion;
+use jwk_rotator::store::StoreError;
 
 use super::fake::Throttle;
 use super::*;
@@ -53,6 +55,8 @@ async fn vault_a_key_set_that_is_always_throttled_fails_alone_with_a_clear_messa
     let reports = engine.run(&targets(&clients), t0(), &Request::default()).await.expect("run");
     assert!(reports[0].ok(), "{:?}", reports[0].error);
     let error = reports[1].error.clone().expect("klientb fails");
+    assert!(matches!(error, RunError::Store(StoreError::Throttled(_))), "{error:?}");
+    let error = error.to_string();
     assert!(error.contains("kept throttling") && error.contains("429"), "{error}");
     assert!(error.contains("jwk-klientb-TEST--2026-11-21"), "names the secret: {error}");
     assert!(published.sets.lock().expect("lock").contains_key(&set("klienta-TEST")));
