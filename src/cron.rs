@@ -23,12 +23,14 @@ impl CronSpec {
 }
 
 impl FromStr for CronSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = CronError;
+    fn from_str(s: &str) -> Result<Self, CronError> {
         let parser =
             croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Disallowed).build();
         let cron = parser.parse(s).map_err(|e| {
-            format!("cron {s:?} is not a 5-field cron expression ({e}); write it like \"0 6 * * *\" (06:00 every day)")
+            CronError(format!(
+                "cron {s:?} is not a 5-field cron expression ({e}); write it like \"0 6 * * *\" (06:00 every day)"
+            ))
         })?;
         Ok(CronSpec { text: s.trim().to_owned(), cron })
     }
@@ -53,6 +55,11 @@ impl PartialEq for CronSpec {
 }
 
 impl Eq for CronSpec {}
+
+/// A cron expression that can not be read, with what a valid one looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CronError(String);
 
 /// The ticks of a cron expression read as wall-clock time in a zone.
 #[derive(Debug, Clone, Copy)]

@@ -110,10 +110,10 @@ pub fn worst(findings: &[Finding]) -> Severity {
 pub fn records_of<'a>(
     loaded: &'a Result<Loaded, StoreError>,
     set: &KeySet,
-) -> Result<&'a [KeyRecord], String> {
+) -> Result<&'a [KeyRecord], StoreError> {
     match loaded {
-        Ok(loaded) => crate::store::records_in(loaded, set).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(loaded) => crate::store::records_in(loaded, set),
+        Err(e) => Err(e.clone()),
     }
 }
 
@@ -130,7 +130,7 @@ pub fn evaluate_all(
         .iter()
         .flat_map(|t| {
             let records = records_of(loaded, &t.key_set);
-            let mut found = evaluate(&t.key_set, records.as_deref().map_err(String::as_str), &t.policy, now);
+            let mut found = evaluate(&t.key_set, records.as_deref(), &t.policy, now);
             if let (Ok(records), Some(holds)) = (&records, consumers.get(&t.key_set)) {
                 let ctx = Context { set: &t.key_set, records, policy: &t.policy, now };
                 found.extend(ctx.consumer_not_current(holds.as_ref()));
@@ -143,7 +143,7 @@ pub fn evaluate_all(
 /// Evaluates one key set. `records` is what the store gave, or its error.
 pub fn evaluate(
     set: &KeySet,
-    records: Result<&[KeyRecord], &str>,
+    records: Result<&[KeyRecord], &StoreError>,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Vec<Finding> {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_lc_rs::encoding::AsDer;
 use pkcs8::der::Decode;
 
-use crate::jwk::{PrivateJwk, RsaComponents};
+use crate::jwk::{JwkError, PrivateJwk, RsaComponents};
 use crate::kid::Kid;
 use crate::policy::{Algorithm, KeySize};
 
@@ -38,17 +38,19 @@ impl KeyGenerator for AwsLcGenerator {
         let pair = aws_lc_rs::rsa::KeyPair::generate(lc_size)
             .map_err(|_| fail("aws-lc-rs refused to generate".to_owned()))?;
         let der = pair.as_der().map_err(|_| fail("PKCS#8 export failed".to_owned()))?;
-        jwk_from_pkcs8(der.as_ref(), kid, alg).map_err(fail)
+        jwk_from_pkcs8(der.as_ref(), kid, alg).map_err(|e| fail(e.to_string()))
     }
 }
 
 /// Reads an RSA private key from PKCS#8 DER into a JWK.
-pub fn jwk_from_pkcs8(der: &[u8], kid: Kid, alg: Algorithm) -> Result<PrivateJwk, String> {
-    let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| format!("PKCS#8: {e}"))?;
+pub fn jwk_from_pkcs8(der: &[u8], kid: Kid, alg: Algorithm) -> Result<PrivateJwk, JwkError> {
+    let unsupported = |why: String| JwkError::Unsupported(why);
+    let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| unsupported(format!("PKCS#8: {e}")))?;
     if info.algorithm.oid != pkcs1::ALGORITHM_OID {
-        return Err("PKCS#8 key is not rsaEncryption".to_owned());
+        return Err(unsupported("PKCS#8 key is not rsaEncryption".to_owned()));
     }
-    let rsa = pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|e| format!("PKCS#1: {e}"))?;
+    let rsa =
+        pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|e| unsupported(format!("PKCS#1: {e}")))?;
     let components = RsaComponents {
         n: rsa.modulus.as_bytes(),
         e: rsa.public_exponent.as_bytes(),
@@ -70,7 +72,7 @@ pub struct FixtureGenerator {
 
 impl FixtureGenerator {
     /// `text` holds one base64 private JWK per line (`tests/data/fixture-keys.b64`).
-    pub fn from_lines(text: &str) -> Result<Self, crate::jwk::JwkError> {
+    pub fn from_lines(text: &str) -> Result<Self, JwkError> {
         let keys = text
             .lines()
             .filter(|l| !l.trim().is_empty())

@@ -7,6 +7,7 @@ pub mod azure;
 pub mod cli;
 pub mod config;
 pub mod cron;
+pub mod de;
 pub mod engine;
 pub mod findings;
 pub mod jwk;

@@ -48,13 +48,13 @@ impl KeySize {
 }
 
 impl TryFrom<u32> for KeySize {
-    type Error = String;
-    fn try_from(bits: u32) -> Result<Self, String> {
+    type Error = PolicyError;
+    fn try_from(bits: u32) -> Result<Self, PolicyError> {
         match bits {
             2048 => Ok(KeySize::Rsa2048),
             3072 => Ok(KeySize::Rsa3072),
             4096 => Ok(KeySize::Rsa4096),
-            _ => Err(format!("key size {bits} is not supported: use 2048, 3072 or 4096")),
+            _ => Err(PolicyError(format!("key size {bits} is not supported: use 2048, 3072 or 4096"))),
         }
     }
 }
@@ -84,13 +84,13 @@ impl Algorithm {
 }
 
 impl FromStr for Algorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
         match s {
             "RS256" => Ok(Algorithm::RS256),
             "RS384" => Ok(Algorithm::RS384),
             "RS512" => Ok(Algorithm::RS512),
-            _ => Err(format!("algorithm {s:?} is not supported: use RS256, RS384 or RS512")),
+            _ => Err(PolicyError(format!("algorithm {s:?} is not supported: use RS256, RS384 or RS512"))),
         }
     }
 }
@@ -134,12 +134,12 @@ impl Span {
 }
 
 impl FromStr for Span {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
         let std = humantime::parse_duration(s).map_err(|e| {
-            format!("{s:?} is not a duration ({e}): write it like \"90d\", \"12h\" or \"30m\"")
+            PolicyError(format!("{s:?} is not a duration ({e}): write it like \"90d\", \"12h\" or \"30m\""))
         })?;
-        TimeDelta::from_std(std).map(Span).map_err(|_| format!("{s:?} is too long"))
+        TimeDelta::from_std(std).map(Span).map_err(|_| PolicyError(format!("{s:?} is too long")))
     }
 }
 
@@ -164,15 +164,14 @@ impl Serialize for Span {
 
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        crate::de::from_str(d)
     }
 }
 
 /// A span setting whose error names it (`overlap = "two weeks" is not a duration ...`): in a
 /// `[[client]]` or `[store]` table TOML can only point at the table's first line.
 pub fn named_span<'de, D: serde::Deserializer<'de>>(name: &str, d: D) -> Result<Span, D::Error> {
-    let text = String::deserialize(d)?;
-    text.parse().map_err(|e| serde::de::Error::custom(format!("{name}: {e}")))
+    crate::de::named(name, d)
 }
 
 /// `Option<Span>` deserializers for the policy settings, each naming its setting.
@@ -230,7 +229,7 @@ pub struct PolicyError(String);
 pub struct PolicyOverrides {
     pub promotion: Option<Promotion>,
     pub key_size: Option<KeySize>,
-    #[serde(default, deserialize_with = "de_algorithm")]
+    #[serde(default, deserialize_with = "crate::de::some_from_str")]
     pub algorithm: Option<Algorithm>,
     #[serde(default, deserialize_with = "named::rotate_after")]
     pub rotate_after: Option<Span>,
@@ -249,11 +248,6 @@ pub struct PolicyOverrides {
     pub max_published: Option<u32>,
     #[serde(default, deserialize_with = "named::alert_grace")]
     pub alert_grace: Option<Span>,
-}
-
-fn de_algorithm<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Algorithm>, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 impl PolicyOverrides {
@@ -402,7 +396,7 @@ mod tests {
         assert_eq!("12h".parse::<Span>().unwrap().to_string(), "12h");
         assert_eq!("36h".parse::<Span>().unwrap().to_string(), "36h");
         assert_eq!("48h".parse::<Span>().unwrap().to_string(), "2d");
-        assert!("ninety days".parse::<Span>().unwrap_err().contains("\"90d\""));
+        assert!("ninety days".parse::<Span>().unwrap_err().to_string().contains("\"90d\""));
     }
 
     #[test]

@@ -47,17 +47,22 @@ impl fmt::Display for Stage {
 }
 
 impl FromStr for Stage {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = StageError;
+    fn from_str(s: &str) -> Result<Self, StageError> {
         match s {
             "pending" => Ok(Stage::Pending),
             "current" => Ok(Stage::Current),
             "previous" => Ok(Stage::Previous),
             "retired" => Ok(Stage::Retired),
-            _ => Err(format!("stage {s:?} is not one of pending, current, previous, retired")),
+            _ => Err(StageError(format!("stage {s:?} is not one of pending, current, previous, retired"))),
         }
     }
 }
+
+/// A stage name that is not one of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StageError(String);
 
 /// One key as a store keeps it, without the private members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,8 +50,8 @@ pub fn load(path: Option<&Path>) -> Result<Config, AppError> {
     Ok(config)
 }
 
-fn store_error(config: &Config, message: String) -> AppError {
-    AppError::Store { file: config.file.clone(), message }
+fn store_error(config: &Config, e: crate::azure::AzureError) -> AppError {
+    AppError::Store { file: config.file.clone(), message: e.0 }
 }
 
 /// The store named by the config.

@@ -30,7 +30,7 @@ pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Result<Work
     let mut sinks: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];
     for hook in &config.alerts.webhook {
         let alerter = WebhookAlerter::new(hook)
-            .map_err(|message| AppError::Alerts { file: config.file.clone(), message })?;
+            .map_err(|e| AppError::Alerts { file: config.file.clone(), message: e.to_string() })?;
         sinks.push(Arc::new(alerter));
     }
     let reminder = config.alerts.reminder.delta();

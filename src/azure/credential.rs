@@ -15,6 +15,7 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 
+use super::AzureError;
 use crate::config::azure::{AzureConfig, CredentialKind};
 
 /// Where environment variables come from: the process, or a map in tests.
@@ -31,7 +32,7 @@ pub const STATIC_TOKEN_VAR: &str = "JWK_ROTATOR_STATIC_TOKEN";
 const GITHUB_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 /// Builds the credential `config` names, reading the environment through `env`.
-pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCredential>, String> {
+pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCredential>, AzureError> {
     let setting_or = |value: &Option<String>, setting: &str, var: &str| {
         value.clone().or_else(|| env(var)).ok_or_else(|| {
             format!(
@@ -235,7 +236,7 @@ mod tests {
         toml::from_str(&text).expect("config")
     }
 
-    fn build(kind: &str, vars: &[(&str, &str)]) -> Result<Arc<dyn TokenCredential>, String> {
+    fn build(kind: &str, vars: &[(&str, &str)]) -> Result<Arc<dyn TokenCredential>, AzureError> {
         let vars: HashMap<String, String> =
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         credential(&config(kind), &|k| vars.get(k).cloned())
@@ -265,17 +266,17 @@ mod tests {
     fn missing_settings_name_the_variable() {
         let e = build("client-secret", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")])
             .expect_err("no secret");
-        assert!(e.contains("AZURE_CLIENT_SECRET"), "{e}");
+        assert!(e.0.contains("AZURE_CLIENT_SECRET"), "{e}");
         let e = build("client-secret", &[]).expect_err("no tenant");
-        assert!(e.contains("tenant_id") && e.contains("AZURE_TENANT_ID"), "{e}");
+        assert!(e.0.contains("tenant_id") && e.0.contains("AZURE_TENANT_ID"), "{e}");
         let e = build("static-token", &[]).expect_err("no token");
-        assert!(e.contains("JWK_ROTATOR_STATIC_TOKEN"), "{e}");
+        assert!(e.0.contains("JWK_ROTATOR_STATIC_TOKEN"), "{e}");
         let e =
             build("github-oidc", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")]).expect_err("no url");
-        assert!(e.contains("ACTIONS_ID_TOKEN_REQUEST_URL") && e.contains("id-token: write"), "{e}");
+        assert!(e.0.contains("ACTIONS_ID_TOKEN_REQUEST_URL") && e.0.contains("id-token: write"), "{e}");
         let e = build("workload-identity", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")])
             .expect_err("no file");
-        assert!(e.contains("AZURE_FEDERATED_TOKEN_FILE"), "{e}");
+        assert!(e.0.contains("AZURE_FEDERATED_TOKEN_FILE"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::AzureError;
 use crate::jwk::PublicJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::{KeyRecord, Stage};
@@ -42,12 +43,12 @@ pub mod tag {
 pub type Tags = HashMap<String, String>;
 
 /// The secret name of a kid: `{prefix}{kid}` with `.` turned into `--`.
-pub fn secret_name(prefix: &str, kid: &Kid) -> Result<String, String> {
+pub fn secret_name(prefix: &str, kid: &Kid) -> Result<String, AzureError> {
     let name = format!("{prefix}{}", kid.to_string().replace('.', "--"));
     if name.len() > MAX_NAME {
-        return Err(format!(
+        return Err(AzureError(format!(
             "secret name {name} for kid {kid} is longer than Key Vault's {MAX_NAME} characters; use a shorter secret_prefix or client name"
-        ));
+        )));
     }
     Ok(name)
 }
@@ -121,21 +122,21 @@ pub fn duplicate_tags(kid: &Kid, winner: &str) -> Tags {
 
 /// Reads a record back from the tags of the secret `name`, which stands for `kid`. The message
 /// of an error says which tag is wrong.
-pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, String> {
+pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, AzureError> {
     let get = |k: &str| tags.get(k).map(String::as_str);
     let need = |k: &'static str| get(k).ok_or_else(|| format!("has no `{k}` tag"));
     if get(tag::MANAGED_BY) != Some(MANAGED_BY) {
-        return Err(format!("has no tag {}={MANAGED_BY}", tag::MANAGED_BY));
+        return Err(AzureError(format!("has no tag {}={MANAGED_BY}", tag::MANAGED_BY)));
     }
     // No message quotes a tag's value: a tag may hold anything, even a private value.
     let tagged: Kid = need(tag::KID)?.parse().map_err(|_| {
         "has a `kid` tag that is not a kid (CLIENT-ENV.YYYY-MM-DD, with an optional -N)".to_owned()
     })?;
     if tagged != *kid {
-        return Err(format!("is named for kid {kid} but its `kid` tag says {tagged}"));
+        return Err(AzureError(format!("is named for kid {kid} but its `kid` tag says {tagged}")));
     }
     if need(tag::KEY_SET)? != kid.key_set().to_string() {
-        return Err(format!("has a `key-set` tag that does not match kid {kid}"));
+        return Err(AzureError(format!("has a `key-set` tag that does not match kid {kid}")));
     }
     let stage: Stage = need(tag::STAGE)?
         .parse()
@@ -156,7 +157,7 @@ pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, String> {
     let e = need(tag::E)?.to_owned();
     for (name, value) in [("n", &n), ("e", &e)] {
         if URL_SAFE_NO_PAD.decode(value).map_or(true, |b| b.is_empty()) {
-            return Err(format!("has a `{name}` tag that is not base64url"));
+            return Err(AzureError(format!("has a `{name}` tag that is not base64url")));
         }
     }
     Ok(KeyRecord {
@@ -206,7 +207,7 @@ mod tests {
     fn names_longer_than_127_are_refused() {
         let k = kid(&format!("{}-{}.2026-11-21", "c".repeat(64), "E".repeat(16)));
         let e = secret_name(&"p".repeat(40), &k).expect_err("too long");
-        assert!(e.contains("127"), "{e}");
+        assert!(e.0.contains("127"), "{e}");
     }
 
     #[test]
@@ -224,19 +225,19 @@ mod tests {
         let r = record(342);
         let tags = tags_of(&r);
         let e = record_of(&kid("testklient-TEST.2026-11-22"), &tags).expect_err("other kid");
-        assert!(e.contains("its `kid` tag says testklient-TEST.2026-11-21-2"), "{e}");
+        assert!(e.0.contains("its `kid` tag says testklient-TEST.2026-11-21-2"), "{e}");
         let mut bad = tags.clone();
         bad.insert("stage".into(), "live".into());
-        assert!(record_of(&r.kid, &bad).expect_err("stage").contains("stage"));
+        assert!(record_of(&r.kid, &bad).expect_err("stage").0.contains("stage"));
         let secret = "c2VjcmV0LXByaXZhdGUtbWF0ZXJpYWw";
         for name in ["stage", "kid", "alg", "created"] {
             let mut bad = tags_of(&r);
             bad.insert(name.into(), secret.into());
             let e = record_of(&r.kid, &bad).expect_err("bad tag");
-            assert!(e.contains(&format!("`{name}` tag")) && !e.contains(&secret[..12]), "{e}");
+            assert!(e.0.contains(&format!("`{name}` tag")) && !e.0.contains(&secret[..12]), "{e}");
         }
         bad = tags;
         bad.remove("managed-by");
-        assert!(record_of(&r.kid, &bad).expect_err("owner").contains("managed-by"));
+        assert!(record_of(&r.kid, &bad).expect_err("owner").0.contains("managed-by"));
     }
 }

@@ -10,6 +10,24 @@ pub mod versions;
 
 pub use store::{SetInfo, VaultStore};
 
+/// A Key Vault setting, credential or name that can not work; the message names the setting
+/// and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AzureError(pub String);
+
+impl From<String> for AzureError {
+    fn from(message: String) -> Self {
+        AzureError(message)
+    }
+}
+
+impl From<&str> for AzureError {
+    fn from(message: &str) -> Self {
+        AzureError(message.to_owned())
+    }
+}
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -28,14 +46,14 @@ pub fn open_store_with(
     clients: &[ClientConfig],
     credential: Arc<dyn TokenCredential>,
     transport: Option<Arc<dyn HttpClient>>,
-) -> Result<VaultStore, String> {
+) -> Result<VaultStore, AzureError> {
     let url = url::Url::parse(&config.vault_url)
         .map_err(|e| format!("vault_url {:?} is not a URL ({e})", config.vault_url))?;
     if url.scheme() != "https" {
-        return Err(format!(
+        return Err(AzureError(format!(
             "vault_url {:?} must use https (Key Vault and the Azure SDK accept nothing else; for an emulator give its https URL and ca_cert)",
             config.vault_url
-        ));
+        )));
     }
     check_names(config, clients)?;
     let vault = vault::Vault::new(config, credential, transport)?;
@@ -50,29 +68,29 @@ fn consumer_name(client: &ClientConfig, set: &KeySet) -> Option<String> {
 
 /// Checks every secret name the configured key sets can get against Key Vault's name rules
 /// and each other; run when the config loads, before any store is opened.
-pub fn check_names(config: &AzureConfig, clients: &[ClientConfig]) -> Result<(), String> {
+pub fn check_names(config: &AzureConfig, clients: &[ClientConfig]) -> Result<(), AzureError> {
     let prefix = &config.secret_prefix;
     let mut consumers: HashMap<String, KeySet> = HashMap::new();
     for client in clients {
         for env in &client.environments {
             let set = KeySet::new(client.name.clone(), env.clone());
             if layout::longest_name(prefix, &set) > layout::MAX_NAME {
-                return Err(format!(
+                return Err(AzureError(format!(
                     "secret names for key set {set} would pass Key Vault's {} characters with secret_prefix {prefix:?}; use a shorter prefix or client name",
                     layout::MAX_NAME
-                ));
+                )));
             }
             let Some(name) = consumer_name(client, &set) else { continue };
             if layout::kid_of_name(prefix, &name).is_some() {
-                return Err(format!(
+                return Err(AzureError(format!(
                     "consumer_secret {name:?} of client {} looks like a key secret name (secret_prefix {prefix:?} and a kid); choose another name",
                     client.name
-                ));
+                )));
             }
             if let Some(other) = consumers.insert(name.to_ascii_lowercase(), set.clone()) {
-                return Err(format!(
+                return Err(AzureError(format!(
                     "consumer_secret {name:?} is the same for key sets {other} and {set}; put {{env}} (and {{client}}) in the template, or give each environment its own vault and config"
-                ));
+                )));
             }
         }
     }
@@ -117,7 +135,7 @@ mod tests {
     fn one_consumer_secret_for_two_key_sets_is_refused() {
         let clients = [client("a", &["TEST", "PROD"], Some("MaskinportenSettings--EncodedJwk"))];
         let e = check_names(&config("jwk-"), &clients).expect_err("shared");
-        assert!(e.contains("is the same for key sets a-TEST and a-PROD") && e.contains("{env}"), "{e}");
+        assert!(e.0.contains("is the same for key sets a-TEST and a-PROD") && e.0.contains("{env}"), "{e}");
         let clients = [client("a", &["TEST", "PROD"], Some("{client}-{env}-jwk"))];
         check_names(&config("jwk-"), &clients).expect("names");
         let sets = key_sets(&clients);
@@ -129,10 +147,10 @@ mod tests {
         let e =
             check_names(&config("jwk-"), &[client("a", &["TEST"], Some("jwk-{client}-{env}--2026-01-01"))])
                 .expect_err("looks like a key");
-        assert!(e.contains("looks like a key secret name"), "{e}");
+        assert!(e.0.contains("looks like a key secret name"), "{e}");
         let long = "c".repeat(64);
         let e = check_names(&config(&"p".repeat(40)), &[client(&long, &["ABCDEFGHIJKLMNOP"], None)])
             .expect_err("long");
-        assert!(e.contains("127 characters"), "{e}");
+        assert!(e.0.contains("127 characters"), "{e}");
     }
 }

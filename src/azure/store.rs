@@ -74,7 +74,7 @@ impl VaultStore {
     }
 
     fn name(&self, kid: &Kid) -> Result<String, StoreError> {
-        secret_name(&self.prefix, kid).map_err(StoreError::Failed)
+        secret_name(&self.prefix, kid).map_err(|e| StoreError::Failed(e.0))
     }
 
     fn corrupt(&self, name: &str, what: &str) -> StoreError {
@@ -117,7 +117,7 @@ impl VaultStore {
     /// A key's record from all versions of its secret.
     async fn record_by_versions(&self, kid: &Kid, name: &str) -> Result<Option<KeyRecord>, StoreError> {
         let Some(resolved) = self.resolved(name).await? else { return Ok(None) };
-        record_of(kid, &resolved.winner.tags).map(Some).map_err(|m| self.corrupt(name, &m))
+        record_of(kid, &resolved.winner.tags).map(Some).map_err(|m| self.corrupt(name, &m.0))
     }
 
     /// Every requested set from one paged listing of the vault.
@@ -146,7 +146,8 @@ impl VaultStore {
             if latest_is_doubtful(item.enabled, &item.tags) {
                 doubtful.push((kid, item.name));
             } else {
-                let record = record_of(&kid, &item.tags).map(Some).map_err(|m| self.corrupt(&item.name, &m));
+                let record =
+                    record_of(&kid, &item.tags).map(Some).map_err(|m| self.corrupt(&item.name, &m.0));
                 add(&mut loaded, kid.key_set(), record);
             }
         }
@@ -252,7 +253,7 @@ impl KeyStore for VaultStore {
         let resolved = self.resolved(&name).await?.ok_or_else(|| {
             StoreError::NotFound(format!("Key Vault {} has no secret {name} for {kid}", self.vault.url()))
         })?;
-        let record = record_of(kid, &resolved.winner.tags).map_err(|m| self.corrupt(&name, &m))?;
+        let record = record_of(kid, &resolved.winner.tags).map_err(|m| self.corrupt(&name, &m.0))?;
         let value = self.vault.value(&name, &resolved.winner.id).await?;
         let key = PrivateJwk::from_base64(&value).map_err(|e| {
             self.corrupt(&name, &format!("has a value that is not a base64 private JWK ({e})"))

@@ -109,7 +109,7 @@ impl ServerCertVerifier for PinnedOrPlatform {
 
 /// A rustls client config for reqwest (HTTP/1.1, as the SDK's transport here speaks it) that
 /// trusts `certs` as described above.
-pub fn client_config(certs: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(certs: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, super::AzureError> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));

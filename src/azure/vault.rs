@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use zeroize::Zeroizing;
 
+use super::AzureError;
 use super::error::store_error;
 use super::layout::{CONTENT_TYPE, Tags};
 use super::versions::Version;
@@ -56,7 +57,7 @@ impl Vault {
         config: &AzureConfig,
         credential: Arc<dyn TokenCredential>,
         transport: Option<Arc<dyn HttpClient>>,
-    ) -> Result<Vault, String> {
+    ) -> Result<Vault, AzureError> {
         let transport = match transport {
             Some(t) => Some(t),
             None => config.ca_cert.as_ref().map(|ca| http_client_trusting(ca)).transpose()?,

@@ -10,6 +10,7 @@ use crate::findings::{self, Finding};
 use crate::lifecycle::{self, PortalStep};
 use crate::policy::Target;
 use crate::record::KeyRecord;
+use crate::store::StoreError;
 
 /// One line per step, grouped by key set; a dry run says what it would do.
 pub fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: bool) -> io::Result<()> {
@@ -64,7 +65,7 @@ pub fn plans_json(out: &mut impl Write, reports: &[SetReport]) -> io::Result<()>
 /// Keys and findings of every key set asked for, at one moment.
 pub struct StatusReport {
     pub now: DateTime<Utc>,
-    pub sets: Vec<(Target, Result<Vec<KeyRecord>, String>)>,
+    pub sets: Vec<(Target, Result<Vec<KeyRecord>, StoreError>)>,
     pub findings: Vec<Finding>,
 }
 
@@ -187,7 +188,7 @@ impl StatusReport {
                     "keys": self.rows(t, records),
                     "portal": lifecycle::portal_steps(records, &t.policy, self.now),
                 }),
-                Err(e) => serde_json::json!({ "key_set": t.key_set.to_string(), "error": e }),
+                Err(e) => serde_json::json!({ "key_set": t.key_set.to_string(), "error": e.to_string(), "error_kind": e.kind() }),
             })
             .collect();
         let doc = serde_json::json!({

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::ConfigError;
 use crate::policy::Span;
 
 /// How the tool authenticates to Key Vault; chosen explicitly, never guessed.
@@ -130,22 +131,22 @@ fn yes() -> bool {
 
 impl AzureConfig {
     /// Checks the settings and anchors `ca_cert` at the config file's directory.
-    pub fn resolve(mut self, base: &Path) -> Result<AzureConfig, String> {
+    pub fn resolve(mut self, base: &Path) -> Result<AzureConfig, ConfigError> {
         let url = url::Url::parse(&self.vault_url)
-            .map_err(|e| format!("vault_url {:?} is not a URL ({e})", self.vault_url))?;
+            .map_err(|e| ConfigError(format!("vault_url {:?} is not a URL ({e})", self.vault_url)))?;
         if url.scheme() != "https" {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "vault_url {:?} must use https (Key Vault and the Azure SDK accept nothing else; for an emulator give its https URL and ca_cert)",
                 self.vault_url
-            ));
+            )));
         }
         let prefix_ok = self.secret_prefix.len() <= 40
             && self.secret_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !prefix_ok {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "secret_prefix {:?} may hold only letters, digits and '-' (at most 40)",
                 self.secret_prefix
-            ));
+            )));
         }
         self.ca_cert = self.ca_cert.map(|p| base.join(p));
         Ok(self)
@@ -153,7 +154,7 @@ impl AzureConfig {
 }
 
 /// Checks a consumer secret name template such as `{client}-{env}-jwk`.
-pub fn check_consumer_template(template: &str) -> Result<(), String> {
+pub fn check_consumer_template(template: &str) -> Result<(), ConfigError> {
     let sample = template.replace("{client}", "c").replace("{env}", "E");
     let ok = !sample.is_empty()
         && sample.len() <= 127
@@ -161,8 +162,8 @@ pub fn check_consumer_template(template: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(ConfigError(format!(
             "consumer_secret {template:?} is not a Key Vault secret name: use letters, digits, '-' and the placeholders {{client}} and {{env}}"
-        ))
+        )))
     }
 }

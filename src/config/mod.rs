@@ -277,31 +277,33 @@ impl Config {
 
 /// The file store's directory, refused when it is the config file's own directory or shares
 /// a directory tree with the public outputs.
-fn file_store_path(base: &Path, path: &Path, publish: &Path) -> Result<PathBuf, String> {
+fn file_store_path(base: &Path, path: &Path, publish: &Path) -> Result<PathBuf, ConfigError> {
     if path.as_os_str().is_empty() {
-        return Err("[store] path is empty, which would make the config file's directory the key store; name a directory of its own, such as path = \"keys\"".to_owned());
+        return Err(ConfigError("[store] path is empty, which would make the config file's directory the key store; name a directory of its own, such as path = \"keys\"".to_owned()));
     }
     let store = base.join(path);
     let (store_at, publish_at, base_at) = (resolved(&store), resolved(publish), resolved(base));
     let shown = path.display();
     if store_at == base_at {
-        return Err(format!(
+        return Err(ConfigError(format!(
             "[store] path = \"{shown}\" is the config file's own directory; keys need a directory of their own, such as path = \"keys\""
-        ));
+        )));
     }
     let separate = "private keys and the public outputs need separate directories, such as [store] path = \"keys\" and [publish] dir = \"jwks\"";
     if publish_at == store_at {
-        return Err(format!("[publish] dir is the same directory as [store] path = \"{shown}\": {separate}"));
+        return Err(ConfigError(format!(
+            "[publish] dir is the same directory as [store] path = \"{shown}\": {separate}"
+        )));
     }
     if publish_at.starts_with(&store_at) {
-        return Err(format!(
+        return Err(ConfigError(format!(
             "[publish] dir is inside the store directory [store] path = \"{shown}\": {separate}"
-        ));
+        )));
     }
     if store_at.starts_with(&publish_at) {
-        return Err(format!(
+        return Err(ConfigError(format!(
             "[store] path = \"{shown}\" is inside the [publish] dir, which is meant to be shared: {separate}"
-        ));
+        )));
     }
     Ok(store)
 }
@@ -357,7 +359,7 @@ fn resolve_client(c: RawClient, defaults: &PolicyOverrides) -> Result<ClientConf
     }
     let policy = c.policy.over(defaults).resolve().map_err(|e| at(e.to_string()))?;
     if let Some(template) = &c.consumer_secret {
-        azure::check_consumer_template(template).map_err(at)?;
+        azure::check_consumer_template(template).map_err(|e| at(e.0))?;
     }
     Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret })
 }

@@ -2,23 +2,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use serde::Deserialize;
 
+use super::ConfigError;
 pub use crate::cron::CronSpec;
 use crate::cron::Ticks;
 use crate::findings::Severity;
 use crate::policy::Span;
-
-/// Deserializes any `FromStr` type whose error is a message.
-fn de_parse<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: FromStr<Err = String>,
-{
-    String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-}
 
 fn de_zone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
     let s = String::deserialize(d)?;
@@ -33,7 +24,7 @@ fn de_zone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::E
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
-    #[serde(deserialize_with = "de_parse")]
+    #[serde(deserialize_with = "crate::de::from_str")]
     pub cron: CronSpec,
     /// The zone the cron expression is read in; UTC unless set.
     #[serde(default = "utc", deserialize_with = "de_zone")]
@@ -58,16 +49,16 @@ pub struct ScheduleConfig {
 impl ScheduleConfig {
     /// Refuses a `jitter` that is not shorter than the shortest time between two ticks (over a
     /// year of ticks, daylight saving included): a run would start after the next tick.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         let ticks = Ticks { cron: &self.cron, tz: self.timezone };
         let from = chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::days(20_454); // 2026-01-01
         let Some(gap) = ticks.shortest_gap(from, 400) else { return Ok(()) };
         if self.jitter.delta() >= gap {
             let gap = crate::policy::Span::seconds(gap.num_seconds());
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "[schedule] jitter = \"{}\" is not shorter than the shortest time between two runs of cron = \"{}\" ({gap}): a run would start after the next one was due, and ticks would be skipped; shorten jitter",
                 self.jitter, self.cron
-            ));
+            )));
         }
         Ok(())
     }
@@ -219,27 +210,30 @@ impl WebhookConfig {
     }
 
     /// Checks that exactly one of `url` and `url_env` is set.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         match (&self.url, &self.url_env) {
             (Some(_), None) | (None, Some(_)) => Ok(()),
-            _ => Err(format!(
+            _ => Err(ConfigError(format!(
                 "[[alerts.webhook]] {}: set exactly one of url and url_env (the environment variable holding the URL)",
                 self.label()
-            )),
+            ))),
         }
     }
 
     /// The URL to post to, read from the environment when `url_env` is set.
-    pub fn resolve_url(&self) -> Result<url::Url, String> {
+    pub fn resolve_url(&self) -> Result<url::Url, ConfigError> {
         if let Some(url) = &self.url {
             return Ok(url.clone());
         }
         let var = self.url_env.clone().unwrap_or_default();
         let value = std::env::var(&var).map_err(|_| {
-            format!("[[alerts.webhook]] {}: environment variable {var} is not set", self.label())
+            ConfigError(format!("[[alerts.webhook]] {}: environment variable {var} is not set", self.label()))
         })?;
         value.parse().map_err(|e| {
-            format!("[[alerts.webhook]] {}: environment variable {var} is not a URL: {e}", self.label())
+            ConfigError(format!(
+                "[[alerts.webhook]] {}: environment variable {var} is not a URL: {e}",
+                self.label()
+            ))
         })
     }
 }

@@ -131,7 +131,21 @@ pub trait Alerter: Send + Sync {
     }
 
     /// Delivers a batch; the error says why it could not be delivered.
-    async fn deliver(&self, batch: &[Notification]) -> Result<(), String>;
+    async fn deliver(&self, batch: &[Notification]) -> Result<(), DeliveryError>;
+}
+
+/// Why a batch of alerts could not be delivered (never fatal: it is counted and logged).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The request did not reach the receiver (the message never names the URL).
+    #[error("request failed: {0}")]
+    Request(String),
+    /// The receiver answered with an error status.
+    #[error("the receiver answered HTTP {0}")]
+    Status(u16),
+    /// Every attempt failed; the last one's error.
+    #[error("{attempts} attempts failed; last: {last}")]
+    GaveUp { attempts: u32, last: Box<DeliveryError> },
 }
 
 /// The log: every notification, as a structured event.
@@ -148,7 +162,7 @@ impl Alerter for LogAlerter {
         Severity::Ok
     }
 
-    async fn deliver(&self, batch: &[Notification]) -> Result<(), String> {
+    async fn deliver(&self, batch: &[Notification]) -> Result<(), DeliveryError> {
         for n in batch {
             let f = &n.finding;
             let kid = f.kid.as_ref().map(ToString::to_string).unwrap_or_default();

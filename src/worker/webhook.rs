@@ -5,7 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::alerts::{Alerter, Notification};
+use super::alerts::{Alerter, DeliveryError, Notification};
+use crate::config::ConfigError;
 use crate::config::worker::{WebhookConfig, WebhookFormat};
 use crate::findings::Severity;
 
@@ -24,7 +25,7 @@ pub struct WebhookAlerter {
 
 impl WebhookAlerter {
     /// Reads the URL (from the environment for `url_env`) and builds the HTTP client.
-    pub fn new(config: &WebhookConfig) -> Result<Self, String> {
+    pub fn new(config: &WebhookConfig) -> Result<Self, ConfigError> {
         let url = config.resolve_url()?;
         let timeout = config.timeout.delta().to_std().unwrap_or(Duration::from_secs(10));
         let client = reqwest::Client::builder()
@@ -32,7 +33,10 @@ impl WebhookAlerter {
             .user_agent(concat!("jwk-rotator/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
-                format!("[[alerts.webhook]] {}: cannot build an HTTP client: {e}", config.label())
+                ConfigError(format!(
+                    "[[alerts.webhook]] {}: cannot build an HTTP client: {e}",
+                    config.label()
+                ))
             })?;
         Ok(WebhookAlerter {
             name: config.label(),
@@ -44,17 +48,16 @@ impl WebhookAlerter {
         })
     }
 
-    async fn post_once(&self, body: &Value) -> Result<(), String> {
+    async fn post_once(&self, body: &Value) -> Result<(), DeliveryError> {
         let response = self.client.post(self.url.clone()).json(body).send().await.map_err(|e| {
             // reqwest's message names the URL, which holds the webhook's secret.
-            let e = e.without_url();
-            format!("request failed: {e}")
+            DeliveryError::Request(e.without_url().to_string())
         })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        Err(format!("the receiver answered HTTP {status}"))
+        Err(DeliveryError::Status(status.as_u16()))
     }
 }
 
@@ -68,10 +71,10 @@ impl Alerter for WebhookAlerter {
         self.min_severity
     }
 
-    async fn deliver(&self, batch: &[Notification]) -> Result<(), String> {
+    async fn deliver(&self, batch: &[Notification]) -> Result<(), DeliveryError> {
         let body = payload(self.format, batch);
         let mut delay = Duration::from_millis(500);
-        let mut last = String::new();
+        let mut last = DeliveryError::Request("not tried".to_owned());
         for attempt in 0..=self.retries {
             if attempt > 0 {
                 tokio::time::sleep(delay).await;
@@ -82,7 +85,7 @@ impl Alerter for WebhookAlerter {
                 Err(e) => last = e,
             }
         }
-        Err(format!("{} attempts failed; last: {last}", self.retries + 1))
+        Err(DeliveryError::GaveUp { attempts: self.retries + 1, last: Box::new(last) })
     }
 }
 

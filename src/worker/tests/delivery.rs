@@ -111,7 +111,10 @@ async fn dedupe_and_reminders_over_simulated_days_in_the_worker() {
         fn name(&self) -> String {
             "recorder".to_owned()
         }
-        async fn deliver(&self, batch: &[super::super::alerts::Notification]) -> Result<(), String> {
+        async fn deliver(
+            &self,
+            batch: &[super::super::alerts::Notification],
+        ) -> Result<(), super::super::alerts::DeliveryError> {
             let mut sent = self.0.lock().unwrap();
             sent.extend(batch.iter().map(|n| (format!("{:?}", n.event), n.finding.kind.as_str().to_owned())));
             Ok(())

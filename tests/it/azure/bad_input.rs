@@ -161,7 +161,7 @@ async fn vault_urls_that_are_not_https_are_refused() {
     let config = azure_config("http://127.0.0.1:8443/", "");
     let error =
         open_store_with(&config, &two_clients(), Arc::new(FakeCredential), None).err().expect("refused");
-    assert!(error.contains("must use https"), "{error}");
+    assert!(error.0.contains("must use https"), "{error}");
     let text = "[store]\nkind = \"azure-key-vault\"\nvault_url = \"http://v.vault.azure.net/\"\ncredential = \"managed-identity\"\n[[client]]\nname = \"a\"\n";
     let error =
         jwk_rotator::config::Config::parse(text, std::path::Path::new("x.toml")).expect_err("refused");
