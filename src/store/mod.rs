@@ -1,5 +1,6 @@
 //! Where keys live: the `KeyStore` port, its errors, and an in-memory store for tests.
 
+pub mod disk;
 pub mod file;
 pub mod memory;
 

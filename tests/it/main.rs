@@ -4,6 +4,7 @@
 mod azure;
 mod cli;
 mod cli_errors;
+mod file_store_safety;
 mod planner;
 mod shipped;
 mod store_suite;
