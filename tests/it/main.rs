@@ -5,6 +5,7 @@ mod azure;
 mod cli;
 mod cli_errors;
 mod file_store_safety;
+mod kill;
 mod planner;
 mod shipped;
 mod store_suite;
