@@ -34,7 +34,8 @@ impl Setup {
     /// Runs the binary through `sh` with `umask` set first.
     fn run_umask(&self, umask: &str, args: &[&str]) -> Output {
         let bin = assert_cmd::cargo::cargo_bin("jwk-rotator");
-        let mut script = format!("umask {umask}; exec {} \"$0\"", self.prefix);
+        // A run that hangs (as a read of a FIFO did) is killed and fails the test.
+        let mut script = format!("umask {umask}; exec timeout -s KILL 60 {} \"$0\"", self.prefix);
         for i in 1..=args.len() {
             script.push_str(&format!(" \"${i}\""));
         }

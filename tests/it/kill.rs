@@ -45,7 +45,8 @@ impl Rig {
     fn files() -> Rig {
         let dir = tempfile::tempdir().expect("dir");
         let clients = CLIENTS.replace("consumer_secret = \"{client}-{env}-jwk\"\n", "");
-        let config = format!("[store]\nkind = \"file\"\npath = \"keys\"\n\n[publish]\ndir = \"jwks\"\n\n{clients}");
+        let config =
+            format!("[store]\nkind = \"file\"\npath = \"keys\"\n\n[publish]\ndir = \"jwks\"\n\n{clients}");
         std::fs::write(dir.path().join("jwk-rotator.toml"), config).expect("config");
         Rig { dir, vault: None }
     }
@@ -120,7 +121,13 @@ fn text(bytes: &[u8]) -> String {
 type Keys = BTreeMap<String, BTreeMap<String, String>>;
 
 /// What the checks after a converged run found, or what was wrong.
-fn converged(rig: &Rig, now: &str, expected: &[&str], before: &Keys, purge_due: bool) -> Result<Keys, String> {
+fn converged(
+    rig: &Rig,
+    now: &str,
+    expected: &[&str],
+    before: &Keys,
+    purge_due: bool,
+) -> Result<Keys, String> {
     let out = rig.output(now, &["rotate"]);
     if !out.status.success() {
         return Err(format!("the run after the kill failed: {}", text(&out.stderr)));
@@ -224,10 +231,8 @@ struct Tally {
 /// One lifecycle per cycle; cycle 0 is not killed and times each phase, later cycles kill one
 /// run per phase after a random part of that time. Returns the tally.
 fn kill_lifecycles(store: &str, mut rig: impl FnMut() -> Rig) -> Tally {
-    let seed: u64 = std::env::var("KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
+    let seed: u64 =
+        std::env::var("KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::rng().random());
     let cycles: usize = std::env::var("KILL_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut typical = [Duration::ZERO; PHASES.len()];
@@ -280,11 +285,8 @@ fn tls() -> (String, String, String) {
 
 #[test]
 fn kill_9_on_the_key_vault_over_https_converges_and_leaves_nothing() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let (ca, cert, key) = tls();
     let rig = || Rig::vault(runtime.block_on(FakeVault::start_tls(&cert, &key)), &ca);
     kill_lifecycles("key vault", rig);
