@@ -358,3 +358,100 @@ impl KeyStore for FileStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+    use crate::keygen::{FixtureGenerator, KeyGenerator};
+    use crate::policy::Policy;
+    use crate::record::Stage;
+
+    /// A store in a fresh `0700` directory holding one current key of each of `sets`.
+    async fn store_with(sets: &[&str]) -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = FileStore::new(dir.path().join("keys"));
+        let keys =
+            FixtureGenerator::from_lines(include_str!("../../tests/data/fixture-keys.b64")).expect("keys");
+        let (policy, now) = (Policy::default(), "2026-11-21T06:00:00Z".parse().expect("now"));
+        for set in sets {
+            let kid: Kid = format!("{set}.2026-11-21").parse().expect("kid");
+            let key = keys.generate(kid, policy.key_size, policy.algorithm).expect("key");
+            let record = KeyRecord::new(key.public().clone(), Stage::Current, now);
+            store.create(&record, &key).await.expect("create");
+        }
+        (dir, store)
+    }
+
+    fn sets(names: &[&str]) -> Vec<KeySet> {
+        names.iter().map(|n| n.parse().expect("set")).collect()
+    }
+
+    fn error_of(loaded: &Loaded, set: &str) -> String {
+        match &loaded[&set.parse::<KeySet>().expect("set")] {
+            Ok(records) => panic!("{set} loaded {} records", records.len()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_directory_named_like_a_key_file_fails_only_its_key_set() {
+        let (_dir, store) = store_with(&["a-PROD"]).await;
+        fs::create_dir(store.dir().join("a-TEST.2026-01-01.json")).expect("dir");
+        let loaded = store.load(&sets(&["a-TEST", "a-PROD"])).await.expect("load");
+        let e = error_of(&loaded, "a-TEST");
+        assert!(e.contains("a-TEST.2026-01-01.json is a directory, not a key file"), "{e}");
+        assert!(!e.contains("writable"), "{e}");
+        assert_eq!(loaded[&"a-PROD".parse::<KeySet>().expect("set")].as_ref().map(Vec::len), Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_key_file_that_is_a_link_is_refused_and_not_followed() {
+        let (dir, store) = store_with(&["a-TEST"]).await;
+        let path = store.dir().join("a-TEST.2026-11-21.json");
+        let outside = dir.path().join("outside.json");
+        fs::rename(&path, &outside).expect("move");
+        symlink(&outside, &path).expect("link");
+        let loaded = store.load(&sets(&["a-TEST"])).await.expect("load");
+        assert!(error_of(&loaded, "a-TEST").contains("is a symbolic link, which is never followed"));
+        let kid: Kid = "a-TEST.2026-11-21".parse().expect("kid");
+        let e = store.private_key(&kid).await.expect_err("refused");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_loose_key_file_is_tightened_and_a_loose_directory_refused() {
+        let (_dir, store) = store_with(&["a-TEST"]).await;
+        let path = store.dir().join("a-TEST.2026-11-21.json");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let loaded = store.load(&sets(&["a-TEST"])).await.expect("load");
+        assert!(loaded.values().all(Result::is_ok));
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        fs::set_permissions(store.dir(), fs::Permissions::from_mode(0o770)).expect("chmod");
+        let e = store.load(&sets(&["a-TEST"])).await.expect_err("refused");
+        assert!(e.to_string().contains("writable by group or others (mode 0770)"), "{e}");
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
+        assert!(store.lock(Duration::ZERO).await.is_err(), "a run locked a loose store");
+    }
+
+    #[tokio::test]
+    async fn taking_the_lock_removes_key_temps_and_nothing_else() {
+        let (_dir, store) = store_with(&["a-TEST"]).await;
+        let stale = store.dir().join(".a-TEST.2026-11-22.json.1.tmp");
+        let foreign = store.dir().join(".notes.1.tmp");
+        fs::write(&stale, "a private key").expect("write");
+        fs::write(&foreign, "mine").expect("write");
+        let lock = store.lock(Duration::ZERO).await.expect("lock");
+        assert!(!stale.exists() && foreign.exists());
+        drop(lock);
+    }
+
+    #[tokio::test]
+    async fn a_short_lock_timeout_is_reported_in_human_units() {
+        let (_dir, store) = store_with(&[]).await;
+        let _held = store.lock(Duration::ZERO).await.expect("lock");
+        let e = store.lock(Duration::from_millis(120)).await.expect_err("locked");
+        assert!(e.to_string().contains("(waited 120ms)"), "{e}");
+    }
+}
