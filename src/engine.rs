@@ -220,6 +220,9 @@ impl Engine {
     ) -> Result<Vec<SetReport>, StoreError> {
         let targets = distinct(targets);
         let _lock = self.store.lock(self.lock_timeout).await?;
+        if let Err(e) = self.publisher.tidy().await {
+            warn!(error = %e, "publish directory not tidied");
+        }
         let loaded = self.load(&targets).await?;
         // Collected first: a lazy `map` over borrowed targets makes the run's future one that
         // the compiler can not show to be `Send`, and the worker spawns it. The futures do

@@ -1,5 +1,10 @@
 //! The public outputs: `{set}.jwks.json` and `{set}.maskinporten.json`, derived from records,
 //! and the `Publisher` port that puts them where Maskinporten's key set is kept up to date.
+//!
+//! The file publisher creates the publish directory and its missing parents `0755` and writes
+//! the outputs `0644`, whatever the umask. At the start of each run, under the store's lock,
+//! it removes the temp files (`.{set}.jwks.json.{pid}.tmp`) that a killed run left, unless
+//! their writer still runs; nothing else in the directory is touched.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +17,7 @@ use crate::jwk::{PublicJwk, maskinporten_array};
 use crate::kid::KeySet;
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage};
-use crate::store::file::write_atomic;
+use crate::store::disk;
 
 /// The keys of one key set that Maskinporten must know: current, then pending, then previous.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +67,12 @@ pub struct PublishError(pub String);
 pub trait Publisher: Send + Sync {
     fn describe(&self) -> String;
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError>;
+
+    /// Clears what an interrupted run left behind; called once per run, under the store's lock,
+    /// before any key set is worked on.
+    async fn tidy(&self) -> Result<(), PublishError> {
+        Ok(())
+    }
 }
 
 /// Writes the two output files per key set into a directory, atomically, only when changed.
@@ -79,8 +90,14 @@ impl FilePublisher {
         (self.dir.join(format!("{set}.jwks.json")), self.dir.join(format!("{set}.maskinporten.json")))
     }
 
+    /// Whether `name` is one of this publisher's outputs: `{set}.jwks.json`, `{set}.maskinporten.json`.
+    fn is_output(name: &str) -> bool {
+        let set = name.strip_suffix(".jwks.json").or_else(|| name.strip_suffix(".maskinporten.json"));
+        set.is_some_and(|s| s.parse::<KeySet>().is_ok())
+    }
+
     fn write(&self, path: &Path, content: &str) -> Result<(), PublishError> {
-        write_atomic(path, content.as_bytes(), 0o644).map(|_| ()).map_err(|e| {
+        disk::write_atomic(path, content.as_bytes(), 0o644).map(|_| ()).map_err(|e| {
             PublishError(format!(
                 "cannot write {}: {e}; check that [publish] dir is writable by this user",
                 path.display()
@@ -96,11 +113,31 @@ impl Publisher for FilePublisher {
     }
 
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| PublishError(format!("cannot create [publish] dir {}: {e}", self.dir.display())))?;
+        let created = disk::create_dirs(&self.dir, 0o755).map_err(|e| {
+            PublishError(format!(
+                "cannot create [publish] dir {}: {e}; create it, or check that its parent is writable by this user",
+                self.dir.display()
+            ))
+        })?;
+        for dir in created {
+            tracing::info!(dir = %dir.display(), "created the publish directory (0755)");
+        }
         let (jwks, maskinporten) = self.paths(&set.key_set);
         self.write(&jwks, &set.jwks_json())?;
         self.write(&maskinporten, &set.maskinporten_json())
+    }
+
+    async fn tidy(&self) -> Result<(), PublishError> {
+        let removed = disk::remove_stale_temps(&self.dir, Self::is_output, true).map_err(|e| {
+            PublishError(format!(
+                "cannot remove a temp file that an interrupted run left in [publish] dir {}: {e}; remove it by hand",
+                self.dir.display()
+            ))
+        })?;
+        for name in removed {
+            tracing::warn!(file = %name, dir = %self.dir.display(), "removed a temp file that an interrupted run left");
+        }
+        Ok(())
     }
 }
 

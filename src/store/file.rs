@@ -1,8 +1,22 @@
 //! The file store, the embedded default: one `0600` JSON file per key, written atomically, and
 //! a lock file so that two runs on one directory never interleave.
+//!
+//! What it refuses and repairs, before any key is read:
+//! - a store directory writable by group or others: refused for the whole store, with the
+//!   `chmod` to run (another user could plant or swap a key there);
+//! - a key file readable or writable by group or others: set to `0600` and logged as a warning
+//!   naming the file, because its key may have been seen (`plan` and `status` do this too: it
+//!   is the one change a read-only command makes);
+//! - an entry named like a key file that is a symbolic link (never followed), a directory, a
+//!   FIFO or anything else but a regular file, and a key file this user can not read: refused
+//!   for its own key set only, with advice for that case; the other key sets run.
+//!
+//! Directories it creates (the store and its missing parents) are `0700`, key files and the
+//! lock `0600`, whatever the umask. Under the lock, each run first removes the temp files
+//! (`.{kid}.json.{pid}.tmp`) that a killed run left; they hold a whole private key.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,6 +25,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::disk;
 use super::{KeyStore, Loaded, StoreError, StoreLock};
 use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
@@ -59,24 +74,101 @@ impl FileStore {
         ))
     }
 
+    /// Creates the store directory and its missing parents `0700`, whatever the umask.
     fn ensure_dir(&self) -> Result<(), StoreError> {
         if self.dir.is_dir() {
             return Ok(());
         }
-        fs::create_dir_all(&self.dir).map_err(|e| self.io_error(&self.dir, "create", &e))?;
-        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| self.io_error(&self.dir, "set permissions on", &e))
+        let created =
+            disk::create_dirs(&self.dir, 0o700).map_err(|e| self.io_error(&self.dir, "create", &e))?;
+        for dir in created {
+            tracing::info!(dir = %dir.display(), "created the store directory (0700)");
+        }
+        Ok(())
+    }
+
+    /// Refuses a store directory that group or others may write: they could plant or swap keys.
+    fn check_dir(&self) -> Result<(), StoreError> {
+        let mode = match fs::metadata(&self.dir) {
+            Ok(meta) => meta.permissions().mode(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io_error(&self.dir, "inspect", &e)),
+        };
+        if mode & 0o022 == 0 {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(format!(
+            "file store directory {} is writable by group or others (mode {:04o}), so another user could plant or swap a key; no key was read. Run `chmod go-w {}` (or `chmod 700`) and run again",
+            self.dir.display(),
+            mode & 0o7777,
+            self.dir.display()
+        )))
+    }
+
+    /// Why a key file could not be opened, with advice for that case.
+    fn open_error(&self, kid: &Kid, path: &Path, e: &io::Error) -> StoreError {
+        if disk::is_link_error(e) {
+            return Self::corrupt(
+                path,
+                "is a symbolic link, which is never followed: key files must be regular files in the store directory; replace the link with the file itself if you trust it",
+            );
+        }
+        match e.kind() {
+            io::ErrorKind::NotFound => {
+                StoreError::NotFound(format!("file store has no key {kid} ({})", path.display()))
+            }
+            io::ErrorKind::PermissionDenied => StoreError::Unavailable(format!(
+                "cannot read key file {}: permission denied; run jwk-rotator as the user that owns the store, or give that user the file (`chown USER {}`, mode 0600); its key set is left alone until then",
+                path.display(),
+                path.display()
+            )),
+            _ => StoreError::Unavailable(format!(
+                "cannot read key file {}: {e}; check the file and the disk, or restore it from a backup (its key set is left alone until then)",
+                path.display()
+            )),
+        }
+    }
+
+    /// Sets a key file that group or others may read or write to `0600`, with a warning.
+    fn tighten(file: &File, path: &Path, mode: u32) -> Result<(), StoreError> {
+        if mode & 0o077 == 0 {
+            return Ok(());
+        }
+        file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "key file {} has mode {:04o} (open to group or others) and could not be set to 0600: {e}; run `chmod 600 {}`",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ))
+        })?;
+        tracing::warn!(
+            file = %path.display(),
+            mode = %format!("{:04o}", mode & 0o7777),
+            "key file was open to group or others; set to 0600. Its private key may have been read: if others could reach this file, rotate (`rotate --force`), promote, and retire this key"
+        );
+        Ok(())
+    }
+
+    /// The bytes of one key file: a regular file, never through a link, made `0600` first.
+    fn read_bytes(&self, kid: &Kid, path: &Path) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let mut file = disk::open_no_follow(path).map_err(|e| self.open_error(kid, path, &e))?;
+        let meta = file.metadata().map_err(|e| self.open_error(kid, path, &e))?;
+        if !meta.is_file() {
+            let kind = disk::kind_name(meta.file_type());
+            return Err(Self::corrupt(path, format_args!("is {kind}, not a key file")));
+        }
+        Self::tighten(&file, path, meta.permissions().mode())?;
+        let capacity = usize::try_from(meta.len()).unwrap_or(0).saturating_add(1);
+        let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
+        file.read_to_end(&mut bytes).map_err(|e| self.open_error(kid, path, &e))?;
+        Ok(bytes)
     }
 
     /// Reads and checks one key file; `kid` comes from its name.
     fn read(&self, kid: &Kid) -> Result<(KeyRecord, PrivateJwk), StoreError> {
         let path = self.path_of(kid);
-        let bytes = Zeroizing::new(fs::read(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => {
-                StoreError::NotFound(format!("file store has no key {kid} ({})", path.display()))
-            }
-            _ => self.io_error(&path, "read", &e),
-        })?);
+        let bytes = self.read_bytes(kid, &path)?;
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
             Self::corrupt(
                 &path,
@@ -124,23 +216,24 @@ impl FileStore {
         Ok(kids)
     }
 
+    /// Removes the temp files of key files that a killed run left (under the lock only).
+    fn remove_stale_temps(&self) -> Result<(), StoreError> {
+        let is_key_file = |name: &str| name.strip_suffix(".json").is_some_and(|k| k.parse::<Kid>().is_ok());
+        let removed = disk::remove_stale_temps(&self.dir, is_key_file, false).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "file store: cannot remove a temp file that an interrupted run left (it holds a private key): {e}; remove it by hand"
+            ))
+        })?;
+        for name in removed {
+            tracing::warn!(file = %name, dir = %self.dir.display(), "removed a temp file that an interrupted run left");
+        }
+        Ok(())
+    }
+
     /// Writes `content` to a new `0600` temp file beside `path`, fsynced.
     fn write_temp(&self, path: &Path, content: &[u8]) -> Result<PathBuf, StoreError> {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| self.io_error(&tmp, "create", &e))?;
-        let written = file.write_all(content).and_then(|()| file.sync_all());
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io_error(&tmp, "write", &e));
-        }
-        Ok(tmp)
+        disk::write_temp(&self.dir, path, content, 0o600)
+            .map_err(|e| self.io_error(path, "write a temp file for", &e))
     }
 
     fn sync_dir(&self) -> Result<(), StoreError> {
@@ -153,6 +246,25 @@ impl FileStore {
             .map(Zeroizing::new)
             .map_err(|e| StoreError::Failed(format!("could not encode key file for {}: {e}", record.kid)))
     }
+
+    /// Opens (or creates, `0600`) the lock file, never through a link.
+    fn open_lock_file(&self) -> Result<File, StoreError> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| self.io_error(&path, "open the lock file", &e))?;
+        let mode = file.metadata().map_err(|e| self.io_error(&path, "inspect", &e))?.permissions().mode();
+        if mode & 0o7777 != 0o600 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| self.io_error(&path, "set permissions on", &e))?;
+        }
+        Ok(file)
+    }
 }
 
 #[async_trait]
@@ -163,40 +275,39 @@ impl KeyStore for FileStore {
 
     async fn lock(&self, timeout: Duration) -> Result<StoreLock, StoreError> {
         self.ensure_dir()?;
-        let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| self.io_error(&path, "open the lock file", &e))?;
+        self.check_dir()?;
+        let file = self.open_lock_file()?;
         let start = Instant::now();
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Box::new(file)),
+                Ok(()) => break,
                 Err(fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(fs::TryLockError::WouldBlock) => {
                     return Err(StoreError::Locked(format!(
-                        "another jwk-rotator run holds {} (waited {}s); let it finish and run again, or raise [store] lock_timeout",
-                        path.display(),
-                        timeout.as_secs()
+                        "another jwk-rotator run holds {} (waited {}); let it finish and run again, or raise [store] lock_timeout",
+                        self.dir.join(LOCK_FILE).display(),
+                        humantime::format_duration(timeout)
                     )));
                 }
-                Err(fs::TryLockError::Error(e)) => return Err(self.io_error(&path, "lock", &e)),
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(self.io_error(&self.dir.join(LOCK_FILE), "lock", &e));
+                }
             }
         }
+        self.remove_stale_temps()?;
+        Ok(Box::new(file))
     }
 
     async fn load(&self, sets: &[KeySet]) -> Result<Loaded, StoreError> {
+        self.check_dir()?;
         let mut loaded: Loaded = sets.iter().map(|s| (s.clone(), Ok(Vec::new()))).collect();
         for kid in self.kids()? {
             let Some(Ok(recs)) = loaded.get_mut(kid.key_set()) else { continue };
+            // A bad entry stops its own key set only; the others are loaded.
             match self.read(&kid) {
                 Ok((record, _key)) => recs.push(record),
-                Err(StoreError::Unavailable(e)) => return Err(StoreError::Unavailable(e)),
                 Err(e) => {
                     loaded.insert(kid.key_set().clone(), Err(e));
                 }
@@ -206,6 +317,7 @@ impl KeyStore for FileStore {
     }
 
     async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
+        self.check_dir()?;
         let (_, key) = self.read(kid)?;
         // Before a key is handed to applications, aws-lc checks that its members agree.
         key.to_key_pair().map_err(|e| {
@@ -251,20 +363,99 @@ impl KeyStore for FileStore {
     }
 }
 
-/// Writes `content` to `path` through a temp file and a rename, unless it already holds exactly
-/// that. Returns whether it wrote.
-pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
-    if fs::read(path).is_ok_and(|old| old == content) {
-        return Ok(false);
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+    use crate::keygen::{FixtureGenerator, KeyGenerator};
+    use crate::policy::Policy;
+    use crate::record::Stage;
+
+    /// A store in a fresh `0700` directory holding one current key of each of `sets`.
+    async fn store_with(sets: &[&str]) -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = FileStore::new(dir.path().join("keys"));
+        let keys =
+            FixtureGenerator::from_lines(include_str!("../../tests/data/fixture-keys.b64")).expect("keys");
+        let (policy, now) = (Policy::default(), "2026-11-21T06:00:00Z".parse().expect("now"));
+        for set in sets {
+            let kid: Kid = format!("{set}.2026-11-21").parse().expect("kid");
+            let key = keys.generate(kid, policy.key_size, policy.algorithm).expect("key");
+            let record = KeyRecord::new(key.public().clone(), Stage::Current, now);
+            store.create(&record, &key).await.expect("create");
+        }
+        (dir, store)
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-    let result = file.write_all(content).and_then(|()| file.sync_all()).and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+
+    fn sets(names: &[&str]) -> Vec<KeySet> {
+        names.iter().map(|n| n.parse().expect("set")).collect()
     }
-    result.map(|()| true)
+
+    fn error_of(loaded: &Loaded, set: &str) -> String {
+        match &loaded[&set.parse::<KeySet>().expect("set")] {
+            Ok(records) => panic!("{set} loaded {} records", records.len()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_directory_named_like_a_key_file_fails_only_its_key_set() {
+        let (_dir, store) = store_with(&["a-PROD"]).await;
+        fs::create_dir(store.dir().join("a-TEST.2026-01-01.json")).expect("dir");
+        let loaded = store.load(&sets(&["a-TEST", "a-PROD"])).await.expect("load");
+        let e = error_of(&loaded, "a-TEST");
+        assert!(e.contains("a-TEST.2026-01-01.json is a directory, not a key file"), "{e}");
+        assert!(!e.contains("writable"), "{e}");
+        assert_eq!(loaded[&"a-PROD".parse::<KeySet>().expect("set")].as_ref().map(Vec::len), Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_key_file_that_is_a_link_is_refused_and_not_followed() {
+        let (dir, store) = store_with(&["a-TEST"]).await;
+        let path = store.dir().join("a-TEST.2026-11-21.json");
+        let outside = dir.path().join("outside.json");
+        fs::rename(&path, &outside).expect("move");
+        symlink(&outside, &path).expect("link");
+        let loaded = store.load(&sets(&["a-TEST"])).await.expect("load");
+        assert!(error_of(&loaded, "a-TEST").contains("is a symbolic link, which is never followed"));
+        let kid: Kid = "a-TEST.2026-11-21".parse().expect("kid");
+        let e = store.private_key(&kid).await.expect_err("refused");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_loose_key_file_is_tightened_and_a_loose_directory_refused() {
+        let (_dir, store) = store_with(&["a-TEST"]).await;
+        let path = store.dir().join("a-TEST.2026-11-21.json");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let loaded = store.load(&sets(&["a-TEST"])).await.expect("load");
+        assert!(loaded.values().all(Result::is_ok));
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        fs::set_permissions(store.dir(), fs::Permissions::from_mode(0o770)).expect("chmod");
+        let e = store.load(&sets(&["a-TEST"])).await.expect_err("refused");
+        assert!(e.to_string().contains("writable by group or others (mode 0770)"), "{e}");
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
+        assert!(store.lock(Duration::ZERO).await.is_err(), "a run locked a loose store");
+    }
+
+    #[tokio::test]
+    async fn taking_the_lock_removes_key_temps_and_nothing_else() {
+        let (_dir, store) = store_with(&["a-TEST"]).await;
+        let stale = store.dir().join(".a-TEST.2026-11-22.json.1.tmp");
+        let foreign = store.dir().join(".notes.1.tmp");
+        fs::write(&stale, "a private key").expect("write");
+        fs::write(&foreign, "mine").expect("write");
+        let lock = store.lock(Duration::ZERO).await.expect("lock");
+        assert!(!stale.exists() && foreign.exists());
+        drop(lock);
+    }
+
+    #[tokio::test]
+    async fn a_short_lock_timeout_is_reported_in_human_units() {
+        let (_dir, store) = store_with(&[]).await;
+        let _held = store.lock(Duration::ZERO).await.expect("lock");
+        let e = store.lock(Duration::from_millis(120)).await.expect_err("locked");
+        assert!(e.to_string().contains("(waited 120ms)"), "{e}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Where keys live: the `KeyStore` port, its errors, and an in-memory store for tests.
 
 pub mod counting;
+pub mod disk;
 pub mod file;
 mod file_errors;
 pub mod memory;

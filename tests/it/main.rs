@@ -5,6 +5,8 @@ mod azure;
 mod cli;
 mod cli_errors;
 mod cli_outputs;
+mod file_store_safety;
+mod kill;
 mod lifecycle;
 mod planner;
 mod rotate_exit;

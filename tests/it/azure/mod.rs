@@ -27,6 +27,8 @@ use jwk_rotator::record::{KeyRecord, Stage};
 use jwk_rotator::store::KeyStore;
 
 pub use fake::FakeVault;
+/// The token the fake vault accepts, for tests elsewhere that run the binary against it.
+pub use fake::TOKEN as FAKE_TOKEN;
 use fake::net::{FakeCredential, RewriteTransport};
 
 /// A fixed "now" for every test.
