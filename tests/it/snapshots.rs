@@ -157,7 +157,10 @@ fn mid_life() -> Project {
     seed(
         &p,
         &[
-            Key { activated: Some("2026-05-20"), ..key("testklient-TEST.2026-05-01", "current", "2026-05-01") },
+            Key {
+                activated: Some("2026-05-20"),
+                ..key("testklient-TEST.2026-05-01", "current", "2026-05-01")
+            },
             key("testklient-TEST.2026-08-05", "pending", "2026-08-05"),
             Key {
                 activated: Some("2026-02-20"),
@@ -165,7 +168,10 @@ fn mid_life() -> Project {
                 retired: Some("2026-06-05"),
                 ..key("testklient-TEST.2026-02-10", "retired", "2026-02-10")
             },
-            Key { activated: Some("2025-12-20"), ..key("testklient-PROD.2025-12-10", "current", "2025-12-10") },
+            Key {
+                activated: Some("2025-12-20"),
+                ..key("testklient-PROD.2025-12-10", "current", "2025-12-10")
+            },
             Key {
                 activated: Some("2025-09-10"),
                 demoted: Some("2025-12-20"),
