@@ -19,7 +19,7 @@
 //
 // Deploy:   az deployment group create -g RG -f infra/azure/main.bicep -p infra/azure/test.bicepparam
 // Run now:  az containerapp job start -g RG -n <jobName output>
-// See README.md, "Path A: Azure Container Apps Job", for the whole procedure.
+// See docs/deployment.md, "Path A: Azure Container Apps Job", for the whole procedure.
 
 targetScope = 'resourceGroup'
 
@@ -349,7 +349,7 @@ resource failedExecutionAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
   location: 'global'
   tags: tags
   properties: {
-    description: 'A jwk-rotator execution failed: rotation failed, or status reported WARNING, CRITICAL or UNKNOWN. Read the execution logs (az containerapp job logs show) and the README (Deploying jwk-rotator).'
+    description: 'A jwk-rotator execution failed: rotation failed, or status reported WARNING, CRITICAL or UNKNOWN. Read the execution logs (az containerapp job logs show) and docs/deployment.md (Path A).'
     severity: 1
     enabled: true
     scopes: [

@@ -1,5 +1,5 @@
-//! The one integration test binary: planner properties, the store suite, the real CLI, and the
-//! Azure Key Vault store against an in-process fake vault.
+//! The one integration test binary: planner properties, the store suite, the real CLI, snapshots
+//! of what a person reads, and the Azure Key Vault store against an in-process fake vault.
 
 mod azure;
 mod cli;
@@ -11,6 +11,7 @@ mod lifecycle;
 mod planner;
 mod rotate_exit;
 mod shipped;
+mod snapshots;
 mod store_suite;
 mod support;
 mod worker;
