@@ -347,7 +347,7 @@ impl SetRun<'_> {
         }
         let (keygen, kid, policy) = (self.engine.keygen.clone(), kid.clone(), self.target.policy.clone());
         let key =
-            tokio::task::spawn_blocking(move || keygen.generate(kid, policy.key_size, policy.algorithm))
+            tokio::task::spawn_blocking(move || keygen.generate(kid, policy.key_size(), policy.algorithm()))
                 .await
                 .map_err(|e| RunError::Interrupted(e.to_string()))??;
         let record = KeyRecord::new(key.public().clone(), stage, self.now);

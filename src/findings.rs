@@ -244,11 +244,14 @@ impl Context<'_> {
                 msg,
             ));
         }
-        if left > self.policy.warn_before.delta() && left > self.policy.critical_before.delta() {
+        if left > self.policy.warn_before().delta() && left > self.policy.critical_before().delta() {
             return None;
         }
-        let severity =
-            if left <= self.policy.critical_before.delta() { Severity::Critical } else { Severity::Warning };
+        let severity = if left <= self.policy.critical_before().delta() {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
         let next = match self.pending() {
             Some(p) => self.add_then_promote(p),
             None => format!(
@@ -262,7 +265,7 @@ impl Context<'_> {
     /// A current key past `rotate_after` (and grace) with no pending key: no schedule runs.
     fn rotation_overdue(&self) -> Option<Finding> {
         let c = self.current()?;
-        let overdue = self.policy.rotate_after.delta() + self.policy.alert_grace.delta();
+        let overdue = self.policy.rotate_after().delta() + self.policy.alert_grace().delta();
         if self.pending().is_some() || self.now - c.created <= overdue {
             return None;
         }
@@ -271,7 +274,7 @@ impl Context<'_> {
             "{set}: current key {} is {} days old and no new key was made (rotate_after {}); the rotation schedule is not running: check the job, or run `jwk-rotator rotate {set}`",
             c.kid,
             (self.now - c.created).num_days(),
-            self.policy.rotate_after
+            self.policy.rotate_after()
         );
         let days = (c.expires(self.policy) - self.now).num_days();
         Some(self.finding(Severity::Warning, FindingKind::RotationOverdue, Some(&c.kid), Some(days), msg))
@@ -281,7 +284,7 @@ impl Context<'_> {
     fn pending_not_promoted(&self) -> Option<Finding> {
         let p = self.pending()?;
         let since = p.published.unwrap_or(p.created);
-        if self.now - since <= self.policy.publish_ahead.delta() + self.policy.alert_grace.delta() {
+        if self.now - since <= self.policy.publish_ahead().delta() + self.policy.alert_grace().delta() {
             return None;
         }
         let msg = format!(
@@ -297,12 +300,14 @@ impl Context<'_> {
 
     fn too_many_published(&self) -> Option<Finding> {
         let published = lifecycle::published_count(self.records);
-        if published <= self.policy.max_published as usize {
+        if published <= self.policy.max_published() as usize {
             return None;
         }
         let msg = format!(
             "{}: {published} keys are published but max_published is {}; Maskinporten refuses more than 5. Run `jwk-rotator rotate {}` to retire the oldest",
-            self.set, self.policy.max_published, self.set
+            self.set,
+            self.policy.max_published(),
+            self.set
         );
         Some(self.finding(Severity::Critical, FindingKind::TooManyPublished, None, None, msg))
     }

@@ -68,8 +68,8 @@ pub fn next_rotation(current: &KeyRecord, policy: &Policy, now: DateTime<Utc>) -
     if is_future_dated(current, now) {
         return now;
     }
-    let by_age = current.created + policy.rotate_after.delta();
-    let by_expiry = current.expires(policy) - policy.warn_before.delta();
+    let by_age = current.created + policy.rotate_after().delta();
+    let by_expiry = current.expires(policy) - policy.warn_before().delta();
     by_age.min(by_expiry)
 }
 
@@ -96,7 +96,7 @@ pub fn portal_steps(records: &[KeyRecord], policy: &Policy, now: DateTime<Utc>) 
     let mut removals: Vec<(DateTime<Utc>, &KeyRecord)> = records
         .iter()
         .filter_map(|r| match r.stage {
-            Stage::Previous => Some((r.demoted.unwrap_or(r.created) + policy.overlap.delta(), r)),
+            Stage::Previous => Some((r.demoted.unwrap_or(r.created) + policy.overlap().delta(), r)),
             Stage::Retired => Some((r.retired.unwrap_or(r.created), r)),
             Stage::Pending | Stage::Current => None,
         })

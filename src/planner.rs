@@ -21,7 +21,15 @@ pub struct Request {
     pub promote: bool,
     /// `retire KID`: retire this key now (compromise); `force` allows the only usable key.
     /// Retiring the current key hands over to the pending key if an earlier run published it.
-    pub retire: Option<(Kid, bool)>,
+    pub retire: Option<Retire>,
+}
+
+/// `retire KID [--force]`: the key to retire now, and whether the only key applications can
+/// use may go too (a compromised key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retire {
+    pub kid: Kid,
+    pub force: bool,
 }
 
 /// One thing a run does to a key.
@@ -110,7 +118,7 @@ pub fn plan(
     if request.promote {
         p.check_promotable()?;
     }
-    if let Some((kid, force)) = &request.retire {
+    if let Some(Retire { kid, force }) = &request.retire {
         p.retire_requested(kid, *force)?;
     }
     // A pass can change what the next one sees (a promoted key may already be due for
@@ -187,7 +195,7 @@ impl Planner<'_> {
                 // The public half is not known until the key is made; the engine fills it in.
                 let public = crate::jwk::PublicJwk {
                     kid: kid.clone(),
-                    alg: self.policy.algorithm,
+                    alg: self.policy.algorithm(),
                     n: String::new(),
                     e: String::new(),
                 };
@@ -341,19 +349,19 @@ impl Planner<'_> {
                 c.kid.date()
             );
         }
-        if self.now - c.created >= self.policy.rotate_after.delta() {
+        if self.now - c.created >= self.policy.rotate_after().delta() {
             return format!(
                 "current key {} is {} days old; rotate_after is {}",
                 c.kid,
                 self.days(c.created),
-                self.policy.rotate_after
+                self.policy.rotate_after()
             );
         }
         format!(
             "current key {} expires on {}, within warn_before ({})",
             c.kid,
             c.expires(self.policy).date_naive(),
-            self.policy.warn_before
+            self.policy.warn_before()
         )
     }
 
@@ -380,13 +388,13 @@ impl Planner<'_> {
         let waited = self.now - published;
         let reason = if requested {
             format!("promoted on request; published {}", published.to_rfc3339())
-        } else if self.policy.promotion == Promotion::AfterDelay
-            && waited >= self.policy.publish_ahead.delta()
+        } else if self.policy.promotion() == Promotion::AfterDelay
+            && waited >= self.policy.publish_ahead().delta()
         {
             format!(
                 "published {} days ago; publish_ahead is {}",
                 waited.num_days(),
-                self.policy.publish_ahead
+                self.policy.publish_ahead()
             )
         } else {
             return;
@@ -394,19 +402,22 @@ impl Planner<'_> {
         let current = self.current();
         self.push(Action::Promote { kid: pending.kid.clone() }, reason);
         if let Some(old) = current {
-            let reason =
-                format!("replaced by {}; stays published for overlap ({})", pending.kid, self.policy.overlap);
+            let reason = format!(
+                "replaced by {}; stays published for overlap ({})",
+                pending.kid,
+                self.policy.overlap()
+            );
             self.push(Action::Demote { kid: old.kid }, reason);
         }
     }
 
     fn retire_scheduled(&mut self) {
-        let overlap = self.policy.overlap.delta();
+        let overlap = self.policy.overlap().delta();
         for r in self.with_stage(Stage::Previous) {
             let since = r.demoted.unwrap_or(r.created);
             if self.now - since >= overlap {
                 let reason =
-                    format!("previous for {} days; overlap is {}", self.days(since), self.policy.overlap);
+                    format!("previous for {} days; overlap is {}", self.days(since), self.policy.overlap());
                 self.push(Action::Retire { kid: r.kid }, reason);
             }
         }
@@ -416,7 +427,7 @@ impl Planner<'_> {
                 let reason = format!(
                     "expired on {} (kid date + max_age {})",
                     expires.date_naive(),
-                    self.policy.max_age
+                    self.policy.max_age()
                 );
                 self.push(Action::Retire { kid: r.kid }, reason);
             }
@@ -424,11 +435,11 @@ impl Planner<'_> {
         let mut previous = self.with_stage(Stage::Previous);
         previous.sort_by_key(|r| (r.demoted.unwrap_or(r.created), r.kid.clone()));
         let published = self.recs.iter().filter(|r| r.stage.is_published()).count();
-        let excess = published.saturating_sub(self.policy.max_published as usize);
+        let excess = published.saturating_sub(self.policy.max_published() as usize);
         for r in previous.into_iter().take(excess) {
             let reason = format!(
                 "{published} keys would be published; max_published is {}",
-                self.policy.max_published
+                self.policy.max_published()
             );
             self.push(Action::Retire { kid: r.kid }, reason);
         }
@@ -440,14 +451,14 @@ impl Planner<'_> {
         if self.current().is_none() {
             return;
         }
-        let keep = self.policy.retain_retired.delta();
+        let keep = self.policy.retain_retired().delta();
         for r in self.with_stage(Stage::Retired) {
             let since = r.retired.unwrap_or(r.created);
             if self.now - since >= keep {
                 let reason = format!(
                     "retired {} days ago; retain_retired is {}",
                     self.days(since),
-                    self.policy.retain_retired
+                    self.policy.retain_retired()
                 );
                 self.push(Action::Purge { kid: r.kid }, reason);
             }

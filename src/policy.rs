@@ -131,6 +131,12 @@ impl Span {
     pub fn delta(self) -> TimeDelta {
         self.0
     }
+
+    /// The span as a `std::time::Duration`, for sleeps and timeouts; zero for a negative span
+    /// (the loader refuses those where they matter).
+    pub fn to_std(self) -> std::time::Duration {
+        self.0.to_std().unwrap_or_default()
+    }
 }
 
 impl FromStr for Span {
@@ -199,22 +205,23 @@ named_spans!(
     alert_grace
 );
 
-/// A client's rotation policy. Only [`Policy::new`] and [`Policy::default`] make one, so every
-/// `Policy` obeys the consistency rules.
+/// A client's rotation policy. Only [`Policy::new`] (from the settings as the config writes
+/// them) and [`Policy::default`] make one, so every `Policy`, in tests too, obeys the rules
+/// the loader checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
-    pub promotion: Promotion,
-    pub key_size: KeySize,
-    pub algorithm: Algorithm,
-    pub rotate_after: Span,
-    pub publish_ahead: Span,
-    pub overlap: Span,
-    pub max_age: Span,
-    pub warn_before: Span,
-    pub critical_before: Span,
-    pub retain_retired: Span,
-    pub max_published: u32,
-    pub alert_grace: Span,
+    promotion: Promotion,
+    key_size: KeySize,
+    algorithm: Algorithm,
+    rotate_after: Span,
+    publish_ahead: Span,
+    overlap: Span,
+    max_age: Span,
+    warn_before: Span,
+    critical_before: Span,
+    retain_retired: Span,
+    max_published: u32,
+    alert_grace: Span,
 }
 
 /// Settings that can not work together, named as in the config file.
@@ -274,21 +281,7 @@ impl PolicyOverrides {
 
     /// The policy with built-in defaults for whatever is not set, checked.
     pub fn resolve(&self) -> Result<Policy, PolicyError> {
-        let d = Policy::default();
-        Policy::new(Policy {
-            promotion: self.promotion.unwrap_or(d.promotion),
-            key_size: self.key_size.unwrap_or(d.key_size),
-            algorithm: self.algorithm.unwrap_or(d.algorithm),
-            rotate_after: self.rotate_after.unwrap_or(d.rotate_after),
-            publish_ahead: self.publish_ahead.unwrap_or(d.publish_ahead),
-            overlap: self.overlap.unwrap_or(d.overlap),
-            max_age: self.max_age.unwrap_or(d.max_age),
-            warn_before: self.warn_before.unwrap_or(d.warn_before),
-            critical_before: self.critical_before.unwrap_or(d.critical_before),
-            retain_retired: self.retain_retired.unwrap_or(d.retain_retired),
-            max_published: self.max_published.unwrap_or(d.max_published),
-            alert_grace: self.alert_grace.unwrap_or(d.alert_grace),
-        })
+        Policy::new(self)
     }
 }
 
@@ -312,10 +305,33 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// Checks the rules that make a policy workable and returns it unchanged.
-    pub fn new(p: Policy) -> Result<Policy, PolicyError> {
-        let fail = |msg: String| Err(PolicyError(msg));
-        let zero = Span(TimeDelta::zero());
+    /// The policy from settings as the config writes them (built-in defaults for what is not
+    /// set), checked: settings that can not work together are refused, naming them.
+    pub fn new(settings: &PolicyOverrides) -> Result<Policy, PolicyError> {
+        let d = Policy::default();
+        let p = Policy {
+            promotion: settings.promotion.unwrap_or(d.promotion),
+            key_size: settings.key_size.unwrap_or(d.key_size),
+            algorithm: settings.algorithm.unwrap_or(d.algorithm),
+            rotate_after: settings.rotate_after.unwrap_or(d.rotate_after),
+            publish_ahead: settings.publish_ahead.unwrap_or(d.publish_ahead),
+            overlap: settings.overlap.unwrap_or(d.overlap),
+            max_age: settings.max_age.unwrap_or(d.max_age),
+            warn_before: settings.warn_before.unwrap_or(d.warn_before),
+            critical_before: settings.critical_before.unwrap_or(d.critical_before),
+            retain_retired: settings.retain_retired.unwrap_or(d.retain_retired),
+            max_published: settings.max_published.unwrap_or(d.max_published),
+            alert_grace: settings.alert_grace.unwrap_or(d.alert_grace),
+        };
+        p.check_spans()?;
+        p.check_lengths()?;
+        p.check_settings()?;
+        Ok(p)
+    }
+
+    /// Every span that must be positive is.
+    fn check_spans(&self) -> Result<(), PolicyError> {
+        let p = self;
         for (name, span) in [
             ("rotate_after", p.rotate_after),
             ("max_age", p.max_age),
@@ -323,59 +339,119 @@ impl Policy {
             ("warn_before", p.warn_before),
             ("critical_before", p.critical_before),
         ] {
-            if span <= zero {
-                return fail(format!("{name} = \"{span}\" must be longer than zero"));
+            if span <= Span(TimeDelta::zero()) {
+                return Err(PolicyError(format!("{name} = \"{span}\" must be longer than zero")));
             }
         }
+        Ok(())
+    }
+
+    /// The spans fit together: keys neither pile up nor expire in use.
+    fn check_lengths(&self) -> Result<(), PolicyError> {
+        let p = self;
         if p.max_age > Span::days(365) {
-            return fail(format!(
+            return Err(PolicyError(format!(
                 "max_age = \"{}\" is longer than 365d; Maskinporten keeps a key at most one year",
                 p.max_age
-            ));
+            )));
         }
         if p.publish_ahead.0 + p.overlap.0 >= p.rotate_after.0 {
-            return fail(format!(
+            return Err(PolicyError(format!(
                 "publish_ahead + overlap ({} + {}) must be shorter than rotate_after ({}), or keys pile up: shorten publish_ahead or overlap, or raise rotate_after",
                 p.publish_ahead, p.overlap, p.rotate_after
-            ));
+            )));
         }
         if p.rotate_after.0 + p.publish_ahead.0 + p.overlap.0 >= p.max_age.0 {
-            return fail(format!(
+            return Err(PolicyError(format!(
                 "rotate_after + publish_ahead + overlap ({} + {} + {}) must be shorter than max_age ({}), or keys expire while still in use",
                 p.rotate_after, p.publish_ahead, p.overlap, p.max_age
-            ));
+            )));
         }
         if p.rotate_after.0 + p.publish_ahead.0 + p.warn_before.0 >= p.max_age.0 {
-            return fail(format!(
+            return Err(PolicyError(format!(
                 "rotate_after + publish_ahead + warn_before ({} + {} + {}) must be shorter than max_age ({}): otherwise every current key on schedule is within warn_before of its expiry before it is replaced, so each run makes a new key and WARNING never clears; shorten warn_before or rotate_after",
                 p.rotate_after, p.publish_ahead, p.warn_before, p.max_age
-            ));
+            )));
         }
+        Ok(())
+    }
+
+    /// The other settings: promotion, the alert tiers, `max_published`.
+    fn check_settings(&self) -> Result<(), PolicyError> {
+        let p = self;
         if p.promotion == Promotion::AfterDelay && p.publish_ahead < Span::hours(1) {
-            return fail(format!(
+            return Err(PolicyError(format!(
                 "publish_ahead = \"{}\" is too short for promotion = \"after-delay\": a key would be promoted in the run that made it, before anyone uploaded it to Maskinporten; set publish_ahead to at least 1h (the default is 7d)",
                 p.publish_ahead
-            ));
+            )));
         }
         if p.critical_before > p.warn_before {
-            return fail(format!(
+            return Err(PolicyError(format!(
                 "critical_before (\"{}\") must not be longer than warn_before (\"{}\")",
                 p.critical_before, p.warn_before
-            ));
+            )));
         }
         if !(2..=5).contains(&p.max_published) {
-            return fail(format!(
+            return Err(PolicyError(format!(
                 "max_published = {} must be between 2 and 5: Maskinporten accepts at most 5 keys, and rotation needs room for two",
                 p.max_published
-            ));
+            )));
         }
         if p.promotion == Promotion::Verified {
-            return fail(
+            return Err(PolicyError(
                 "promotion = \"verified\" is not available yet: use \"manual\" (promote after uploading) or \"after-delay\""
                     .to_owned(),
-            );
+            ));
         }
-        Ok(p)
+        Ok(())
+    }
+
+    pub fn promotion(&self) -> Promotion {
+        self.promotion
+    }
+
+    pub fn key_size(&self) -> KeySize {
+        self.key_size
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    pub fn rotate_after(&self) -> Span {
+        self.rotate_after
+    }
+
+    pub fn publish_ahead(&self) -> Span {
+        self.publish_ahead
+    }
+
+    pub fn overlap(&self) -> Span {
+        self.overlap
+    }
+
+    pub fn max_age(&self) -> Span {
+        self.max_age
+    }
+
+    pub fn warn_before(&self) -> Span {
+        self.warn_before
+    }
+
+    pub fn critical_before(&self) -> Span {
+        self.critical_before
+    }
+
+    pub fn retain_retired(&self) -> Span {
+        self.retain_retired
+    }
+
+    pub fn max_published(&self) -> u32 {
+        self.max_published
+    }
+
+    pub fn alert_grace(&self) -> Span {
+        self.alert_grace
     }
 }
 
@@ -401,7 +477,7 @@ mod tests {
 
     #[test]
     fn defaults_are_consistent() {
-        assert_eq!(Policy::new(Policy::default()).unwrap(), Policy::default());
+        assert_eq!(Policy::new(&PolicyOverrides::default()).unwrap(), Policy::default());
     }
 
     #[test]

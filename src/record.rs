@@ -104,5 +104,5 @@ impl KeyRecord {
 
 /// A kid's hard end of life under `policy`: the date in its suffix plus `max_age`.
 pub fn expiry(kid: &Kid, policy: &Policy) -> DateTime<Utc> {
-    kid.date().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + policy.max_age.delta()
+    kid.date().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + policy.max_age().delta()
 }

@@ -35,7 +35,7 @@ pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Result<Work
     }
     let reminder = config.alerts.reminder.delta();
     let notifier = Notifier::new(sinks, reminder, metrics.clone());
-    let check_every = config.alerts.check_every.delta().to_std().unwrap_or_default();
+    let check_every = config.alerts.check_every.to_std();
     Ok(Worker::new(
         engine,
         config.targets(),

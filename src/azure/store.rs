@@ -56,7 +56,7 @@ pub struct VaultStore {
 impl VaultStore {
     /// A store over `vault` for these key sets (names checked by the caller).
     pub(crate) fn new(vault: Vault, config: &AzureConfig, sets: HashMap<KeySet, SetInfo>) -> Self {
-        let std = |span: crate::policy::Span| span.delta().to_std().unwrap_or_default();
+        let std = crate::policy::Span::to_std;
         VaultStore {
             vault,
             prefix: config.secret_prefix.clone(),

@@ -46,7 +46,8 @@ fn epoch(t: DateTime<Utc>) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(t.timestamp()).ok()
 }
 
-fn to_std(span: crate::policy::Span) -> Duration {
+/// A span as the SDK's `time::Duration`.
+fn sdk_duration(span: crate::policy::Span) -> Duration {
     Duration::milliseconds(span.delta().num_milliseconds())
 }
 
@@ -65,10 +66,10 @@ impl Vault {
         let retry = &config.retry;
         let client_options = ClientOptions {
             retry: RetryOptions::exponential(ExponentialRetryOptions {
-                initial_delay: to_std(retry.initial_delay),
+                initial_delay: sdk_duration(retry.initial_delay),
                 max_retries: retry.max_retries,
-                max_total_elapsed: to_std(retry.max_elapsed),
-                max_delay: to_std(retry.max_delay),
+                max_total_elapsed: sdk_duration(retry.max_elapsed),
+                max_delay: sdk_duration(retry.max_delay),
             }),
             transport: transport.map(Transport::new),
             ..Default::default()

@@ -14,7 +14,7 @@ use crate::engine::{Engine, SetReport};
 use crate::findings::{self, Severity};
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle::{self, CLOCK_SKEW};
-use crate::planner::Request;
+use crate::planner::{Request, Retire};
 use crate::policy::Target;
 use crate::publish::PublishedSet;
 
@@ -81,7 +81,7 @@ pub async fn run(cli: Cli) -> Exit {
                 Ok(kid) => kid,
                 Err(e) => return usage(anyhow!("{e}")),
             };
-            let request = Request { retire: Some((kid, force)), ..Request::default() };
+            let request = Request { retire: Some(Retire { kid, force }), ..Request::default() };
             match write_time(at, fixed, allow_future) {
                 Ok(now) => rotate(&config, &[set], now, &request, false).await,
                 Err(exit) => return exit,

@@ -73,7 +73,7 @@ impl StoreConfig {
     /// How long a run waits for another run's lock.
     pub fn lock_timeout(&self) -> Duration {
         match self {
-            StoreConfig::File { lock_timeout, .. } => lock_timeout.delta().to_std().unwrap_or_default(),
+            StoreConfig::File { lock_timeout, .. } => lock_timeout.to_std(),
             StoreConfig::AzureKeyVault(_) => Duration::from_secs(30),
         }
     }

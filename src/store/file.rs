@@ -381,7 +381,7 @@ mod tests {
         let (policy, now) = (Policy::default(), "2026-11-21T06:00:00Z".parse().expect("now"));
         for set in sets {
             let kid: Kid = format!("{set}.2026-11-21").parse().expect("kid");
-            let key = keys.generate(kid, policy.key_size, policy.algorithm).expect("key");
+            let key = keys.generate(kid, policy.key_size(), policy.algorithm()).expect("key");
             let record = KeyRecord::new(key.public().clone(), Stage::Current, now);
             store.create(&record, &key).await.expect("create");
         }

@@ -93,7 +93,7 @@ impl Worker {
         notifier: Notifier,
         check_every: Duration,
     ) -> Self {
-        let jitter = schedule.config().jitter.delta().to_std().unwrap_or_default();
+        let jitter = schedule.config().jitter.to_std();
         let health = Arc::new(Health::new(Duration::from_secs(600) + jitter));
         let worker = Worker {
             engine,

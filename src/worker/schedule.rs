@@ -115,7 +115,7 @@ impl Schedule {
 
     /// A random delay of up to `jitter` before a run.
     pub fn jitter(&self) -> Duration {
-        let max = self.config.jitter.delta().to_std().unwrap_or_default();
+        let max = self.config.jitter.to_std();
         if max.is_zero() {
             return max;
         }
@@ -143,7 +143,7 @@ impl Schedule {
 
     /// How long shutdown waits for the key set in progress.
     pub fn shutdown_timeout(&self) -> Duration {
-        self.config.shutdown_timeout.delta().to_std().unwrap_or_default()
+        self.config.shutdown_timeout.to_std()
     }
 }
 

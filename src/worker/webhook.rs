@@ -27,7 +27,7 @@ impl WebhookAlerter {
     /// Reads the URL (from the environment for `url_env`) and builds the HTTP client.
     pub fn new(config: &WebhookConfig) -> Result<Self, ConfigError> {
         let url = config.resolve_url()?;
-        let timeout = config.timeout.delta().to_std().unwrap_or(Duration::from_secs(10));
+        let timeout = config.timeout.to_std();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("jwk-rotator/", env!("CARGO_PKG_VERSION")))

@@ -210,7 +210,7 @@ async fn a_key_set_missing_from_a_load_is_an_error_never_an_empty_set() {
 #[test]
 fn status_reports_two_current_keys_a_never_published_current_key_and_a_future_key() {
     let set: KeySet = "a-TEST".parse().expect("set");
-    let policy = Policy { promotion: Promotion::AfterDelay, ..Policy::default() };
+    let policy = crate::support::policy(Promotion::AfterDelay);
     let now = at(T0);
     let record = |kid: &str, stage: Stage, created: &str| {
         let kid: Kid = kid.parse().expect("kid");
@@ -240,7 +240,7 @@ mod reported {
     use chrono::{DateTime, TimeDelta, Utc};
     use jwk_rotator::findings::{self, FindingKind};
     use jwk_rotator::kid::KeySet;
-    use jwk_rotator::policy::Policy;
+
     use jwk_rotator::record::{KeyRecord, Stage};
     use proptest::prelude::*;
 
@@ -291,7 +291,10 @@ mod reported {
             max_published in 2u32..=5,
         ) {
             let now = at("2026-11-21T06:00:00Z");
-            let policy = Policy::new(Policy { max_published, ..Policy::default() }).expect("policy");
+            let policy = crate::support::with(jwk_rotator::policy::PolicyOverrides {
+                max_published: Some(max_published),
+                ..Default::default()
+            });
             let set: KeySet = "a-TEST".parse().expect("set");
             let recs = records(&shapes, now);
             let found = findings::evaluate(&set, Ok(&recs), &policy, now);
@@ -332,8 +335,8 @@ mod engine_histories {
     use std::sync::Arc;
 
     use chrono::{DateTime, TimeDelta, Utc};
-    use jwk_rotator::planner::Request;
-    use jwk_rotator::policy::{Policy, Promotion};
+    use jwk_rotator::planner::{Request, Retire};
+    use jwk_rotator::policy::Promotion;
     use jwk_rotator::record::{KeyRecord, Stage};
     use jwk_rotator::store::MemoryStore;
     use proptest::prelude::*;
@@ -395,7 +398,7 @@ mod engine_histories {
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             let promotion = if after_delay { Promotion::AfterDelay } else { Promotion::Manual };
-            let policy = Policy { promotion, ..Policy::default() };
+            let policy = crate::support::policy(promotion);
             let store = Arc::new(MemoryStore::new());
             let (engine, _) = engine(store.clone());
             let mut now = at("2026-06-01T06:00:00Z");
@@ -416,7 +419,7 @@ mod engine_histories {
                             let Some(kid) = before.get(i % before.len().max(1)).map(|r| r.kid.clone()) else { continue };
                             let set = kid.key_set().to_string();
                             let targets = crate::support::targets(&[set.as_str()], &policy);
-                            let retire = Request { retire: Some((kid, *force)), ..Request::default() };
+                            let retire = Request { retire: Some(Retire { kid, force: *force }), ..Request::default() };
                             let _ = engine.run(&targets, now, &retire).await.expect("run");
                             check(&before, &store.records(), now)?;
                             continue;

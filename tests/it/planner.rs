@@ -4,8 +4,8 @@ use jwk_rotator::findings::{self, FindingKind, Severity};
 use jwk_rotator::jwk::PublicJwk;
 use jwk_rotator::kid::{KeySet, Kid};
 use jwk_rotator::lifecycle;
-use jwk_rotator::planner::{Action, Plan, Request, plan};
-use jwk_rotator::policy::{Policy, Promotion, Span};
+use jwk_rotator::planner::{Action, Plan, Request, Retire, plan};
+use jwk_rotator::policy::{Policy, PolicyOverrides, Promotion, Span};
 use jwk_rotator::publish::PublishedSet;
 use jwk_rotator::record::{KeyRecord, Stage};
 use proptest::prelude::*;
@@ -53,7 +53,7 @@ fn check_invariants(
     assert!(before.is_empty() || !after.is_empty(), "purged empty: {before:?}");
     let had_current = before.iter().any(|r| r.stage == Stage::Current);
     if !after.is_empty() && currents.is_empty() {
-        let forced = request.retire.as_ref().is_some_and(|(_, force)| *force);
+        let forced = request.retire.as_ref().is_some_and(|r| r.force);
         assert!(forced || !had_current, "the current key was lost without `retire --force`: {after:?}");
     }
     // No key is current in the run that made it, bar the first key of an empty key set; a
@@ -72,14 +72,14 @@ fn check_invariants(
                 );
                 if !request.promote && request.retire.is_none() {
                     let waited = now - was.published.expect("published");
-                    assert!(waited >= policy.publish_ahead.delta(), "{kid} promoted after {waited}");
+                    assert!(waited >= policy.publish_ahead().delta(), "{kid} promoted after {waited}");
                 }
             }
             _ => {}
         }
     }
     let public = published(&after);
-    assert!(public.len() <= policy.max_published as usize, "{} published: {public:?}", public.len());
+    assert!(public.len() <= policy.max_published() as usize, "{} published: {public:?}", public.len());
     let set = plan.key_set.clone();
     let outputs = PublishedSet::from_records(&set, &after, policy);
     for text in [outputs.jwks_json(), outputs.maskinporten_json()] {
@@ -117,17 +117,17 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn a_policy() -> impl Strategy<Value = Policy> {
+fn a_policy() -> impl Strategy<Value = PolicyOverrides> {
     (any::<bool>(), 0i64..=10, 1i64..=20, 40i64..=120, 2u32..=5, 0i64..=40).prop_map(
-        |(after_delay, ahead, overlap, rotate, max_published, retain)| Policy {
-            promotion: if after_delay { Promotion::AfterDelay } else { Promotion::Manual },
+        |(after_delay, ahead, overlap, rotate, max_published, retain)| PolicyOverrides {
+            promotion: Some(if after_delay { Promotion::AfterDelay } else { Promotion::Manual }),
             // after-delay needs publish_ahead of at least 1h (a key is never promoted at once)
-            publish_ahead: Span::days(if after_delay { ahead.max(1) } else { ahead }),
-            overlap: Span::days(overlap),
-            rotate_after: Span::days(rotate),
-            max_published,
-            retain_retired: Span::days(retain),
-            ..Policy::default()
+            publish_ahead: Some(Span::days(if after_delay { ahead.max(1) } else { ahead })),
+            overlap: Some(Span::days(overlap)),
+            rotate_after: Some(Span::days(rotate)),
+            max_published: Some(max_published),
+            retain_retired: Some(Span::days(retain)),
+            ..PolicyOverrides::default()
         },
     )
 }
@@ -140,7 +140,7 @@ proptest! {
         policy in a_policy(),
         history in prop::collection::vec((0i64..50, 0i64..24, op()), 1..40),
     ) {
-        let policy = Policy::new(policy).expect("strategy makes valid policies");
+        let policy = Policy::new(&policy).expect("strategy makes valid policies");
         let mut now = at("2026-01-01T00:00:00Z");
         let steps = history.into_iter().map(|(d, h, op)| {
             now += TimeDelta::days(d) + TimeDelta::hours(h);
@@ -157,7 +157,7 @@ proptest! {
         policy in a_policy(),
         history in prop::collection::vec((-365i64..=365, 0i64..24, op()), 1..40),
     ) {
-        let policy = Policy::new(policy).expect("strategy makes valid policies");
+        let policy = Policy::new(&policy).expect("strategy makes valid policies");
         let start = at("2026-06-01T00:00:00Z");
         let mut day = 0i64;
         let steps: Vec<_> = history
@@ -174,13 +174,13 @@ proptest! {
         let last = steps.iter().map(|(t, _)| *t).max().unwrap_or(start) + TimeDelta::days(2);
         let set = set("testklient-TEST");
         let mut recs = recs;
-        for d in 0..(policy.publish_ahead.delta().num_days() + 3) {
+        for d in 0..(policy.publish_ahead().delta().num_days() + 3) {
             let now = last + TimeDelta::days(d);
             let p = plan_ok(&set, &recs, &policy, now, &Request::default());
             check_invariants(&recs, &p, &policy, now, &Request::default());
             recs = outcome(&p);
         }
-        let now = last + TimeDelta::days(policy.publish_ahead.delta().num_days() + 2);
+        let now = last + TimeDelta::days(policy.publish_ahead().delta().num_days() + 2);
         let stuck: Vec<_> = recs
             .iter()
             .filter(|r| r.stage == Stage::Pending && lifecycle::is_future_dated(r, now))
@@ -199,7 +199,9 @@ fn replay(policy: &Policy, steps: impl IntoIterator<Item = (DateTime<Utc>, Op)>)
             Op::Force => Request { force: true, ..Request::default() },
             Op::Promote => Request { promote: true, ..Request::default() },
             Op::Retire { pick, force } => match recs.get(pick % recs.len().max(1)) {
-                Some(r) => Request { retire: Some((r.kid.clone(), force)), ..Request::default() },
+                Some(r) => {
+                    Request { retire: Some(Retire { kid: r.kid.clone(), force }), ..Request::default() }
+                }
                 None => Request::default(),
             },
         };
@@ -226,13 +228,13 @@ fn simulate(policy: &Policy, days_run: i64, mut each: impl FnMut(DateTime<Utc>, 
 
 #[test]
 fn three_years_after_delay_never_nears_expiry_and_publishes_at_most_three() {
-    let policy = Policy { promotion: Promotion::AfterDelay, ..Policy::default() };
+    let policy = crate::support::policy(Promotion::AfterDelay);
     let (mut promotions, mut most) = (0, 0);
     let mut last_current = None;
     simulate(&policy, 3 * 365, |now, recs| {
         let current = recs.iter().find(|r| r.stage == Stage::Current).expect("a current key");
         let left = current.expires(&policy) - now;
-        assert!(left > policy.critical_before.delta(), "{} within critical_before on {now}", current.kid);
+        assert!(left > policy.critical_before().delta(), "{} within critical_before on {now}", current.kid);
         let set = set("testklient-PROD");
         let found = findings::evaluate(&set, Ok(recs), &policy, now);
         assert!(found.is_empty(), "{now}: {found:?}");
@@ -252,7 +254,7 @@ fn three_years_after_delay_never_nears_expiry_and_publishes_at_most_three() {
 #[test]
 fn manual_pending_key_nobody_promotes_raises_a_warning_and_stays_pending() {
     let policy = Policy::default();
-    assert_eq!(policy.promotion, Promotion::Manual);
+    assert_eq!(policy.promotion(), Promotion::Manual);
     let set = set("testklient-PROD");
     let mut warned = None;
     simulate(&policy, 130, |now, recs| {
@@ -274,7 +276,7 @@ fn manual_pending_key_nobody_promotes_raises_a_warning_and_stays_pending() {
 
 #[test]
 fn reasons_say_why() {
-    let policy = Policy { promotion: Promotion::AfterDelay, ..Policy::default() };
+    let policy = crate::support::policy(Promotion::AfterDelay);
     let set = set("testklient-TEST");
     let t0 = at("2026-11-21T06:00:00Z");
     let p = plan_ok(&set, &[], &policy, t0, &Request::default());
@@ -297,15 +299,20 @@ fn retiring_the_only_usable_key_is_refused_without_force() {
     let t0 = at("2026-11-21T06:00:00Z");
     let recs = outcome(&plan_ok(&set, &[], &policy, t0, &Request::default()));
     let kid = recs[0].kid.clone();
-    let refused =
-        plan(&set, &recs, &policy, t0, &Request { retire: Some((kid.clone(), false)), ..Request::default() });
+    let refused = plan(
+        &set,
+        &recs,
+        &policy,
+        t0,
+        &Request { retire: Some(Retire { kid: kid.clone(), force: false }), ..Request::default() },
+    );
     assert!(refused.unwrap_err().0.contains("only key applications"));
     let forced = plan_ok(
         &set,
         &recs,
         &policy,
         t0,
-        &Request { retire: Some((kid.clone(), true)), ..Request::default() },
+        &Request { retire: Some(Retire { kid: kid.clone(), force: true }), ..Request::default() },
     );
     let after = outcome(&forced);
     // The new key is never current in the run that made it: it waits for upload and promote.
@@ -328,7 +335,7 @@ fn retiring_the_current_key_hands_over_only_to_a_key_published_earlier() {
     let old = recs[0].kid.clone();
     let t1 = t0 + days(1);
     let recs = outcome(&plan_ok(&set, &recs, &policy, t1, &Request { force: true, ..Request::default() }));
-    let retire = Request { retire: Some((old.clone(), false)), ..Request::default() };
+    let retire = Request { retire: Some(Retire { kid: old.clone(), force: false }), ..Request::default() };
     assert!(plan(&set, &recs, &policy, t1, &retire).is_err(), "pending key published in this very run");
     let p = plan_ok(&set, &recs, &policy, t1 + TimeDelta::hours(1), &retire);
     let after = outcome(&p);

@@ -259,7 +259,11 @@ where
     Fut: std::future::Future<Output = Box<dyn Backend>>,
 {
     let retain = jwk_rotator::policy::Span::days(10);
-    let pol = Policy { promotion: Promotion::AfterDelay, retain_retired: retain, ..Policy::default() };
+    let pol = crate::support::with(jwk_rotator::policy::PolicyOverrides {
+        promotion: Some(Promotion::AfterDelay),
+        retain_retired: Some(retain),
+        ..Default::default()
+    });
     let targets = targets(&["crashy-TEST", "promo-TEST", "fresh-TEST"], &pol);
     let t0 = at("2026-01-01T06:00:00Z");
     let t = t0 + days(214);

@@ -7,7 +7,7 @@ use jwk_rotator::engine::Engine;
 use jwk_rotator::keygen::FixtureGenerator;
 use jwk_rotator::kid::KeySet;
 use jwk_rotator::policy::Target;
-use jwk_rotator::policy::{Policy, Promotion};
+use jwk_rotator::policy::{Policy, PolicyOverrides, Promotion};
 use jwk_rotator::publish::MemoryPublisher;
 use jwk_rotator::store::KeyStore;
 
@@ -26,7 +26,12 @@ pub fn set(name: &str) -> KeySet {
 }
 
 pub fn policy(promotion: Promotion) -> Policy {
-    Policy { promotion, ..Policy::default() }
+    with(PolicyOverrides { promotion: Some(promotion), ..PolicyOverrides::default() })
+}
+
+/// The policy from these settings, as the config loader makes it (and checks it).
+pub fn with(settings: PolicyOverrides) -> Policy {
+    Policy::new(&settings).expect("a policy the loader accepts")
 }
 
 pub fn targets(names: &[&str], policy: &Policy) -> Vec<Target> {

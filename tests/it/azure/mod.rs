@@ -20,8 +20,8 @@ use jwk_rotator::engine::{Engine, SetReport};
 use jwk_rotator::keygen::FixtureGenerator;
 use jwk_rotator::kid::KeySet;
 use jwk_rotator::planner::Request;
+use jwk_rotator::policy::Promotion;
 use jwk_rotator::policy::Target;
-use jwk_rotator::policy::{Policy, Promotion};
 use jwk_rotator::publish::MemoryPublisher;
 use jwk_rotator::record::{KeyRecord, Stage};
 use jwk_rotator::store::KeyStore;
@@ -51,7 +51,7 @@ pub fn azure_config(url: &str, extra: &str) -> AzureConfig {
 
 /// A client with `envs`, the default policy in `mode`, and a consumer secret template.
 pub fn client(name: &str, envs: &[&str], consumer: Option<&str>, mode: Promotion) -> ClientConfig {
-    let policy = Policy { promotion: mode, ..Policy::default() };
+    let policy = crate::support::policy(mode);
     ClientConfig {
         name: name.parse().expect("client name"),
         environments: envs.iter().map(|e| e.parse().expect("env")).collect(),
