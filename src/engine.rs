@@ -434,19 +434,15 @@ impl SetRun<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keygen::FixtureGenerator;
+
     use crate::policy::Policy;
-    use crate::publish::MemoryPublisher;
+
     use crate::store::MemoryStore;
 
-    fn fixture_engine(store: Arc<MemoryStore>) -> Engine {
-        let keys = include_str!("../tests/data/fixture-keys.b64");
-        let keygen = Arc::new(FixtureGenerator::from_lines(keys).expect("fixture keys"));
-        Engine::new(store, keygen, Arc::new(MemoryPublisher::default()))
-    }
+    use crate::testing::at;
 
-    fn at(s: &str) -> DateTime<Utc> {
-        s.parse().expect("time")
+    fn fixture_engine(store: Arc<MemoryStore>) -> Engine {
+        crate::testing::engine(store).0
     }
 
     /// A key set whose first key is current and whose second waits, published at `published`.

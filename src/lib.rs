@@ -20,4 +20,6 @@ pub mod publish;
 pub mod record;
 pub mod redact;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod worker;

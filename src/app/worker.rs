@@ -56,7 +56,9 @@ pub async fn run(config: &Config, start: Option<DateTime<Utc>>) -> Result<(), Ap
         file: config.file.clone(),
         source,
     })?;
-    info!(listen = %listen, "serving /healthz and /metrics");
+    // The bound address, so that `listen = "127.0.0.1:0"` (any free port) tells where it is.
+    let bound = listener.local_addr().unwrap_or(listen);
+    info!(listen = %bound, "serving /healthz and /metrics");
     let state = ServerState {
         metrics: worker.metrics.clone(),
         health: worker.health.clone(),

@@ -88,27 +88,32 @@ pub fn store_error(vault: &str, action: &str, role: &str, e: &azure_core::Error)
             u16::from(status),
             chain(e)
         )),
-        None => match e.kind() {
-            ErrorKind::Credential => StoreError::Unavailable(format!(
-                "could not get a token for Key Vault {vault}: {}; check the [store] credential setting and its environment",
+        None => transport_error(vault, action, e),
+    }
+}
+
+/// An SDK error without an HTTP status: no token, no connection, a refused certificate.
+fn transport_error(vault: &str, action: &str, e: &azure_core::Error) -> StoreError {
+    match e.kind() {
+        ErrorKind::Credential => StoreError::Unavailable(format!(
+            "could not get a token for Key Vault {vault}: {}; check the [store] credential setting and its environment",
+            chain(e)
+        )),
+        ErrorKind::Io | ErrorKind::Connection if chain(e).contains("invalid peer certificate") => {
+            StoreError::Unavailable(format!(
+                "cannot reach Key Vault at {vault} ({action}): {}; the server's TLS certificate was refused: for an emulator, set ca_cert to its certificate (a self-signed one works as it is) or to the CA that signed it; the certificate must name the host of vault_url in its subjectAltName and be within its dates, e.g. openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem",
                 chain(e)
-            )),
-            ErrorKind::Io | ErrorKind::Connection if chain(e).contains("invalid peer certificate") => {
-                StoreError::Unavailable(format!(
-                    "cannot reach Key Vault at {vault} ({action}): {}; the server's TLS certificate was refused: for an emulator, set ca_cert to its certificate (a self-signed one works as it is) or to the CA that signed it; the certificate must name the host of vault_url in its subjectAltName and be within its dates, e.g. openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem",
-                    chain(e)
-                ))
-            }
-            ErrorKind::Io | ErrorKind::Connection => StoreError::Unavailable(format!(
-                "cannot reach Key Vault at {vault} ({action}): {}; check vault_url, DNS and the network, and for an emulator with its own certificate set ca_cert",
-                chain(e)
-            )),
-            _ if chain(e).contains("challenge resource") => StoreError::Unavailable(format!(
-                "Key Vault {vault}: {action}: {}; a real vault's URL ends in .vault.azure.net, and for an emulator set verify_challenge_resource = false in [store]",
-                chain(e)
-            )),
-            _ => StoreError::Failed(format!("Key Vault {vault}: {action} failed: {}", chain(e))),
-        },
+            ))
+        }
+        ErrorKind::Io | ErrorKind::Connection => StoreError::Unavailable(format!(
+            "cannot reach Key Vault at {vault} ({action}): {}; check vault_url, DNS and the network, and for an emulator with its own certificate set ca_cert",
+            chain(e)
+        )),
+        _ if chain(e).contains("challenge resource") => StoreError::Unavailable(format!(
+            "Key Vault {vault}: {action}: {}; a real vault's URL ends in .vault.azure.net, and for an emulator set verify_challenge_resource = false in [store]",
+            chain(e)
+        )),
+        _ => StoreError::Failed(format!("Key Vault {vault}: {action} failed: {}", chain(e))),
     }
 }
 

@@ -51,54 +51,50 @@ pub async fn run(cli: Cli) -> Exit {
             return bad_input;
         }
     };
+    dispatch(cli.command, &config, fixed).await.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        Exit::FAILED
+    })
+}
+
+/// One command over the loaded config; `fixed` is `JWK_ROTATOR_NOW`.
+async fn dispatch(command: Command, config: &Config, fixed: Option<DateTime<Utc>>) -> anyhow::Result<Exit> {
     let clock = |at: Option<DateTime<Utc>>| clock(at, fixed);
-    let result = match cli.command {
+    match command {
         Command::Rotate { sets, force, dry_run, at, allow_future, exit_on, format } => {
+            let Ok(now) = write_time(at, fixed, allow_future || dry_run) else { return Ok(Exit::USAGE) };
             let request = Request { force, ..Request::default() };
-            let now = match write_time(at, fixed, allow_future || dry_run) {
-                Ok(now) => now,
-                Err(exit) => return exit,
-            };
             let args = RotateArgs { sets: &sets, now, request, dry_run, exit_on, format };
-            super::rotate::rotate(&config, args).await
+            super::rotate::rotate(config, args).await
         }
-        Command::Plan { sets, at, format } => rotate_plan(&config, &sets, clock(at), format).await,
-        Command::Status { sets, format, at } => return status(&config, &sets, clock(at), format).await,
-        Command::Jwks { set, format, kid: None } => jwks(&config, &set, format).await,
-        Command::Jwks { set, format, kid: Some(kid) } => jwks_key(&config, &set, &kid, format).await,
+        Command::Plan { sets, at, format } => rotate_plan(config, &sets, clock(at), format).await,
+        Command::Status { sets, format, at } => Ok(status(config, &sets, clock(at), format).await),
+        Command::Jwks { set, format, kid: None } => jwks(config, &set, format).await,
+        Command::Jwks { set, format, kid: Some(kid) } => jwks_key(config, &set, &kid, format).await,
         Command::ExportKey { set, kid, base64 } => {
-            export_key(&config, &set, kid.as_deref(), base64, clock(None)).await
+            export_key(config, &set, kid.as_deref(), base64, clock(None)).await
         }
         Command::Promote { set, at, allow_future } => {
-            let request = Request { promote: true, ..Request::default() };
-            match write_time(at, fixed, allow_future) {
-                Ok(now) => rotate(&config, &[set], now, &request, false).await,
-                Err(exit) => return exit,
-            }
+            let Ok(now) = write_time(at, fixed, allow_future) else { return Ok(Exit::USAGE) };
+            rotate(config, &[set], now, &Request { promote: true, ..Request::default() }, false).await
         }
         Command::Retire { set, kid, force, at, allow_future } => {
             let kid: Kid = match kid.parse() {
                 Ok(kid) => kid,
-                Err(e) => return usage(anyhow!("{e}")),
+                Err(e) => return Ok(usage(anyhow!("{e}"))),
             };
+            let Ok(now) = write_time(at, fixed, allow_future) else { return Ok(Exit::USAGE) };
             let request = Request { retire: Some(Retire { kid, force }), ..Request::default() };
-            match write_time(at, fixed, allow_future) {
-                Ok(now) => rotate(&config, &[set], now, &request, false).await,
-                Err(exit) => return exit,
-            }
+            rotate(config, &[set], now, &request, false).await
         }
         Command::Worker => {
             let start = fixed.inspect(|now| log_fixed_now("JWK_ROTATOR_NOW is set", *now));
-            crate::app::worker::run(&config, start).await.map(|()| Exit::OK).map_err(anyhow::Error::from)
+            crate::app::worker::run(config, start).await.map(|()| Exit::OK).map_err(anyhow::Error::from)
         }
-        // Answered above, before the config is read; here only to keep the match total.
+        // Answered before the config is read; here only to keep the match total.
         Command::Completions { shell } => Ok(super::generate::completions(shell)),
         Command::Man => Ok(super::generate::man_page()),
-    };
-    result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        Exit::FAILED
-    })
+    }
 }
 
 /// The time a command that writes runs at: `--at`, else `JWK_ROTATOR_NOW`, else the system

@@ -139,14 +139,19 @@ impl Metrics {
             ),
             registry: std::mem::take(r),
         };
-        m.start_time.set(started.timestamp());
+        m.seed(started);
+        m
+    }
+
+    /// The series that exist from the start: the start time, and zero findings and runs.
+    fn seed(&self, started: DateTime<Utc>) {
+        self.start_time.set(started.timestamp());
         for severity in [Severity::Warning, Severity::Critical, Severity::Unknown] {
-            m.findings.get_or_create(&severity_labels(severity)).set(0);
+            self.findings.get_or_create(&severity_labels(severity)).set(0);
         }
         for outcome in ["success", "failure"] {
-            m.runs.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc_by(0);
+            self.runs.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc_by(0);
         }
-        m
     }
 
     /// The metrics in the OpenMetrics text format that Prometheus scrapes.

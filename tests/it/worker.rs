@@ -7,9 +7,25 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{Project, T0};
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+/// The port the worker bound (it listens on port 0, any free port, and logs where): read from
+/// its log, which the returned thread keeps reading to the end.
+fn bound_port(child: &mut Child) -> (u16, std::thread::JoinHandle<String>) {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if let Some(at) = line.split("listen=127.0.0.1:").nth(1) {
+                let port: String = at.chars().take_while(char::is_ascii_digit).collect();
+                let _ = tx.send(port.parse::<u16>().unwrap_or(0));
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let port = rx.recv_timeout(Duration::from_secs(20)).expect("the worker logs where it listens");
+    (port, reader)
 }
 
 /// `GET path` over plain HTTP/1.1; (status, body), or None while nothing listens.
@@ -50,11 +66,11 @@ fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> 
 
 #[test]
 fn worker_serves_health_and_metrics_and_exits_0_on_sigterm() {
-    let port = free_port();
-    let p = Project::new(&format!(
-        "[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Europe/Oslo\"\nrun_at_start = true\n\n[server]\nlisten = \"127.0.0.1:{port}\""
-    ));
+    let p = Project::new(
+        "[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Europe/Oslo\"\nrun_at_start = true\n\n[server]\nlisten = \"127.0.0.1:0\"",
+    );
     let mut child = start_worker(&p, T0);
+    let (port, log) = bound_port(&mut child);
     let start = Instant::now();
     let mut scrapes = 0;
     let health = loop {
@@ -90,8 +106,7 @@ fn worker_serves_health_and_metrics_and_exits_0_on_sigterm() {
     assert!(term.success());
     let status = wait(&mut child, Duration::from_secs(20)).expect("the worker exits within 20 s of SIGTERM");
     assert_eq!(status.code(), Some(0));
-    let mut log = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut log).expect("log");
+    let log = log.join().expect("the log");
     assert!(log.contains("SIGTERM: shutting down") && log.contains("worker stopped"), "{log}");
     assert!(!log.contains("\"d\":"), "no private key material in the log");
 }

@@ -17,7 +17,6 @@ use super::metrics::Metrics;
 use super::schedule::{Clock, Schedule, TokioClock};
 use crate::engine::Engine;
 use crate::jwk::PrivateJwk;
-use crate::keygen::FixtureGenerator;
 use crate::kid::{KeySet, Kid};
 use crate::planner::Request;
 use crate::policy::Policy;
@@ -27,16 +26,11 @@ use crate::record::KeyRecord;
 use crate::store::CountingStore;
 use crate::store::{KeyStore, Loaded, MemoryStore, StoreError, StoreLock};
 
-pub fn at(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
+pub use crate::testing::{at, fixtures};
 
+/// Targets with the default policy.
 pub fn targets(names: &[&str]) -> Vec<Target> {
-    names.iter().map(|n| Target { key_set: n.parse().unwrap(), policy: Policy::default() }).collect()
-}
-
-pub fn fixtures() -> Arc<FixtureGenerator> {
-    Arc::new(FixtureGenerator::from_lines(include_str!("../../../tests/data/fixture-keys.b64")).unwrap())
+    crate::testing::targets(names, &Policy::default())
 }
 
 pub fn engine(store: Arc<dyn KeyStore>, publisher: Arc<dyn Publisher>) -> Engine {

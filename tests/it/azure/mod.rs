@@ -17,7 +17,6 @@ use jwk_rotator::azure::{VaultStore, open_store_with};
 use jwk_rotator::config::ClientConfig;
 use jwk_rotator::config::azure::AzureConfig;
 use jwk_rotator::engine::{Engine, SetReport};
-use jwk_rotator::keygen::FixtureGenerator;
 use jwk_rotator::kid::KeySet;
 use jwk_rotator::planner::Request;
 use jwk_rotator::policy::Promotion;
@@ -26,7 +25,9 @@ use jwk_rotator::publish::MemoryPublisher;
 use jwk_rotator::record::{KeyRecord, Stage};
 use jwk_rotator::store::KeyStore;
 
+pub use crate::support::{days, engine, fixtures, set};
 pub use fake::FakeVault;
+
 /// The token the fake vault accepts, for tests elsewhere that run the binary against it.
 pub use fake::TOKEN as FAKE_TOKEN;
 use fake::net::{FakeCredential, RewriteTransport};
@@ -34,10 +35,6 @@ use fake::net::{FakeCredential, RewriteTransport};
 /// A fixed "now" for every test.
 pub fn t0() -> DateTime<Utc> {
     "2026-11-21T12:00:00Z".parse().expect("time")
-}
-
-pub fn days(n: i64) -> chrono::TimeDelta {
-    chrono::TimeDelta::days(n)
 }
 
 /// `[store]` settings for `url`, with quick retries so that throttling tests stay fast, and a
@@ -71,26 +68,12 @@ pub fn targets(clients: &[ClientConfig]) -> Vec<Target> {
         .collect()
 }
 
-pub fn set(name: &str) -> KeySet {
-    name.parse().expect("key set")
-}
-
-pub fn fixtures() -> Arc<FixtureGenerator> {
-    Arc::new(FixtureGenerator::from_lines(include_str!("../../data/fixture-keys.b64")).expect("fixtures"))
-}
-
 /// The vault store for `clients`, reaching `vault` through the SDK with an injected transport.
 pub fn store_with(vault: &FakeVault, clients: &[ClientConfig], extra: &str) -> Arc<VaultStore> {
     let config = azure_config(&vault.url(), extra);
     let transport = RewriteTransport::new(vault.addr);
     let store = open_store_with(&config, clients, Arc::new(FakeCredential), Some(transport)).expect("store");
     Arc::new(store)
-}
-
-/// An engine over `store` with fixture keys and an in-memory publisher.
-pub fn engine(store: Arc<dyn KeyStore>) -> (Engine, MemoryPublisher) {
-    let publisher = MemoryPublisher::default();
-    (Engine::new(store, fixtures(), Arc::new(publisher.clone())), publisher)
 }
 
 /// Runs once and insists that every key set succeeded.
