@@ -190,7 +190,7 @@ impl PrivateJwk {
             alg.parse().map_err(|_| JwkError::Unsupported("alg is not RS256, RS384 or RS512".to_owned()))?;
         let kid = raw.kid.ok_or(JwkError::Member("kid"))?;
         let kid = kid.parse().map_err(|_| {
-            JwkError::Unsupported("kid is not a kid (CLIENT-ENV.YYYY-MM-DD, with an optional -N)".to_owned())
+            JwkError::Unsupported("kid is not a kid (CLIENT-ENV.YYYY-MM-DD with an optional -N, or altinn-jwks 2.0's CLIENT-ENV.XXXX)".to_owned())
         })?;
         Ok(PrivateJwk {
             public: PublicJwk { kid, alg, n: member(raw.n, "n")?, e: member(raw.e, "e")? },

@@ -129,7 +129,7 @@ pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, String> {
     }
     // No message quotes a tag's value: a tag may hold anything, even a private value.
     let tagged: Kid = need(tag::KID)?.parse().map_err(|_| {
-        "has a `kid` tag that is not a kid (CLIENT-ENV.YYYY-MM-DD, with an optional -N)".to_owned()
+        "has a `kid` tag that is not a kid (CLIENT-ENV.YYYY-MM-DD with an optional -N, or CLIENT-ENV.XXXX)".to_owned()
     })?;
     if tagged != *kid {
         return Err(format!("is named for kid {kid} but its `kid` tag says {tagged}"));
