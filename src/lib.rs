@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod findings;
+pub mod import;
 pub mod jwk;
 pub mod keygen;
 pub mod kid;

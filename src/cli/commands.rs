@@ -91,6 +91,7 @@ pub async fn run(cli: Cli) -> Exit {
                 Err(exit) => return exit,
             }
         }
+        Command::Import { source } => super::import::import(&config, source, clock(None)).await,
         Command::Worker => {
             let start = fixed.inspect(|now| log_fixed_now("JWK_ROTATOR_NOW is set", *now));
             crate::worker::start::run(&config, start).await.map(|()| Exit::OK)

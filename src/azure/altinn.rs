@@ -1,0 +1,58 @@
+//! Reading an altinn-jwks Key Vault (secrets `{set}--priv`, `--pub`, `--key`, `--jwks`) for
+//! `import`, through the same client code, credential and `ca_cert` as the Key Vault store.
+//! Nothing here writes to the vault.
+
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::http::HttpClient;
+use zeroize::Zeroizing;
+
+use super::config::AzureConfig;
+use super::vault::Vault;
+use crate::store::StoreError;
+
+/// A vault that altinn-jwks wrote, opened read-only in spirit: only list and get are called.
+pub struct AltinnVault {
+    vault: Vault,
+}
+
+impl AltinnVault {
+    /// Opens `url` with the store's settings (credential, `ca_cert`, challenge check, retries).
+    pub fn open(config: &AzureConfig, url: &str) -> Result<AltinnVault, String> {
+        let credential = super::credential::credential(config, &super::credential::process_env)?;
+        Self::open_with(config, url, credential, None)
+    }
+
+    /// As [`AltinnVault::open`], with a given credential and HTTP client (tests).
+    pub fn open_with(
+        config: &AzureConfig,
+        url: &str,
+        credential: Arc<dyn TokenCredential>,
+        transport: Option<Arc<dyn HttpClient>>,
+    ) -> Result<AltinnVault, String> {
+        let parsed =
+            url::Url::parse(url).map_err(|e| format!("--from {url:?} is not a directory or a URL ({e})"))?;
+        if parsed.scheme() != "https" {
+            return Err(format!(
+                "--from {url:?}: a Key Vault URL must use https, such as https://my-vault.vault.azure.net/"
+            ));
+        }
+        let config = AzureConfig { vault_url: url.to_owned(), ..config.clone() };
+        Ok(AltinnVault { vault: Vault::new(&config, credential, transport)? })
+    }
+
+    pub fn url(&self) -> &str {
+        self.vault.url()
+    }
+
+    /// The names of the vault's enabled secrets (a listing holds no values).
+    pub async fn names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.vault.list().await?.into_iter().filter(|v| v.enabled).map(|v| v.name).collect())
+    }
+
+    /// The value of a secret's latest version.
+    pub async fn value(&self, name: &str) -> Result<Zeroizing<String>, StoreError> {
+        self.vault.latest_value(name).await
+    }
+}
