@@ -5,6 +5,7 @@ mod azure;
 mod cli;
 mod cli_errors;
 mod cli_outputs;
+mod import;
 mod lifecycle;
 mod planner;
 mod rotate_exit;
