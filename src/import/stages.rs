@@ -117,3 +117,105 @@ pub(super) fn check_names(plan: &mut SetPlan, ctx: &Context<'_>) {
     }
     plan.problems.extend(problems);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::read::{Found, Layout};
+    use crate::jwk::private_set_from_json;
+    use crate::policy::Policy;
+
+    const VECTOR: &str = include_str!("../../tests/data/testklient-TEST.2024-07-10.key.b64");
+
+    fn found(kids: &[&str]) -> Found {
+        let key = PrivateJwk::from_base64(VECTOR).expect("vector");
+        let members: Vec<String> = kids
+            .iter()
+            .map(|k| key.relabel(k.parse().expect("kid"), key.public().alg).to_json().as_str().to_owned())
+            .collect();
+        let json = format!("{{\"keys\":[{}]}}", members.join(","));
+        Found {
+            key_set: "a-TEST".parse().expect("set"),
+            layout: Layout::V2Directory,
+            sources: vec!["a-TEST.jwks.json".to_owned()],
+            private: private_set_from_json(json.as_bytes()).map_err(|e| e.to_string()),
+            public: None,
+            current: None,
+            problems: Vec::new(),
+        }
+    }
+
+    fn plan_of(found: &Found, existing: &[KeyRecord], vault: bool) -> SetPlan {
+        let policy = Policy::default();
+        let name = |kid: &Kid| crate::azure::layout::secret_name("jwk-", kid);
+        let ctx = Context {
+            policy: &policy,
+            client: "[[client]] a".to_owned(),
+            existing: Ok(existing),
+            secret_name: vault.then_some(&name as &dyn Fn(&Kid) -> Result<String, String>),
+            now: "2025-08-10T00:00:00Z".parse().expect("now"),
+        };
+        crate::import::plan::plan(found, &ctx)
+    }
+
+    #[test]
+    fn kids_that_differ_only_in_case_are_refused_for_key_vault_only() {
+        // The same key under two kids is refused anyway; here only the names matter.
+        let f = found(&["a-TEST.abcd", "a-TEST.ABCD"]);
+        let plan = plan_of(&f, &[], true);
+        assert!(
+            plan.problems
+                .iter()
+                .any(|p| p.contains("would both be Key Vault secret jwk-a-TEST--")
+                    && p.contains("ignore case")),
+            "{:?}",
+            plan.problems
+        );
+        let plan = plan_of(&f, &[], false);
+        assert!(!plan.problems.iter().any(|p| p.contains("ignore case")), "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn the_last_key_is_current_and_only_current_keys_come_from_current() {
+        let f = found(&["a-TEST.2025-06-01", "a-TEST.2025-07-01"]);
+        let plan = plan_of(&f, &[], false);
+        let stages: Vec<(String, Stage)> =
+            plan.keys.iter().map(|k| (k.record.kid.to_string(), k.record.stage)).collect();
+        assert_eq!(
+            stages,
+            [
+                ("a-TEST.2025-07-01".to_owned(), Stage::Current),
+                ("a-TEST.2025-06-01".to_owned(), Stage::Previous)
+            ]
+        );
+        let current = &plan.keys[0].record;
+        assert_eq!(
+            current.created,
+            "2025-07-01T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().expect("t")
+        );
+        assert!(
+            plan.problems.iter().any(|p| p.contains("hold the same key")),
+            "same key twice: {:?}",
+            plan.problems
+        );
+    }
+
+    #[test]
+    fn a_kid_that_may_hold_anything_is_not_quoted() {
+        let key = PrivateJwk::from_base64(VECTOR).expect("vector");
+        let d = serde_json::from_str::<serde_json::Value>(&key.to_json()).expect("json")["d"]
+            .as_str()
+            .expect("d")
+            .to_owned();
+        let json =
+            key.to_json().replace("\"kid\":\"testklient-TEST.2024-07-10\"", &format!("\"kid\":\"{d}\""));
+        let mut f = found(&["a-TEST.2025-07-01"]);
+        f.private =
+            private_set_from_json(format!("{{\"keys\":[{json}]}}").as_bytes()).map_err(|e| e.to_string());
+        let plan = plan_of(&f, &[], false);
+        let text = plan.problems.join("\n");
+        assert!(text.contains("a key whose kid is not a-TEST.SUFFIX (not shown)"), "{text}");
+        assert!(!text.contains(&d[..16]), "{text}");
+        assert!(!format!("{plan:?}").contains(&d[..16]), "Debug shows no private member");
+    }
+}
