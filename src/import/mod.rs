@@ -80,7 +80,7 @@ pub fn plan_all(
                 policy: &target.policy,
                 client: format!("[[client]] {}", f.key_set.client()),
                 existing: records_in(loaded, &f.key_set),
-                secret_name: name_of.as_ref().map(|f| f as &dyn Fn(&Kid) -> Result<String, String>),
+                secret_name: name_of.as_ref().map(|f| f as &plan::SecretName<'_>),
                 now,
             };
             let mut plan = plan::plan(f, &ctx);
@@ -158,7 +158,7 @@ fn check_shared_vault(
     if holds_current {
         plan.leave_consumer = true;
         plan.notes.push(format!(
-            "consumer secret {consumer} is altinn-jwks's current-key secret and holds the current key already: the import leaves it as it is, and the next promotion adds versions to it"
+            "consumer secret {consumer} is altinn-jwks's current-key secret and holds the current key already: the import leaves it as it is; the next rotate tags it, and promotions add versions to it"
         ));
     } else {
         plan.problems.push(format!(

@@ -52,6 +52,9 @@ impl SetPlan {
     }
 }
 
+/// The Key Vault secret name of a kid, or why it can not have one.
+pub type SecretName<'a> = dyn Fn(&Kid) -> Result<String, String> + 'a;
+
 /// What the plan needs besides the found set.
 pub struct Context<'a> {
     pub policy: &'a Policy,
@@ -60,7 +63,7 @@ pub struct Context<'a> {
     /// The store's records of this key set.
     pub existing: Result<&'a [KeyRecord], StoreError>,
     /// The Key Vault secret name of a kid, for a vault store; `None` for the file store.
-    pub secret_name: Option<&'a dyn Fn(&Kid) -> Result<String, String>>,
+    pub secret_name: Option<&'a SecretName<'a>>,
     pub now: DateTime<Utc>,
 }
 
@@ -127,13 +130,13 @@ fn check_duplicates(keys: &[PrivateJwk], problems: &mut Vec<String>) {
     let mut moduli: BTreeMap<&str, &Kid> = BTreeMap::new();
     for key in keys {
         *kids.entry(key.kid()).or_default() += 1;
-        if let Some(other) = moduli.insert(&key.public().n, key.kid()) {
-            if other != key.kid() {
-                problems.push(format!(
-                    "kids {other} and {} hold the same key; remove one of them from the set",
-                    key.kid()
-                ));
-            }
+        if let Some(other) = moduli.insert(&key.public().n, key.kid())
+            && other != key.kid()
+        {
+            problems.push(format!(
+                "kids {other} and {} hold the same key; remove one of them from the set",
+                key.kid()
+            ));
         }
     }
     for (kid, count) in kids.into_iter().filter(|(_, n)| *n > 1) {

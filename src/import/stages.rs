@@ -152,7 +152,7 @@ mod tests {
             policy: &policy,
             client: "[[client]] a".to_owned(),
             existing: Ok(existing),
-            secret_name: vault.then_some(&name as &dyn Fn(&Kid) -> Result<String, String>),
+            secret_name: vault.then_some(&name as &crate::import::plan::SecretName<'_>),
             now: "2025-08-10T00:00:00Z".parse().expect("now"),
         };
         crate::import::plan::plan(found, &ctx)

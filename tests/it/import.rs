@@ -108,7 +108,7 @@ fn v1_directory_sample_key_status_jwks_export_key_and_the_next_rotation() {
     altinn::write_v1(&from, "testklient-TEST", &[&key]);
     let before = altinn::files(&from);
     let (code, out, err) =
-        p.run(NOW, &["import", "altinn-jwks", "--from", from.to_str().unwrap(), "testklient-TEST"]);
+        p.run(NOW, &["import", "altinn-jwks", "--from", from.to_str().expect("path"), "testklient-TEST"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("testklient-TEST (altinn-jwks 1.x directory): clean"), "{out}");
     assert!(
@@ -150,10 +150,10 @@ fn a_second_import_changes_nothing() {
     let from = p.path("altinn");
     let (old, cur) = (altinn::key(0, "testklient-TEST.2024-05-02"), altinn::vector());
     altinn::write_v1(&from, "testklient-TEST", &[&old, &cur]);
-    p.ok(NOW, &["import", "altinn-jwks", "--from", from.to_str().unwrap(), "testklient-TEST"]);
+    p.ok(NOW, &["import", "altinn-jwks", "--from", from.to_str().expect("path"), "testklient-TEST"]);
     let store = snapshot(&p);
     let (code, out, err) =
-        p.run(NOW, &["import", "altinn-jwks", "--from", from.to_str().unwrap(), "testklient-TEST"]);
+        p.run(NOW, &["import", "altinn-jwks", "--from", from.to_str().expect("path"), "testklient-TEST"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         out.contains("in store already") && out.contains("was imported already; nothing to write"),
@@ -171,7 +171,7 @@ fn v1_directory_keys_become_current_previous_and_retired() {
     let older = altinn::key(1, "testklient-TEST.2024-04-01");
     let current = altinn::vector();
     altinn::write_v1(&from, "testklient-TEST", &[&expired, &older, &current]);
-    let out = p.ok(NOW, &["import", "altinn-jwks", "--from", from.to_str().unwrap()]);
+    let out = p.ok(NOW, &["import", "altinn-jwks", "--from", from.to_str().expect("path")]);
     assert!(out.contains("testklient-TEST.2023-06-01") && out.contains("retired"), "{out}");
     let status = status_json(&p, NOW);
     let mut got = stages(&status);
@@ -204,7 +204,8 @@ fn v2_directory_kids_are_kept_exactly_and_dated_by_their_minutes() {
     altinn::write_v2(&from, "testklient-TEST", &[&first, &second]);
     let before = altinn::files(&from);
     let now = "2025-08-10T08:00:00Z";
-    let out = p.ok(now, &["import", "altinn-jwks", "--from", from.to_str().unwrap(), "testklient-TEST"]);
+    let out =
+        p.ok(now, &["import", "altinn-jwks", "--from", from.to_str().expect("path"), "testklient-TEST"]);
     assert!(out.contains("(altinn-jwks 2.0 directory): clean"), "{out}");
     assert!(
         out.contains("testklient-TEST.BKBQ")
@@ -263,7 +264,7 @@ fn refused(p: &Project, args: &[&str], code: i32) -> String {
 }
 
 fn import_args(p: &Project) -> Vec<String> {
-    ["import", "altinn-jwks", "--from", p.path("altinn").to_str().unwrap()].map(str::to_owned).to_vec()
+    ["import", "altinn-jwks", "--from", p.path("altinn").to_str().expect("path")].map(str::to_owned).to_vec()
 }
 
 fn run_refused(p: &Project, extra: &[&str], code: i32) -> String {
@@ -360,7 +361,7 @@ fn an_import_into_a_key_set_that_holds_other_keys_is_refused() {
     let p = Project::new("");
     let from = p.path("altinn");
     altinn::write_v1(&from, "testklient-TEST", &[&altinn::vector()]);
-    p.ok(NOW, &["import", "altinn-jwks", "--from", from.to_str().unwrap()]);
+    p.ok(NOW, &["import", "altinn-jwks", "--from", from.to_str().expect("path")]);
     altinn::write_v1(&from, "testklient-TEST", &[&altinn::key(0, "testklient-TEST.2024-07-10")]);
     let text = run_refused(&p, &[], 1);
     assert!(text.contains("the store holds testklient-TEST.2024-07-10 already, with another key"), "{text}");
@@ -393,10 +394,10 @@ fn a_current_key_that_is_not_the_last_of_the_set_is_refused() {
 fn the_publish_or_store_directory_as_source_is_refused() {
     let p = Project::new("");
     altinn::write_v2(&p.path("jwks"), "testklient-TEST", &[&altinn::vector()]);
-    let text = refused(&p, &["import", "altinn-jwks", "--from", p.path("jwks").to_str().unwrap()], 2);
+    let text = refused(&p, &["import", "altinn-jwks", "--from", p.path("jwks").to_str().expect("path")], 2);
     assert!(text.contains("is the [publish] dir, where {set}.jwks.json"), "{text}");
     altinn::write_v2(&p.path("keys"), "testklient-TEST", &[&altinn::vector()]);
-    let text = refused(&p, &["import", "altinn-jwks", "--from", p.path("keys").to_str().unwrap()], 2);
+    let text = refused(&p, &["import", "altinn-jwks", "--from", p.path("keys").to_str().expect("path")], 2);
     assert!(text.contains("is the store directory"), "{text}");
 }
 
