@@ -113,7 +113,8 @@ async fn write_clean(
         let Some(target) = targets.iter().find(|t| t.key_set == plan.key_set) else { continue };
         match import::write(plan, target, engine.store.as_ref(), engine.publisher.as_ref(), now).await {
             Ok(n) => {
-                eprintln!("{}: imported {n} keys into {}", plan.key_set, engine.store.describe());
+                let keys = if n == 1 { "key" } else { "keys" };
+                eprintln!("{}: imported {n} {keys} into {}", plan.key_set, engine.store.describe());
                 eprintln!(
                     "{}: once applications read their key from {}, you may delete what altinn-jwks wrote: {} (this tool never deletes it)",
                     plan.key_set,

@@ -431,3 +431,35 @@ fn dry_run_writes_nothing_and_skip_bad_imports_the_clean_sets() {
     assert!(p.path("keys/testklient-TEST.2024-07-10.json").exists());
     assert!(!p.path("keys/testklient-PROD.2024-07-11.json").exists());
 }
+
+#[test]
+fn altinn_2_kids_are_retired_by_their_decoded_date() {
+    use jwk_rotator::planner::{Action, Request, plan};
+    use jwk_rotator::policy::Policy;
+    use jwk_rotator::record::{KeyRecord, Stage};
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("time");
+    let record = |kid: &str, stage: Stage, created: &str| {
+        let key = altinn::key(0, kid);
+        let mut r = KeyRecord::new(key.public().clone(), stage, at(created));
+        r.published = Some(at(created));
+        r
+    };
+    // BKBQ is 2025-07-30: with max_age 365d it expires 2026-07-30 00:00 UTC.
+    let mut previous = record("testklient-TEST.BKBQ", Stage::Previous, "2025-07-30T00:00:00Z");
+    previous.demoted = Some(at("2026-07-25T00:00:00Z"));
+    let current = record("testklient-TEST.2026-07-25", Stage::Current, "2026-07-25T00:00:00Z");
+    let records = [previous, current];
+    let set = "testklient-TEST".parse().expect("set");
+    let before = plan(&set, &records, &Policy::default(), at("2026-07-29T23:00:00Z"), &Request::default())
+        .expect("plan");
+    assert!(before.steps.is_empty(), "{:?}", before.steps);
+    let after = plan(&set, &records, &Policy::default(), at("2026-07-30T00:00:00Z"), &Request::default())
+        .expect("plan");
+    let retired: Vec<String> = after
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Retire { .. }))
+        .map(|s| format!("{} ({})", s.action.kid(), s.reason))
+        .collect();
+    assert_eq!(retired, ["testklient-TEST.BKBQ (expired on 2026-07-30 (kid date + max_age 365d))"]);
+}
