@@ -153,16 +153,20 @@ fn check_keys(keys: &[PrivateJwk], ctx: &Context<'_>, problems: &mut Vec<String>
             problems.push(format!("kid {kid}: {e}"));
         }
         let bits = key.public().bits();
-        if bits != policy.key_size.bits() as usize {
+        if !matches!(bits, 2048 | 3072 | 4096) {
             problems.push(format!(
-                "kid {kid} is an RSA-{bits} key, but key_size of {} is {}; set key_size = {bits} there (2048, 3072 or 4096) to import it",
+                "kid {kid} is an RSA-{bits} key, a size no key_size allows (2048, 3072 or 4096): leave it out, and let `jwk-rotator rotate` make a new key"
+            ));
+        } else if bits != policy.key_size.bits() as usize {
+            problems.push(format!(
+                "kid {kid} is an RSA-{bits} key, but key_size of {} is {}; set key_size = {bits} there (or in [defaults]) to import it",
                 ctx.client,
                 policy.key_size.bits()
             ));
         }
         if key.public().alg != policy.algorithm {
             problems.push(format!(
-                "kid {kid} has alg {}, but algorithm of {} is {}; set algorithm = \"{}\" there to import it",
+                "kid {kid} has alg {}, but algorithm of {} is {}; set algorithm = \"{}\" there (or in [defaults]) to import it",
                 key.public().alg,
                 ctx.client,
                 policy.algorithm,

@@ -218,4 +218,22 @@ mod tests {
         assert!(!text.contains(&d[..16]), "{text}");
         assert!(!format!("{plan:?}").contains(&d[..16]), "Debug shows no private member");
     }
+
+    #[test]
+    fn a_key_size_no_policy_allows_is_refused() {
+        let key = PrivateJwk::from_base64(VECTOR).expect("vector");
+        let n = key.public().n.clone();
+        let short = &n[..171]; // 1024 bits' worth of base64url (128 bytes)
+        let json = key.to_json().replace(&n, short);
+        let mut f = found(&["a-TEST.2025-07-01"]);
+        let json = json.replace("testklient-TEST.2024-07-10", "a-TEST.2025-07-01");
+        f.private =
+            private_set_from_json(format!("{{\"keys\":[{json}]}}").as_bytes()).map_err(|e| e.to_string());
+        let plan = plan_of(&f, &[], false);
+        let text = plan.problems.join("\n");
+        assert!(
+            text.contains("kid a-TEST.2025-07-01 is an RSA-1024 key, a size no key_size allows"),
+            "{text}"
+        );
+    }
 }
