@@ -8,7 +8,7 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::HttpClient;
 use zeroize::Zeroizing;
 
-use super::config::AzureConfig;
+use super::AzureConfig;
 use super::vault::Vault;
 use crate::store::StoreError;
 

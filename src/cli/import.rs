@@ -8,11 +8,13 @@ use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
-use super::commands::{Exit, engine, usage};
+use super::commands::{Exit, open_store, usage};
 use crate::config::{Config, StoreConfig};
 use crate::import::{self, SetPlan, Source, StoreSide, VaultSide};
 use crate::kid::KeySet;
 use crate::policy::Target;
+use crate::publish::FilePublisher;
+use crate::store::KeyStore;
 
 /// What to import from.
 #[derive(Debug, Subcommand)]
@@ -64,12 +66,13 @@ pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -
         Ok(found) => found,
         Err(e) => return Ok(usage(anyhow!(e))),
     };
-    let engine = engine(config)?;
-    let _lock = if dry_run { None } else { Some(engine.store.lock(config.store.lock_timeout()).await?) };
+    let store = open_store(config)?;
+    let publisher = FilePublisher::new(config.publish.dir.clone());
+    let _lock = if dry_run { None } else { Some(store.lock(config.store.lock_timeout()).await?) };
     let targets = config.targets();
     let wanted: Vec<KeySet> =
         found.iter().map(|f| f.key_set.clone()).filter(|s| targets.iter().any(|t| t.key_set == *s)).collect();
-    let loaded = engine.store.load(&wanted).await?;
+    let loaded = store.load(&wanted).await?;
     let consumer = |set: &KeySet| consumer_name(config, set);
     let vault = match &config.store {
         StoreConfig::AzureKeyVault(azure) => {
@@ -77,7 +80,7 @@ pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -
         }
         StoreConfig::File { .. } => None,
     };
-    let side = StoreSide { store: engine.store.as_ref(), vault };
+    let side = StoreSide { store: store.as_ref(), vault };
     let plans = import::plan_all(&found, &targets, &loaded, &side, &source, now);
     render(&mut std::io::stdout().lock(), &plans, &source.describe())?;
     let bad: Vec<String> = plans.iter().filter(|p| !p.is_clean()).map(|p| p.key_set.to_string()).collect();
@@ -94,7 +97,7 @@ pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -
         );
         return Ok(Exit::FAILED);
     }
-    let failed = write_clean(&plans, &targets, &engine, now).await;
+    let failed = write_clean(&plans, &targets, store.as_ref(), &publisher, now).await;
     if !bad.is_empty() {
         eprintln!("error: not imported, with problems: {}", bad.join(", "));
     }
@@ -105,20 +108,21 @@ pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -
 async fn write_clean(
     plans: &[SetPlan],
     targets: &[Target],
-    engine: &crate::engine::Engine,
+    store: &dyn KeyStore,
+    publisher: &FilePublisher,
     now: DateTime<Utc>,
 ) -> bool {
     let mut failed = false;
     for plan in plans.iter().filter(|p| p.is_clean()) {
         let Some(target) = targets.iter().find(|t| t.key_set == plan.key_set) else { continue };
-        match import::write(plan, target, engine.store.as_ref(), engine.publisher.as_ref(), now).await {
+        match import::write(plan, target, store, publisher, now).await {
             Ok(n) => {
                 let keys = if n == 1 { "key" } else { "keys" };
-                eprintln!("{}: imported {n} {keys} into {}", plan.key_set, engine.store.describe());
+                eprintln!("{}: imported {n} {keys} into {}", plan.key_set, store.describe());
                 eprintln!(
                     "{}: once applications read their key from {}, you may delete what altinn-jwks wrote: {} (this tool never deletes it)",
                     plan.key_set,
-                    engine.store.describe(),
+                    store.describe(),
                     plan.sources.join(", ")
                 );
             }
