@@ -142,6 +142,12 @@ fn v1_directory_sample_key_status_jwks_export_key_and_the_next_rotation() {
         due.contains("would: generate testklient-TEST.2024-10-08 as pending") && due.contains("90 days old"),
         "{due}"
     );
+    p.ok("2024-10-08T00:00:00Z", &["rotate", "testklient-TEST"]);
+    let mut got = stages(&status_json(&p, "2024-10-08T00:00:00Z"));
+    got.sort();
+    let want = [("testklient-TEST.2024-07-10", "current"), ("testklient-TEST.2024-10-08", "pending")];
+    assert_eq!(got, want.map(|(k, s)| (k.to_owned(), s.to_owned())));
+    assert_eq!(p.ok("2024-10-08T00:00:00Z", &["export-key", "testklient-TEST", "--base64"]), VECTOR_B64);
 }
 
 #[test]
