@@ -69,7 +69,8 @@ environments = ["TEST"]
                 .args(args)
                 .env("JWK_ROTATOR_STATIC_TOKEN", TOKEN)
                 .env("JWK_ROTATOR_NOW", now)
-                .env_remove("JWK_ROTATOR_LOG")
+                // Traced down to the SDK and HTTP client: no key material may show up there.
+                .env("JWK_ROTATOR_LOG", "trace")
                 .env_remove("RUST_LOG")
                 .output()
                 .expect("run")
@@ -140,6 +141,7 @@ async fn v1_key_vault_is_imported_into_the_same_vault_and_left_alone() {
         ),
         "{err}"
     );
+    assert!(err.contains("TRACE"), "trace logs are on");
     assert_no_secrets(&(out + &err), &[&old, &cur]);
     assert_eq!(s.contents(&altinn_names), before, "altinn-jwks's secrets are untouched");
 
