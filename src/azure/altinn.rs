@@ -20,7 +20,9 @@ pub struct AltinnVault {
 impl AltinnVault {
     /// Opens `url` with the store's settings (credential, `ca_cert`, challenge check, retries).
     pub fn open(config: &AzureConfig, url: &str) -> Result<AltinnVault, String> {
-        let credential = super::credential::credential(config, &super::credential::process_env)?;
+        // `to_string` keeps these calls independent of the azure module's error type.
+        let credential = super::credential::credential(config, &super::credential::process_env)
+            .map_err(|e| e.to_string())?;
         Self::open_with(config, url, credential, None)
     }
 
@@ -39,7 +41,8 @@ impl AltinnVault {
             ));
         }
         let config = AzureConfig { vault_url: url.to_owned(), ..config.clone() };
-        Ok(AltinnVault { vault: Vault::new(&config, credential, transport)? })
+        let vault = Vault::new(&config, credential, transport).map_err(|e| e.to_string())?;
+        Ok(AltinnVault { vault })
     }
 
     pub fn url(&self) -> &str {
