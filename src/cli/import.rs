@@ -67,21 +67,8 @@ pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -
         Err(e) => return Ok(usage(anyhow!(e))),
     };
     let store = open_store(config)?;
-    let publisher = FilePublisher::new(config.publish.dir.clone());
     let _lock = if dry_run { None } else { Some(store.lock(config.store.lock_timeout()).await?) };
-    let targets = config.targets();
-    let wanted: Vec<KeySet> =
-        found.iter().map(|f| f.key_set.clone()).filter(|s| targets.iter().any(|t| t.key_set == *s)).collect();
-    let loaded = store.load(&wanted).await?;
-    let consumer = |set: &KeySet| consumer_name(config, set);
-    let vault = match &config.store {
-        StoreConfig::AzureKeyVault(azure) => {
-            Some(VaultSide { url: &azure.vault_url, prefix: &azure.secret_prefix, consumer: &consumer })
-        }
-        StoreConfig::File { .. } => None,
-    };
-    let side = StoreSide { store: store.as_ref(), vault };
-    let plans = import::plan_all(&found, &targets, &loaded, &side, &source, now);
+    let plans = plan(config, store.as_ref(), &found, &source, now).await?;
     render(&mut std::io::stdout().lock(), &plans, &source.describe())?;
     let bad: Vec<String> = plans.iter().filter(|p| !p.is_clean()).map(|p| p.key_set.to_string()).collect();
     if dry_run {
@@ -97,11 +84,34 @@ pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -
         );
         return Ok(Exit::FAILED);
     }
-    let failed = write_clean(&plans, &targets, store.as_ref(), &publisher, now).await;
+    let publisher = FilePublisher::new(config.publish.dir.clone());
+    let failed = write_clean(&plans, &config.targets(), store.as_ref(), &publisher, now).await;
     if !bad.is_empty() {
         eprintln!("error: not imported, with problems: {}", bad.join(", "));
     }
     Ok(if failed || !bad.is_empty() { Exit::FAILED } else { Exit::OK })
+}
+
+/// Plans every found key set against the config and what the store holds.
+async fn plan(
+    config: &Config,
+    store: &dyn KeyStore,
+    found: &[import::Found],
+    source: &Source,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<SetPlan>> {
+    let targets = config.targets();
+    let wanted: Vec<KeySet> =
+        found.iter().map(|f| f.key_set.clone()).filter(|s| targets.iter().any(|t| t.key_set == *s)).collect();
+    let loaded = store.load(&wanted).await?;
+    let consumer = |set: &KeySet| consumer_name(config, set);
+    let vault = match &config.store {
+        StoreConfig::AzureKeyVault(azure) => {
+            Some(VaultSide { url: &azure.vault_url, prefix: &azure.secret_prefix, consumer: &consumer })
+        }
+        StoreConfig::File { .. } => None,
+    };
+    Ok(import::plan_all(found, &targets, &loaded, &StoreSide { vault }, source, now))
 }
 
 /// Writes every clean plan; says what was written and what may be deleted. Whether one failed.

@@ -46,7 +46,6 @@ impl Source {
 
 /// What the store side looks like, for the checks that need it.
 pub struct StoreSide<'a> {
-    pub store: &'a dyn KeyStore,
     /// For a Key Vault store: its URL, `secret_prefix`, and each key set's consumer secret.
     pub vault: Option<VaultSide<'a>>,
 }
