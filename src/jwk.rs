@@ -178,6 +178,10 @@ impl PrivateJwk {
     pub fn from_json(json: &[u8]) -> Result<Self, JwkError> {
         let raw: RawPrivate =
             serde_json::from_slice(json).map_err(|e| JwkError::Json(crate::redact::json_error(&e)))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawPrivate) -> Result<Self, JwkError> {
         if raw.kty.as_deref() != Some("RSA") {
             return Err(JwkError::Unsupported("kty must be \"RSA\"".to_owned()));
         }
@@ -190,7 +194,7 @@ impl PrivateJwk {
             alg.parse().map_err(|_| JwkError::Unsupported("alg is not RS256, RS384 or RS512".to_owned()))?;
         let kid = raw.kid.ok_or(JwkError::Member("kid"))?;
         let kid = kid.parse().map_err(|_| {
-            JwkError::Unsupported("kid is not a kid (CLIENT-ENV.YYYY-MM-DD, with an optional -N)".to_owned())
+            JwkError::Unsupported("kid is not a kid (CLIENT-ENV.YYYY-MM-DD with an optional -N, or altinn-jwks 2.0's CLIENT-ENV.XXXX)".to_owned())
         })?;
         Ok(PrivateJwk {
             public: PublicJwk { kid, alg, n: member(raw.n, "n")?, e: member(raw.e, "e")? },
@@ -250,6 +254,28 @@ impl PrivateJwk {
         };
         aws_lc_rs::rsa::KeyPair::from_components(&components).map_err(|_| JwkError::Inconsistent)
     }
+}
+
+/// One member of a private JWK set as written: its `kid` text (which may be anything, so shown
+/// only with care), and the key or why it can not be read.
+pub struct SetMember {
+    pub kid: Option<String>,
+    pub key: Result<PrivateJwk, JwkError>,
+}
+
+/// Parses a private JWK set `{"keys":[...]}` (altinn-jwks's private key set), keeping each
+/// member's failure apart so that one bad key can be reported by its kid.
+pub fn private_set_from_json(json: &[u8]) -> Result<Vec<SetMember>, JwkError> {
+    #[derive(Deserialize)]
+    struct Set {
+        keys: Vec<RawPrivate>,
+    }
+    let set: Set = serde_json::from_slice(json).map_err(|e| JwkError::Json(crate::redact::json_error(&e)))?;
+    Ok(set
+        .keys
+        .into_iter()
+        .map(|raw| SetMember { kid: raw.kid.clone(), key: PrivateJwk::from_raw(raw) })
+        .collect())
 }
 
 /// Big-endian RSA integers, borrowed from a PKCS#1 structure.

@@ -10,6 +10,7 @@ pub mod cron;
 pub mod de;
 pub mod engine;
 pub mod findings;
+pub mod import;
 pub mod jwk;
 pub mod keygen;
 pub mod kid;

@@ -79,3 +79,20 @@ pub fn engine_over(config: &Config, store: Arc<dyn KeyStore>) -> Engine {
 pub fn engine(config: &Config) -> Result<Engine, AppError> {
     Ok(engine_over(config, open_store(config)?))
 }
+
+/// A Key Vault that altinn-jwks wrote to, read with the `[store]` Key Vault's credential and
+/// settings (`import altinn-jwks --from VAULT_URL`).
+pub fn altinn_vault(config: &Config, url: &str) -> Result<crate::azure::altinn::AltinnVault, AppError> {
+    let StoreConfig::AzureKeyVault(azure) = &config.store else {
+        return Err(AppError::Store {
+            file: config.file.clone(),
+            message: format!(
+                "--from {url} is a Key Vault, which is read with the credential and ca_cert of [store]; this config's store is a directory (kind = \"file\"): copy the keys to a directory, or import with a config whose [store] is kind = \"azure-key-vault\""
+            ),
+        });
+    };
+    let credential = crate::azure::credential::credential(azure, &crate::azure::credential::process_env)
+        .map_err(|e| store_error(config, e))?;
+    crate::azure::altinn::AltinnVault::open_with(azure, url, credential, None)
+        .map_err(|e| store_error(config, e))
+}

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::AzureError;
 use crate::jwk::PublicJwk;
-use crate::kid::{KeySet, Kid};
+use crate::kid::{KeySet, Kid, Suffix, encode_minutes};
 use crate::record::{KeyRecord, Stage};
 
 /// Value of the `managed-by` tag on every secret version this tool writes.
@@ -42,9 +42,18 @@ pub mod tag {
 
 pub type Tags = HashMap<String, String>;
 
-/// The secret name of a kid: `{prefix}{kid}` with `.` turned into `--`.
+/// The secret name of a kid: `{prefix}{kid}` with `.` turned into `--`. Secret names hold only
+/// letters, digits and `-`: an altinn-jwks 2.0 suffix with `_` is written as `x` and the six hex
+/// digits of its 3 bytes instead (`a_b-` -> `--x6bf6fe`), which no other suffix form can be.
 pub fn secret_name(prefix: &str, kid: &Kid) -> Result<String, AzureError> {
-    let name = format!("{prefix}{}", kid.to_string().replace('.', "--"));
+    let suffix = match kid.suffix() {
+        Suffix::Minutes { code, minutes } if code.contains('_') => format!("x{minutes:06x}"),
+        Suffix::Minutes { code, .. } => code.clone(),
+        Suffix::Date { .. } => {
+            kid.to_string().rsplit_once('.').map(|(_, s)| s.to_owned()).unwrap_or_default()
+        }
+    };
+    let name = format!("{prefix}{}--{suffix}", kid.key_set());
     if name.len() > MAX_NAME {
         return Err(AzureError(format!(
             "secret name {name} for kid {kid} is longer than Key Vault's {MAX_NAME} characters; use a shorter secret_prefix or client name"
@@ -59,15 +68,38 @@ pub fn longest_name(prefix: &str, set: &KeySet) -> usize {
 }
 
 /// The kid a secret name stands for, if it is one of ours: the prefix (any case) stripped and
-/// the last `--` turned back into `.`.
+/// the suffix read back as [`secret_name`] wrote it.
 pub fn kid_of_name(prefix: &str, name: &str) -> Option<Kid> {
     let head = name.get(..prefix.len())?;
     if !head.eq_ignore_ascii_case(prefix) {
         return None;
     }
     let rest = &name[prefix.len()..];
-    let cut = rest.rfind("--")?;
-    format!("{}.{}", &rest[..cut], &rest[cut + 2..]).parse().ok()
+    let kid = |set: &str, suffix: &str| format!("{set}.{suffix}").parse::<Kid>().ok();
+    let tail = |n: usize| {
+        let cut = rest.len().checked_sub(n)?;
+        let set = rest.get(..cut)?.strip_suffix("--")?;
+        Some((set, rest.get(cut..)?))
+    };
+    // The date form: after the last `--`.
+    let dated = rest.rfind("--").and_then(|cut| kid(&rest[..cut], &rest[cut + 2..]));
+    if let Some(k) = dated.filter(|k| matches!(k.suffix(), Suffix::Date { .. })) {
+        return Some(k);
+    }
+    // The 2.0 form: the last 4 characters (which may hold `-` themselves).
+    if let Some((set, code)) = tail(4).filter(|(_, code)| !code.contains('_')) {
+        return kid(set, code).filter(|k| matches!(k.suffix(), Suffix::Minutes { .. }));
+    }
+    // A 2.0 suffix with `_`, written as `x` and six hex digits.
+    let (set, hex) = tail(7)?;
+    let digits = hex.strip_prefix(['x', 'X'])?;
+    let minutes =
+        u32::from_str_radix(digits, 16).ok().filter(|_| digits.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    let code = encode_minutes(minutes);
+    if !code.contains('_') {
+        return None;
+    }
+    kid(set, &code)
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -130,7 +162,7 @@ pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, AzureError> {
     }
     // No message quotes a tag's value: a tag may hold anything, even a private value.
     let tagged: Kid = need(tag::KID)?.parse().map_err(|_| {
-        "has a `kid` tag that is not a kid (CLIENT-ENV.YYYY-MM-DD, with an optional -N)".to_owned()
+        "has a `kid` tag that is not a kid (CLIENT-ENV.YYYY-MM-DD with an optional -N, or CLIENT-ENV.XXXX)".to_owned()
     })?;
     if tagged != *kid {
         return Err(AzureError(format!("is named for kid {kid} but its `kid` tag says {tagged}")));
@@ -201,6 +233,28 @@ mod tests {
         assert_eq!(kid_of_name("JWK-", &name), Some(k));
         assert_eq!(kid_of_name("jwk-", "other-TEST--2026-11-21"), None);
         assert_eq!(kid_of_name("jwk-", "jwk-consumer"), None);
+    }
+
+    #[test]
+    fn altinn_2_kids_get_names_that_are_unique_and_read_back() {
+        for (k, expected) in [
+            ("a-TEST.BKBQ", "jwk-a-TEST--BKBQ"),
+            ("a-TEST.-AB-", "jwk-a-TEST---AB-"),
+            ("a-TEST.AB--", "jwk-a-TEST--AB--"),
+            ("a--b-TEST.A--B", "jwk-a--b-TEST--A--B"),
+            ("a-TEST.a_b-", "jwk-a-TEST--x6bf6fe"),
+            ("a-TEST.____", "jwk-a-TEST--xffffff"),
+        ] {
+            let k = kid(k);
+            let name = secret_name("jwk-", &k).expect("name");
+            assert_eq!(name, expected);
+            assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{name}");
+            assert_eq!(kid_of_name("jwk-", &name), Some(k.clone()), "{name}");
+        }
+        // A hex name for a code without `_` is not a name this tool writes.
+        assert_eq!(kid_of_name("jwk-", "jwk-a-TEST--x04a050"), None);
+        assert_eq!(kid_of_name("jwk-", "jwk-a-TEST--xq4a050"), None);
+        assert_eq!(kid_of_name("jwk-", "jwk-a-TEST--2026-11-21"), Some(kid("a-TEST.2026-11-21")));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The Azure Key Vault store: configuration, credentials, secret layout and the store itself.
 
+pub mod altinn;
 pub mod credential;
 mod error;
 pub mod layout;

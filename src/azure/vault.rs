@@ -139,6 +139,21 @@ impl Vault {
             .ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no value")))
     }
 
+    /// The value of a secret's latest version.
+    pub async fn latest_value(&self, name: &str) -> Result<Zeroizing<String>, StoreError> {
+        let action = format!("read secret {name}");
+        let secret = self
+            .client
+            .get_secret(name, None)
+            .await
+            .and_then(|r| r.into_model())
+            .map_err(|e| self.fail(&action, &e))?;
+        secret
+            .value
+            .map(Zeroizing::new)
+            .ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no value")))
+    }
+
     /// The id of a secret's latest version, read with its value (which is dropped at once);
     /// `None` if the secret is missing or its latest version is disabled.
     pub async fn latest_version(&self, name: &str) -> Result<Option<String>, StoreError> {

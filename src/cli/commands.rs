@@ -87,6 +87,7 @@ async fn dispatch(command: Command, config: &Config, fixed: Option<DateTime<Utc>
             let request = Request { retire: Some(Retire { kid, force }), ..Request::default() };
             rotate(config, &[set], now, &request, false).await
         }
+        Command::Import { source } => super::import::import(config, source, clock(None)).await,
         Command::Worker => {
             let start = fixed.inspect(|now| log_fixed_now("JWK_ROTATOR_NOW is set", *now));
             crate::app::worker::run(config, start).await.map(|()| Exit::OK).map_err(anyhow::Error::from)

@@ -2,6 +2,7 @@
 
 mod commands;
 mod generate;
+mod import;
 mod render;
 mod rotate;
 mod single_key;
@@ -204,6 +205,11 @@ Examples:
         at: Option<DateTime<Utc>>,
         #[arg(long, requires = "at", hide = true)]
         allow_future: bool,
+    },
+    /// Adopt keys that altinn-jwks made (1.x or 2.0, directory or Key Vault) into the store
+    Import {
+        #[command(subcommand)]
+        source: import::ImportSource,
     },
     /// Run on the config's schedule, serve /healthz and /metrics, send alerts
     #[command(

@@ -6,6 +6,7 @@ mod cli;
 mod cli_errors;
 mod cli_outputs;
 mod file_store_safety;
+mod import;
 mod kill;
 mod lifecycle;
 mod planner;

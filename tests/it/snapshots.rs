@@ -80,13 +80,24 @@ fn help(args: &[&str]) -> String {
 
 #[test]
 fn help_of_the_top_level_and_every_command() {
-    let commands =
-        ["rotate", "plan", "status", "jwks", "export-key", "promote", "retire", "worker", "completions"];
+    let commands = [
+        "rotate",
+        "plan",
+        "status",
+        "jwks",
+        "export-key",
+        "promote",
+        "retire",
+        "worker",
+        "completions",
+        "import",
+    ];
     settings(None).bind(|| {
         insta::assert_snapshot!("help", help(&[]));
         for command in commands {
             insta::assert_snapshot!(format!("help_{}", command.replace('-', "_")), help(&[command]));
         }
+        insta::assert_snapshot!("help_import_altinn_jwks", help(&["import", "altinn-jwks"]));
     });
 }
 

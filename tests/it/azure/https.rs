@@ -11,7 +11,7 @@ use super::fake::TOKEN;
 use super::*;
 
 /// A CA, and a certificate for `localhost` signed by it: (CA PEM, leaf PEM, leaf key PEM).
-fn certificates() -> (String, String, String) {
+pub(super) fn certificates() -> (String, String, String) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(rcgen::DnType::CommonName, "fake vault test CA");

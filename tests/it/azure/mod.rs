@@ -4,6 +4,7 @@ mod bad_input;
 mod exit_on;
 mod fake;
 mod https;
+mod import;
 mod lifecycle;
 mod protocol;
 mod races;

@@ -1,0 +1,256 @@
+//! Reading what altinn-jwks wrote, in each of its four layouts, into one [`Found`] per key set.
+//! Only reads: every file and secret is left exactly as it was.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::azure::altinn::AltinnVault;
+use crate::jwk::{PrivateJwk, SetMember, private_set_from_json};
+use crate::kid::KeySet;
+
+/// Which altinn-jwks layout a key set was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `{set}.json`, `{set}.pub.json`, `{set}.key.json`.
+    V1Directory,
+    /// `{set}.jwks.json`.
+    V2Directory,
+    /// Secrets `{set}--priv`, `{set}--pub`, `{set}--key`.
+    V1Vault,
+    /// Secret `{set}--jwks`.
+    V2Vault,
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layout::V1Directory => "altinn-jwks 1.x directory",
+            Layout::V2Directory => "altinn-jwks 2.0 directory",
+            Layout::V1Vault => "altinn-jwks 1.x Key Vault",
+            Layout::V2Vault => "altinn-jwks 2.0 Key Vault",
+        })
+    }
+}
+
+/// A public key of a 1.x `.pub` set, as written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PublicMember {
+    pub kid: Option<String>,
+    pub alg: Option<String>,
+    pub n: Option<String>,
+    pub e: Option<String>,
+}
+
+/// One altinn-jwks key set as found in a source, parsed but not yet checked.
+pub struct Found {
+    pub key_set: KeySet,
+    pub layout: Layout,
+    /// The files or secrets it was read from: what the operator may delete after the import.
+    pub sources: Vec<String>,
+    /// The private set, in altinn-jwks's order (the current key last).
+    pub private: Result<Vec<SetMember>, String>,
+    /// 1.x: the public set.
+    pub public: Option<Result<Vec<PublicMember>, String>>,
+    /// 1.x: the current key.
+    pub current: Option<Result<PrivateJwk, String>>,
+    /// What was wrong with the layout itself.
+    pub problems: Vec<String>,
+}
+
+/// The parts of one key set, by kind, with where each came from.
+#[derive(Default)]
+struct Parts {
+    v1_private: Option<(String, Zeroizing<Vec<u8>>)>,
+    v1_public: Option<(String, Zeroizing<Vec<u8>>)>,
+    v1_key: Option<(String, Zeroizing<Vec<u8>>)>,
+    v2_private: Option<(String, Zeroizing<Vec<u8>>)>,
+    failed: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    V1Private,
+    V1Public,
+    V1Key,
+    V2Private,
+}
+
+impl Parts {
+    fn slot(&mut self, kind: Kind) -> &mut Option<(String, Zeroizing<Vec<u8>>)> {
+        match kind {
+            Kind::V1Private => &mut self.v1_private,
+            Kind::V1Public => &mut self.v1_public,
+            Kind::V1Key => &mut self.v1_key,
+            Kind::V2Private => &mut self.v2_private,
+        }
+    }
+}
+
+/// The key set and kind of a file name altinn-jwks writes, if it is one.
+fn file_kind(name: &str) -> Option<(KeySet, Kind)> {
+    let (set, rest) = name.split_once('.')?;
+    let kind = match rest {
+        "json" => Kind::V1Private,
+        "pub.json" => Kind::V1Public,
+        "key.json" => Kind::V1Key,
+        "jwks.json" => Kind::V2Private,
+        _ => return None,
+    };
+    Some((set.parse().ok()?, kind))
+}
+
+/// The key set and kind of a secret name altinn-jwks writes, if it is one.
+fn secret_kind(name: &str) -> Option<(KeySet, Kind)> {
+    let (set, rest) = name.rsplit_once("--")?;
+    let kind = match rest.to_ascii_lowercase().as_str() {
+        "priv" => Kind::V1Private,
+        "pub" => Kind::V1Public,
+        "key" => Kind::V1Key,
+        "jwks" => Kind::V2Private,
+        _ => return None,
+    };
+    Some((set.parse().ok()?, kind))
+}
+
+/// Every altinn-jwks key set in a directory (files `{set}.json`, `.pub.json`, `.key.json`,
+/// `.jwks.json`); other files are not looked at.
+pub fn read_directory(dir: &Path) -> Result<Vec<Found>, super::ImportError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!("--from {}: cannot list it: {e}; give the directory altinn-jwks wrote to", dir.display())
+    })?;
+    let mut sets: BTreeMap<KeySet, Parts> = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("--from {}: cannot list it: {e}", dir.display()))?;
+        let Some((set, kind)) = entry.file_name().to_str().and_then(file_kind) else { continue };
+        let path = entry.path();
+        let shown = path.display().to_string();
+        let parts = sets.entry(set).or_default();
+        match std::fs::read(&path) {
+            Ok(bytes) => *parts.slot(kind) = Some((shown, Zeroizing::new(bytes))),
+            Err(e) => {
+                parts.failed.push(format!("cannot read {shown}: {e}; check that this user may read it"))
+            }
+        }
+    }
+    Ok(sets.into_iter().map(|(set, parts)| assemble(set, parts, false)).collect())
+}
+
+/// Every altinn-jwks key set in a vault (secrets `{set}--priv`, `--pub`, `--key`, `--jwks`);
+/// the values are standard base64 of the JSON. Other secrets are not read.
+pub async fn read_vault(vault: &AltinnVault) -> Result<Vec<Found>, super::ImportError> {
+    let names = vault.names().await.map_err(|e| format!("--from {}: {e}", vault.url()))?;
+    let mut sets: BTreeMap<KeySet, Parts> = BTreeMap::new();
+    for name in names {
+        let Some((set, kind)) = secret_kind(&name) else { continue };
+        let parts = sets.entry(set).or_default();
+        match vault.value(&name).await {
+            Ok(value) => match STANDARD.decode(value.trim()) {
+                Ok(bytes) => *parts.slot(kind) = Some((format!("secret {name}"), Zeroizing::new(bytes))),
+                Err(_) => parts.failed.push(format!(
+                    "secret {name} in Key Vault {} is not standard base64, which altinn-jwks writes",
+                    vault.url()
+                )),
+            },
+            Err(e) => parts.failed.push(e.to_string()),
+        }
+    }
+    Ok(sets.into_iter().map(|(set, parts)| assemble(set, parts, true)).collect())
+}
+
+/// Parses the parts of one key set into a [`Found`], with a problem for a missing or
+/// unreadable part, or for a key set in both layouts.
+fn assemble(key_set: KeySet, parts: Parts, vault: bool) -> Found {
+    let v1 = parts.v1_private.is_some() || parts.v1_public.is_some() || parts.v1_key.is_some();
+    let layout = match (v1, vault) {
+        (true, false) => Layout::V1Directory,
+        (false, false) => Layout::V2Directory,
+        (true, true) => Layout::V1Vault,
+        (false, true) => Layout::V2Vault,
+    };
+    let mut problems = parts.failed;
+    let mut sources = Vec::new();
+    let mut note = |part: &Option<(String, Zeroizing<Vec<u8>>)>| {
+        if let Some((name, _)) = part {
+            sources.push(name.clone());
+        }
+    };
+    for part in [&parts.v1_private, &parts.v1_public, &parts.v1_key, &parts.v2_private] {
+        note(part);
+    }
+    if v1 && parts.v2_private.is_some() {
+        problems.push(format!(
+            "{key_set} is there in both the 1.x and the 2.0 layout ({}); move the one that is not in use elsewhere and import again",
+            sources.join(", ")
+        ));
+    }
+    let (private_part, expected) = if v1 {
+        (&parts.v1_private, if vault { format!("secret {key_set}--priv") } else { format!("{key_set}.json") })
+    } else {
+        (&parts.v2_private, String::new())
+    };
+    let private = match private_part {
+        Some((name, bytes)) => {
+            private_set_from_json(bytes).map_err(|e| format!("{name}: not a private key set: {e}"))
+        }
+        None => Err(format!(
+            "the private key set {expected} is missing; only the public set or current key was found"
+        )),
+    };
+    let public = v1.then(|| match &parts.v1_public {
+        Some((name, bytes)) => public_set(bytes).map_err(|e| format!("{name}: not a public key set: {e}")),
+        None => Err(format!(
+            "the public set {} is missing",
+            if vault { format!("secret {key_set}--pub") } else { format!("{key_set}.pub.json") }
+        )),
+    });
+    let current = v1.then(|| match &parts.v1_key {
+        Some((name, bytes)) => {
+            PrivateJwk::from_json(bytes).map_err(|e| format!("{name}: not a private key: {e}"))
+        }
+        None => Err(format!(
+            "the current key {} is missing",
+            if vault { format!("secret {key_set}--key") } else { format!("{key_set}.key.json") }
+        )),
+    });
+    Found { key_set, layout, sources, private, public, current, problems }
+}
+
+/// A public set: `{"keys":[...]}`, or the bare array that `export maskinporten` prints.
+fn public_set(bytes: &[u8]) -> Result<Vec<PublicMember>, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Set {
+        Keys { keys: Vec<PublicMember> },
+        Bare(Vec<PublicMember>),
+    }
+    match serde_json::from_slice::<Set>(bytes) {
+        Ok(Set::Keys { keys } | Set::Bare(keys)) => Ok(keys),
+        Err(e) => Err(crate::redact::json_error(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn altinn_names_are_recognised_and_others_left_alone() {
+        let kind = |n: &str| file_kind(n).map(|(s, _)| s.to_string());
+        assert_eq!(kind("testklient-TEST.json").as_deref(), Some("testklient-TEST"));
+        assert_eq!(kind("testklient-TEST.pub.json").as_deref(), Some("testklient-TEST"));
+        assert_eq!(kind("testklient-TEST.jwks.json").as_deref(), Some("testklient-TEST"));
+        assert_eq!(kind("testklient-TEST.maskinporten.json"), None);
+        assert_eq!(kind("notes.txt"), None);
+        let secret = |n: &str| secret_kind(n).map(|(s, _)| s.to_string());
+        assert_eq!(secret("my-app-PROD--priv").as_deref(), Some("my-app-PROD"));
+        assert_eq!(secret("my-app-PROD--JWKS").as_deref(), Some("my-app-PROD"));
+        assert_eq!(secret("MaskinportenSettings--EncodedJwk"), None);
+        assert_eq!(secret("jwk-my-app-PROD--2026-11-21"), None);
+    }
+}
