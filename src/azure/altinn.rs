@@ -35,7 +35,9 @@ impl AltinnVault {
                 "--from {url:?}: a Key Vault URL must use https, such as https://my-vault.vault.azure.net/"
             )));
         }
-        let config = AzureConfig { vault_url: url.to_owned(), ..config.clone() };
+        let vault_url =
+            url.parse().map_err(|e: crate::config::ConfigError| AzureError(format!("--from: {e}")))?;
+        let config = AzureConfig { vault_url, ..config.clone() };
         let vault = Vault::new(&config, credential, transport).map_err(|e| e.to_string())?;
         Ok(AltinnVault { vault })
     }

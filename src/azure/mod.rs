@@ -48,14 +48,6 @@ pub fn open_store_with(
     credential: Arc<dyn TokenCredential>,
     transport: Option<Arc<dyn HttpClient>>,
 ) -> Result<VaultStore, AzureError> {
-    let url = url::Url::parse(&config.vault_url)
-        .map_err(|e| format!("vault_url {:?} is not a URL ({e})", config.vault_url))?;
-    if url.scheme() != "https" {
-        return Err(AzureError(format!(
-            "vault_url {:?} must use https (Key Vault and the Azure SDK accept nothing else; for an emulator give its https URL and ca_cert)",
-            config.vault_url
-        )));
-    }
     check_names(config, clients)?;
     let vault = vault::Vault::new(config, credential, transport)?;
     Ok(VaultStore::new(vault, config, key_sets(clients)))

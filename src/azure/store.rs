@@ -78,7 +78,7 @@ impl VaultStore {
     }
 
     fn corrupt(&self, name: &str, what: &str) -> StoreError {
-        StoreError::Corrupt(format!(
+        StoreError::corrupt(format!(
             "secret {name} in Key Vault {} {what}; fix or delete that secret (its key set is left alone until then)",
             self.vault.url()
         ))

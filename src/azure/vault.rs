@@ -79,9 +79,9 @@ impl Vault {
             verify_challenge_resource: Some(config.verify_challenge_resource),
             ..Default::default()
         };
-        let client = SecretClient::new(&config.vault_url, credential, Some(options))
-            .map_err(|e| format!("vault_url {:?}: {e}", config.vault_url))?;
-        Ok(Vault { client, url: config.vault_url.clone() })
+        let client = SecretClient::new(config.vault_url.as_str(), credential, Some(options))
+            .map_err(|e| format!("vault_url {:?}: {e}", config.vault_url.as_str()))?;
+        Ok(Vault { client, url: config.vault_url.to_string() })
     }
 
     pub fn url(&self) -> &str {
@@ -136,7 +136,7 @@ impl Vault {
         secret
             .value
             .map(Zeroizing::new)
-            .ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no value")))
+            .ok_or_else(|| StoreError::corrupt(format!("secret {name} has no value")))
     }
 
     /// The value of a secret's latest version.
@@ -151,7 +151,7 @@ impl Vault {
         secret
             .value
             .map(Zeroizing::new)
-            .ok_or_else(|| StoreError::Corrupt(format!("secret {name} has no value")))
+            .ok_or_else(|| StoreError::corrupt(format!("secret {name} has no value")))
     }
 
     /// The id of a secret's latest version, read with its value (which is dropped at once);

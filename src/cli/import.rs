@@ -106,9 +106,11 @@ async fn plan(
     let loaded = store.load(&wanted).await?;
     let consumer = |set: &KeySet| consumer_name(config, set);
     let vault = match &config.store {
-        StoreConfig::AzureKeyVault(azure) => {
-            Some(VaultSide { url: &azure.vault_url, prefix: &azure.secret_prefix, consumer: &consumer })
-        }
+        StoreConfig::AzureKeyVault(azure) => Some(VaultSide {
+            url: azure.vault_url.as_str(),
+            prefix: &azure.secret_prefix,
+            consumer: &consumer,
+        }),
         StoreConfig::File { .. } => None,
     };
     Ok(import::plan_all(found, &targets, &loaded, &StoreSide { vault }, source, now))

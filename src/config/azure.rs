@@ -27,12 +27,53 @@ pub enum CredentialKind {
     StaticToken,
 }
 
+/// A Key Vault URL: `https://{vault}.vault.azure.net/`, or an emulator's https URL. Only https
+/// parses (Key Vault and the Azure SDK accept nothing else).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultUrl(url::Url);
+
+impl VaultUrl {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for VaultUrl {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let url =
+            url::Url::parse(s).map_err(|e| ConfigError(format!("vault_url {s:?} is not a URL ({e})")))?;
+        if url.scheme() != "https" {
+            return Err(ConfigError(format!(
+                "vault_url {s:?} must use https (Key Vault and the Azure SDK accept nothing else; for an emulator give its https URL and ca_cert)"
+            )));
+        }
+        Ok(VaultUrl(url))
+    }
+}
+
+impl std::fmt::Display for VaultUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for VaultUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::de::from_str(d)
+    }
+}
+
 /// The Key Vault store's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AzureConfig {
     /// `https://{vault}.vault.azure.net/`
-    pub vault_url: String,
+    pub vault_url: VaultUrl,
     /// Put before every secret name this tool manages.
     #[serde(default = "default_prefix")]
     pub secret_prefix: String,
@@ -132,14 +173,6 @@ fn yes() -> bool {
 impl AzureConfig {
     /// Checks the settings and anchors `ca_cert` at the config file's directory.
     pub fn resolve(mut self, base: &Path) -> Result<AzureConfig, ConfigError> {
-        let url = url::Url::parse(&self.vault_url)
-            .map_err(|e| ConfigError(format!("vault_url {:?} is not a URL ({e})", self.vault_url)))?;
-        if url.scheme() != "https" {
-            return Err(ConfigError(format!(
-                "vault_url {:?} must use https (Key Vault and the Azure SDK accept nothing else; for an emulator give its https URL and ca_cert)",
-                self.vault_url
-            )));
-        }
         let prefix_ok = self.secret_prefix.len() <= 40
             && self.secret_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !prefix_ok {

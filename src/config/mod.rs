@@ -31,7 +31,7 @@ pub enum StoreConfig {
         lock_timeout: Span,
     },
     /// Azure Key Vault secrets.
-    AzureKeyVault(azure::AzureConfig),
+    AzureKeyVault(Box<azure::AzureConfig>),
 }
 
 fn default_store_path() -> PathBuf {
@@ -208,11 +208,11 @@ impl Config {
                     .map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
                 StoreConfig::File { path, lock_timeout }
             }
-            StoreConfig::AzureKeyVault(azure) => StoreConfig::AzureKeyVault(
+            StoreConfig::AzureKeyVault(azure) => StoreConfig::AzureKeyVault(Box::new(
                 azure
                     .resolve(&base)
                     .map_err(|e| ConfigError(format!("config file {shown}: [store]: {e}")))?,
-            ),
+            )),
         };
         if let Some(schedule) = &raw.schedule {
             schedule.check().map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;

@@ -68,10 +68,15 @@ impl FileStore {
     }
 
     fn corrupt(path: &Path, what: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt(format!(
+        Self::corrupt_field(path, what, None)
+    }
+
+    fn corrupt_field(path: &Path, what: impl std::fmt::Display, field: Option<&'static str>) -> StoreError {
+        let message = format!(
             "key file {} {what}; restore it from a backup or move it out of the store directory (its key set is left alone until then)",
             path.display()
-        ))
+        );
+        StoreError::Corrupt { message, field }
     }
 
     /// Creates the store directory and its missing parents `0700`, whatever the umask.
@@ -170,22 +175,22 @@ impl FileStore {
         let path = self.path_of(kid);
         let bytes = self.read_bytes(kid, &path)?;
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
-            Self::corrupt(
-                &path,
-                format_args!("is not a valid key file ({})", super::file_errors::key_file_error(&e, &bytes)),
-            )
+            let field = super::file_errors::damaged_field(&e, &bytes);
+            let why = super::file_errors::key_file_error(&e, &bytes);
+            Self::corrupt_field(&path, format_args!("is not a valid key file ({why})"), field)
         })?;
         let record = file.record;
         if record.kid != *kid || record.public.kid != *kid {
-            return Err(Self::corrupt(
-                &path,
-                format_args!("holds kid {} but is named for {kid}", record.kid),
-            ));
+            let why = format_args!("holds kid {} but is named for {kid}", record.kid);
+            return Err(Self::corrupt_field(&path, why, Some("kid")));
         }
-        let key = PrivateJwk::from_base64(&file.private_jwk)
-            .map_err(|e| Self::corrupt(&path, format_args!("has a private_jwk that can not be read: {e}")))?;
+        let key = PrivateJwk::from_base64(&file.private_jwk).map_err(|e| {
+            let why = format_args!("has a private_jwk that can not be read: {e}");
+            Self::corrupt_field(&path, why, Some("private_jwk"))
+        })?;
         if key.public() != &record.public {
-            return Err(Self::corrupt(&path, "has a public half that does not match its private key"));
+            let why = "has a public half that does not match its private key";
+            return Err(Self::corrupt_field(&path, why, Some("public")));
         }
         Ok((record, key))
     }

@@ -19,6 +19,18 @@ pub fn key_file_error(e: &serde_json::Error, text: &[u8]) -> String {
     if e.classify() != Category::Data {
         return position_error(e);
     }
+    describe(e, text)
+}
+
+/// The member of a key file that does not read as its type, if one can be named.
+pub fn damaged_field(e: &serde_json::Error, text: &[u8]) -> Option<&'static str> {
+    if e.classify() != Category::Data {
+        return None;
+    }
+    serde_json::from_slice::<Value>(text).ok().as_ref().and_then(bad_member)
+}
+
+fn describe(e: &serde_json::Error, text: &[u8]) -> String {
     let reason = data_reason(&e.to_string());
     let doc: Option<Value> = serde_json::from_slice(text).ok();
     match doc.as_ref().and_then(bad_member) {

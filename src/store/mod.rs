@@ -32,9 +32,10 @@ pub enum StoreError {
     /// The store asked to slow down and its retries ran out (Key Vault 429).
     #[error("{0}")]
     Throttled(String),
-    /// One stored key is damaged; its key set is left alone until someone fixes it.
-    #[error("{0}")]
-    Corrupt(String),
+    /// One stored key is damaged; its key set is left alone until someone fixes it. `field` is
+    /// the record's damaged member where one is known (`stage`, `kid`, `private_jwk`, ...).
+    #[error("{message}")]
+    Corrupt { message: String, field: Option<&'static str> },
     /// The kid is already taken (a racing run, or a leftover).
     #[error("{0}")]
     Exists(String),
@@ -49,13 +50,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A damaged stored key, with no particular field to blame.
+    pub fn corrupt(message: String) -> StoreError {
+        StoreError::Corrupt { message, field: None }
+    }
+
     /// A stable name for the kind of failure, for JSON output and log pipelines.
     pub fn kind(&self) -> &'static str {
         match self {
             StoreError::Unavailable(_) => "store-unavailable",
             StoreError::Denied(_) => "store-denied",
             StoreError::Throttled(_) => "store-throttled",
-            StoreError::Corrupt(_) => "store-corrupt",
+            StoreError::Corrupt { .. } => "store-corrupt",
             StoreError::Exists(_) => "store-exists",
             StoreError::NotFound(_) => "store-not-found",
             StoreError::Locked(_) => "store-locked",

@@ -295,3 +295,25 @@ fn a_held_lock_reports_the_wait_in_human_units() {
     assert!(err.contains("(waited 300ms)"), "{err}");
     assert!(!err.contains("waited 0s"), "{err}");
 }
+
+/// A damaged key file is a `Corrupt` error of its own key set that names the damaged field.
+#[tokio::test]
+async fn a_damaged_field_is_named_in_the_corrupt_error() {
+    use jwk_rotator::store::{FileStore, KeyStore, StoreError};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = std::sync::Arc::new(FileStore::new(dir.path().join("keys")));
+    let (engine, _) = crate::support::engine(store.clone());
+    let policy = jwk_rotator::policy::Policy::default();
+    let targets = crate::support::targets(&["a-TEST", "b-TEST"], &policy);
+    let t0 = crate::support::at("2026-11-21T06:00:00Z");
+    engine.run(&targets, t0, &Default::default()).await.expect("bootstrap");
+    let file = dir.path().join("keys/a-TEST.2026-11-21.json");
+    let text = fs::read_to_string(&file).expect("key file").replace("\"current\"", "\"curent\"");
+    fs::write(&file, text).expect("damage");
+    let loaded = store.load(&[targets[0].key_set.clone(), targets[1].key_set.clone()]).await.expect("load");
+    match &loaded[&targets[0].key_set] {
+        Err(StoreError::Corrupt { field, .. }) => assert_eq!(*field, Some("stage")),
+        other => panic!("not a Corrupt error naming the field: {other:?}"),
+    }
+    assert!(loaded[&targets[1].key_set].is_ok(), "the other key set still loads");
+}
