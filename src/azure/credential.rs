@@ -31,6 +31,18 @@ pub const STATIC_TOKEN_VAR: &str = "JWK_ROTATOR_STATIC_TOKEN";
 /// GitHub's audience for Entra ID workload identity federation.
 const GITHUB_AUDIENCE: &str = "api://AzureADTokenExchange";
 
+/// The managed identity: `client_id` in `[store]`, else `AZURE_CLIENT_ID`, else the
+/// system-assigned one; the choice is logged.
+fn managed_identity(config: &AzureConfig, env: Env<'_>) -> azure_core::Result<Arc<dyn TokenCredential>> {
+    let choice = ManagedIdentityChoice::new(config, env);
+    tracing::info!(identity = %choice, "managed identity chosen");
+    let options = ManagedIdentityCredentialOptions {
+        user_assigned_id: choice.client_id().map(|id| UserAssignedId::ClientId(id.to_owned())),
+        ..Default::default()
+    };
+    Ok(ManagedIdentityCredential::new(Some(options))?)
+}
+
 /// Builds the credential `config` names, reading the environment through `env`.
 pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCredential>, AzureError> {
     let setting_or = |value: &Option<String>, setting: &str, var: &str| {
@@ -43,15 +55,7 @@ pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCre
     };
     let sdk = |e: azure_core::Error| format!("credential {}: {e}", kind_name(config.credential));
     Ok(match config.credential {
-        CredentialKind::ManagedIdentity => {
-            let choice = ManagedIdentityChoice::new(config, env);
-            tracing::info!(identity = %choice, "managed identity chosen");
-            let options = ManagedIdentityCredentialOptions {
-                user_assigned_id: choice.client_id().map(|id| UserAssignedId::ClientId(id.to_owned())),
-                ..Default::default()
-            };
-            ManagedIdentityCredential::new(Some(options)).map_err(sdk)?
-        }
+        CredentialKind::ManagedIdentity => managed_identity(config, env).map_err(sdk)?,
         CredentialKind::WorkloadIdentity => {
             let tenant = setting_or(&config.tenant_id, "tenant_id", "AZURE_TENANT_ID")?;
             let client = setting_or(&config.client_id, "client_id", "AZURE_CLIENT_ID")?;
