@@ -1,5 +1,6 @@
 //! The Azure Key Vault store: configuration, credentials, secret layout and the store itself.
 
+mod budget;
 pub mod credential;
 mod error;
 pub mod layout;

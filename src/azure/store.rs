@@ -38,6 +38,8 @@ struct State {
     consumers: HashMap<String, Option<Kid>>,
     /// Key sets written since the run began: a reload reads their secrets directly.
     written: HashSet<KeySet>,
+    /// New keys written but not yet confirmed: our version id and when it was written.
+    unconfirmed: HashMap<Kid, (String, tokio::time::Instant)>,
 }
 
 /// Keys as Key Vault secrets.
@@ -270,6 +272,11 @@ impl KeyStore for VaultStore {
     }
 
     async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+        self.write_new(record, key).await?;
+        self.confirm_new(record).await
+    }
+
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
         let name = self.name(&record.kid)?;
         self.note_written(&record.kid, &name);
         let value = key.to_base64();
@@ -280,9 +287,22 @@ impl KeyStore for VaultStore {
             not_before: Some(record.created),
         };
         let ours = self.vault.put(&name, new).await?;
+        self.state().unconfirmed.insert(record.kid.clone(), (ours, tokio::time::Instant::now()));
+        Ok(())
+    }
+
+    async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let name = self.name(&record.kid)?;
+        let Some((ours, written)) = self.state().unconfirmed.remove(&record.kid) else {
+            return Err(StoreError::Failed(format!(
+                "{} was not written by this run, so it can not be confirmed; this is a bug, please report it",
+                record.kid
+            )));
+        };
         // Another run may have written this kid too: the oldest version wins. Versions are
         // stamped in whole seconds, so wait until no later write can tie with ours, then look.
-        tokio::time::sleep(self.settle).await;
+        // The wait counts from our write: a run that wrote many keys waits once in all.
+        tokio::time::sleep_until(written + self.settle).await;
         let resolved = self.resolved(&name).await?.ok_or_else(|| {
             StoreError::Failed(format!("secret {name} vanished right after it was written; run again"))
         })?;
