@@ -44,6 +44,10 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let target = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let latency = fake.state().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let authorized =
         headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
     let mut vault = fake.state();
