@@ -602,11 +602,103 @@ mod tests {
             records: before.clone(),
             first_key: false,
             dirty: false,
+            unconfirmed: None,
+            next: 0,
         };
         let kid: Kid = "a-TEST.2026-11-22".parse().expect("kid");
         let error = run.apply(&Action::Generate { kid, stage: Stage::Current }).await.expect_err("refused");
         assert!(matches!(error, RunError::Unsafe { .. }), "{error}");
         assert!(error.to_string().contains("first key of an empty key set"), "{error}");
         assert_eq!(store.records(), before);
+    }
+
+    /// A memory store that notes the order of new keys' writes, confirmations and updates.
+    struct Ordered {
+        inner: MemoryStore,
+        log: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Ordered {
+        fn note(&self, what: &str, kid: &Kid) {
+            self.log.lock().expect("log").push(format!("{what} {kid}"));
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl KeyStore for Ordered {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        async fn lock(&self, timeout: Duration) -> Result<crate::store::StoreLock, StoreError> {
+            self.inner.lock(timeout).await
+        }
+        async fn load(&self, sets: &[KeySet]) -> Result<crate::store::Loaded, StoreError> {
+            self.inner.load(sets).await
+        }
+        async fn private_key(&self, kid: &Kid) -> Result<crate::jwk::PrivateJwk, StoreError> {
+            self.inner.private_key(kid).await
+        }
+        async fn create(&self, _: &KeyRecord, _: &crate::jwk::PrivateJwk) -> Result<(), StoreError> {
+            panic!("the engine writes new keys with write_new and confirm_new");
+        }
+        async fn write_new(
+            &self,
+            record: &KeyRecord,
+            key: &crate::jwk::PrivateJwk,
+        ) -> Result<(), StoreError> {
+            self.note("write", &record.kid);
+            self.inner.create(record, key).await
+        }
+        async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
+            self.note("confirm", &record.kid);
+            Ok(())
+        }
+        async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+            self.note("update", &record.kid);
+            self.inner.update(record).await
+        }
+        async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
+            self.inner.purge(kid).await
+        }
+    }
+
+    /// Racing writers are looked for once per run: every new key is written before the first
+    /// is confirmed, and nothing else is written for a key before it is confirmed.
+    #[tokio::test]
+    async fn a_run_writes_every_new_key_before_it_confirms_any() {
+        let store = Arc::new(Ordered { inner: MemoryStore::new(), log: Default::default() });
+        let keys = include_str!("../tests/data/fixture-keys.b64");
+        let keygen = Arc::new(FixtureGenerator::from_lines(keys).expect("fixture keys"));
+        let engine =
+            Engine::new(store.clone(), keygen, Arc::new(MemoryPublisher::default())).with_parallelism(3);
+        let targets: Vec<Target> = (0..12)
+            .map(|i| Target {
+                key_set: format!("k{i}-TEST").parse().expect("set"),
+                policy: Policy::default(),
+            })
+            .collect();
+        for now in [at("2026-11-21T06:00:00Z"), at("2027-02-21T06:00:00Z")] {
+            store.log.lock().expect("log").clear();
+            let reports = engine.run(&targets, now, &Request::default()).await.expect("run");
+            assert!(reports.iter().all(SetReport::ok), "{reports:?}");
+            let log = store.log.lock().expect("log").clone();
+            let writes: Vec<usize> = (0..log.len()).filter(|&i| log[i].starts_with("write ")).collect();
+            assert_eq!(writes.len(), 12, "{log:?}");
+            let first_confirm = log.iter().position(|l| l.starts_with("confirm ")).expect("confirmed");
+            assert!(
+                writes.iter().all(|&w| w < first_confirm),
+                "a key was confirmed before all were written: {log:?}"
+            );
+            for (i, line) in log.iter().enumerate().filter(|(_, l)| l.starts_with("update ")) {
+                let kid = &line["update ".len()..];
+                let confirmed = log.iter().position(|l| *l == format!("confirm {kid}"));
+                if log.iter().any(|l| *l == format!("write {kid}")) {
+                    assert!(
+                        confirmed.is_some_and(|c| c < i),
+                        "{kid} updated before it was confirmed: {log:?}"
+                    );
+                }
+            }
+        }
     }
 }
