@@ -110,8 +110,9 @@ impl StopFlag {
 }
 
 /// Key sets in progress at once by default: enough to keep the store's request limit busy
-/// while keys are generated; each holds only its records.
-pub const DEFAULT_PARALLELISM: usize = 64;
+/// while keys are generated, and while requests wait out a throttled vault's back-off; each
+/// holds only its records.
+pub const DEFAULT_PARALLELISM: usize = 256;
 
 /// The adapters a run uses, shared by every command and the worker. Built complete with
 /// [`Engine::new`] and the `with_` settings; nothing is patched afterwards.

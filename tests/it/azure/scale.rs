@@ -26,7 +26,8 @@ async fn vault_a_run_making_many_keys_waits_settle_once() {
     let start = Instant::now();
     run_ok(&engine, &all, t0(), &Request::default()).await;
     let bootstrap = start.elapsed();
-    // Waiting once per key, even 8 at a time, would take 60 / 8 × 1 s = 7.5 s.
+    // Waiting once per key, even 8 at a time, would take 60 / 8 × 1 s = 7.5 s (before this
+    // change, 4 at a time on 2 cores: 15 s). The margin is for a loaded CI machine.
     assert!(bootstrap >= Duration::from_secs(1), "a new key was used before settle: {bootstrap:?}");
     assert!(
         bootstrap < Duration::from_secs(4),
@@ -35,7 +36,7 @@ async fn vault_a_run_making_many_keys_waits_settle_once() {
     let start = Instant::now();
     run_ok(&engine, &all, t0() + days(91), &Request::default()).await;
     let rotation = start.elapsed();
-    assert!(rotation < Duration::from_secs(4), "60 rotations took {rotation:?}");
+    assert!(rotation < Duration::from_secs(6), "60 rotations took {rotation:?}");
     for t in &all {
         let recs = records(&*store, &t.key_set).await;
         let stages: Vec<Stage> = recs.iter().map(|r| r.stage).collect();
