@@ -109,6 +109,11 @@ impl StopFlag {
     }
 }
 
+/// Key sets in progress at once by default: enough to keep the store's request limit busy
+/// while keys are generated, and while requests wait out a throttled vault's back-off; each
+/// holds only its records.
+pub const DEFAULT_PARALLELISM: usize = 256;
+
 /// The adapters a run uses, shared by every command and the worker. Built complete with
 /// [`Engine::new`] and the `with_` settings; nothing is patched afterwards.
 #[derive(Clone)]
@@ -117,8 +122,11 @@ pub struct Engine {
     keygen: Arc<dyn KeyGenerator>,
     publisher: Arc<dyn Publisher>,
     lock_timeout: Duration,
-    /// Key sets worked on at once; key generation runs on that many threads.
+    /// Key sets worked on at once. Requests are bounded by the store itself (Key Vault:
+    /// `[store] max_in_flight` and `request_budget`), key generation by `keygen_slots`.
     parallelism: usize,
+    /// Keys generated at once on the blocking pool: one per core.
+    keygen_slots: Arc<tokio::sync::Semaphore>,
     /// Set by the worker on shutdown.
     stop: StopFlag,
 }
@@ -135,7 +143,8 @@ impl Engine {
             keygen,
             publisher,
             lock_timeout: Duration::from_secs(30),
-            parallelism: cores.max(2) * 2,
+            parallelism: DEFAULT_PARALLELISM,
+            keygen_slots: Arc::new(tokio::sync::Semaphore::new(cores.max(1))),
             stop: StopFlag::default(),
         }
     }
@@ -224,15 +233,29 @@ impl Engine {
             warn!(error = %e, "publish directory not tidied");
         }
         let loaded = self.load(&targets).await?;
-        // Collected first: a lazy `map` over borrowed targets makes the run's future one that
-        // the compiler can not show to be `Send`, and the worker spawns it. The futures do
-        // nothing until polled, so at most `parallelism` key sets are in progress at once.
+        // Two passes, so that a store that must wait for racing writers (Key Vault's `settle`)
+        // waits once per run rather than once per new key: the first pass carries each key set
+        // up to and including the write of its new key (a key set without one runs to its
+        // end), the second confirms each new key and carries out the rest.
+        // The futures are collected first: a lazy `map` over borrowed targets makes the run's
+        // future one that the compiler can not show to be `Send`, and the worker spawns it.
+        // They do nothing until polled, so at most `parallelism` key sets are in progress.
         let jobs: Vec<_> = targets
             .iter()
             .map(|t| {
                 let records = crate::store::records_in(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec);
                 let span = info_span!("key_set", key_set = %t.key_set);
-                self.run_set(t, records, now, request).instrument(span)
+                self.start_set(t, records, now, request).instrument(span)
+            })
+            .collect();
+        drop(loaded);
+        let started: Vec<Started<'_>> =
+            futures::stream::iter(jobs).buffer_unordered(self.parallelism).collect().await;
+        let jobs: Vec<_> = started
+            .into_iter()
+            .map(|s| {
+                let span = info_span!("key_set", key_set = %s.report.key_set);
+                s.finish().instrument(span)
             })
             .collect();
         let mut reports: Vec<SetReport> =
@@ -243,24 +266,26 @@ impl Engine {
         Ok(reports)
     }
 
-    async fn run_set(
-        &self,
-        target: &Target,
+    /// The first pass over a key set: plan, then carry out the steps up to and including the
+    /// write of a new key, or all of them when it makes none.
+    async fn start_set<'a>(
+        &'a self,
+        target: &'a Target,
         records: Result<Vec<KeyRecord>, StoreError>,
         now: DateTime<Utc>,
         request: &Request,
-    ) -> SetReport {
+    ) -> Started<'a> {
         let mut report = SetReport::new(&target.key_set);
         if self.stop.is_stopped() {
             report.error = Some(RunError::NotStarted);
-            return report;
+            return Started { report, run: None };
         }
         let records = match records {
             Ok(records) => records,
             Err(e) => {
                 warn!(error = %e, "key set skipped");
                 report.error = Some(e.into());
-                return report;
+                return Started { report, run: None };
             }
         };
         let plan = match planner::plan(&target.key_set, &records, &target.policy, now, request) {
@@ -268,20 +293,70 @@ impl Engine {
             Err(refusal) => {
                 report.records = records;
                 report.error = Some(refusal.into());
-                return report;
+                return Started { report, run: None };
             }
         };
         let first_key = records.is_empty();
-        let mut run = SetRun { engine: self, target, now, records, first_key, dirty: false };
+        let mut run = SetRun {
+            engine: self,
+            target,
+            now,
+            records,
+            first_key,
+            dirty: false,
+            unconfirmed: None,
+            next: 0,
+        };
         let result = run.execute(&plan.steps, &mut report.done).await;
-        let finish = run.finish().await;
-        report.records = run.records;
         report.plan = Some(plan);
-        report.error = result.and(finish).err();
-        if let Some(e) = &report.error {
+        let mut started = Started { report, run: Some(run) };
+        match result {
+            Ok(()) if started.run.as_ref().is_some_and(|r| r.unconfirmed.is_some()) => started,
+            result => {
+                started.close(result).await;
+                started
+            }
+        }
+    }
+}
+
+/// A key set between the two passes of a run.
+struct Started<'a> {
+    report: SetReport,
+    /// The run, unless the key set ended before it began (skipped, refused).
+    run: Option<SetRun<'a>>,
+}
+
+impl Started<'_> {
+    /// The second pass: confirm the new key, carry out the remaining steps, write the outputs.
+    async fn finish(mut self) -> SetReport {
+        let Some(run) = self.run.as_mut() else { return self.report };
+        if run.unconfirmed.is_none() {
+            return self.report; // closed in the first pass
+        }
+        let mut result = Ok(());
+        while result.is_ok() && run.unconfirmed.is_some() {
+            result = run.confirm(&mut self.report.done).await;
+            if result.is_ok()
+                && let Some(plan) = &self.report.plan
+            {
+                result = run.execute(&plan.steps, &mut self.report.done).await;
+            }
+        }
+        self.close(result).await;
+        self.report
+    }
+
+    /// After the steps, failed or not: the outputs and the consumer secret follow the store.
+    async fn close(&mut self, result: Result<(), RunError>) {
+        let Some(run) = self.run.as_mut() else { return };
+        let finish = run.finish().await;
+        self.report.records = std::mem::take(&mut run.records);
+        self.report.error = result.and(finish).err();
+        if let Some(e) = &self.report.error {
             warn!(error = %e, "key set failed");
         }
-        report
+        self.run = None;
     }
 }
 
@@ -296,12 +371,18 @@ struct SetRun<'a> {
     first_key: bool,
     /// Whether the store was written since `records` was loaded.
     dirty: bool,
+    /// A new key written to the store but not yet confirmed (see [`KeyStore::write_new`]).
+    unconfirmed: Option<KeyRecord>,
+    /// The next step to carry out.
+    next: usize,
 }
 
 impl SetRun<'_> {
+    /// Carries out the steps from `next` on; stops after a new key's write, which the caller
+    /// confirms (with [`SetRun::confirm`]) before it goes on.
     async fn execute(&mut self, steps: &[Step], done: &mut usize) -> Result<(), RunError> {
-        let mut i = 0;
-        while i < steps.len() {
+        while self.next < steps.len() && self.unconfirmed.is_none() {
+            let i = self.next;
             if self.engine.stop.is_stopped() {
                 return Err(RunError::Stopped { done: i, total: steps.len() });
             }
@@ -312,14 +393,30 @@ impl SetRun<'_> {
                 let run =
                     steps[i..].iter().take_while(|s| matches!(s.action, Action::Publish { .. })).count();
                 self.publish_marking(&steps[i..i + run]).await?;
-                i += run;
+                self.next += run;
                 *done += run;
                 continue;
             }
             self.apply(&step.action).await?;
-            i += 1;
-            *done += 1;
+            self.next += 1;
+            if self.unconfirmed.is_none() {
+                *done += 1;
+            }
         }
+        Ok(())
+    }
+
+    /// Confirms the new key written last: the store keeps the oldest of racing writes and
+    /// fails if ours lost. Only then does the step count as done, and a first key become the
+    /// one applications read.
+    async fn confirm(&mut self, done: &mut usize) -> Result<(), RunError> {
+        let Some(record) = self.unconfirmed.take() else { return Ok(()) };
+        self.engine.store.confirm_new(&record).await?;
+        *done += 1;
+        if record.stage == Stage::Current {
+            self.engine.store.sync_consumer(&record).await?;
+        }
+        self.records.push(record);
         Ok(())
     }
 
@@ -346,17 +443,18 @@ impl SetRun<'_> {
             return Err(self.refused(kid, why));
         }
         let (keygen, kid, policy) = (self.engine.keygen.clone(), kid.clone(), self.target.policy.clone());
-        let key =
+        let key = {
+            // One key per core at a time; the semaphore is never closed.
+            let _slot = self.engine.keygen_slots.acquire().await.ok();
             tokio::task::spawn_blocking(move || keygen.generate(kid, policy.key_size(), policy.algorithm()))
                 .await
-                .map_err(|e| RunError::Interrupted(e.to_string()))??;
+                .map_err(|e| RunError::Interrupted(e.to_string()))??
+        };
         let record = KeyRecord::new(key.public().clone(), stage, self.now);
         self.dirty = true;
-        self.engine.store.create(&record, &key).await?;
-        if stage == Stage::Current {
-            self.engine.store.sync_consumer(&record).await?;
-        }
-        self.records.push(record);
+        self.engine.store.write_new(&record, &key).await?;
+        drop(key);
+        self.unconfirmed = Some(record);
         Ok(())
     }
 
@@ -478,6 +576,8 @@ mod tests {
                 records: before.clone(),
                 first_key: false,
                 dirty: false,
+                unconfirmed: None,
+                next: 0,
             };
             let error = run.apply(&Action::Promote { kid: kid.clone() }).await.expect_err("refused");
             assert!(matches!(&error, RunError::Unsafe { kid: k, .. } if *k == kid), "{error}");
@@ -499,11 +599,100 @@ mod tests {
             records: before.clone(),
             first_key: false,
             dirty: false,
+            unconfirmed: None,
+            next: 0,
         };
         let kid: Kid = "a-TEST.2026-11-22".parse().expect("kid");
         let error = run.apply(&Action::Generate { kid, stage: Stage::Current }).await.expect_err("refused");
         assert!(matches!(error, RunError::Unsafe { .. }), "{error}");
         assert!(error.to_string().contains("first key of an empty key set"), "{error}");
         assert_eq!(store.records(), before);
+    }
+
+    /// A memory store that notes the order of new keys' writes, confirmations and updates.
+    struct Ordered {
+        inner: MemoryStore,
+        log: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Ordered {
+        fn note(&self, what: &str, kid: &Kid) {
+            self.log.lock().expect("log").push(format!("{what} {kid}"));
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl KeyStore for Ordered {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        async fn lock(&self, timeout: Duration) -> Result<crate::store::StoreLock, StoreError> {
+            self.inner.lock(timeout).await
+        }
+        async fn load(&self, sets: &[KeySet]) -> Result<crate::store::Loaded, StoreError> {
+            self.inner.load(sets).await
+        }
+        async fn private_key(&self, kid: &Kid) -> Result<crate::jwk::PrivateJwk, StoreError> {
+            self.inner.private_key(kid).await
+        }
+        async fn create(&self, _: &KeyRecord, _: &crate::jwk::PrivateJwk) -> Result<(), StoreError> {
+            panic!("the engine writes new keys with write_new and confirm_new");
+        }
+        async fn write_new(
+            &self,
+            record: &KeyRecord,
+            key: &crate::jwk::PrivateJwk,
+        ) -> Result<(), StoreError> {
+            self.note("write", &record.kid);
+            self.inner.create(record, key).await
+        }
+        async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
+            self.note("confirm", &record.kid);
+            Ok(())
+        }
+        async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
+            self.note("update", &record.kid);
+            self.inner.update(record).await
+        }
+        async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
+            self.inner.purge(kid).await
+        }
+    }
+
+    /// Racing writers are looked for once per run: every new key is written before the first
+    /// is confirmed, and nothing else is written for a key before it is confirmed.
+    #[tokio::test]
+    async fn a_run_writes_every_new_key_before_it_confirms_any() {
+        let store = Arc::new(Ordered { inner: MemoryStore::new(), log: Default::default() });
+        let engine = crate::testing::engine(store.clone()).0.with_parallelism(3);
+        let targets: Vec<Target> = (0..12)
+            .map(|i| Target {
+                key_set: format!("k{i}-TEST").parse().expect("set"),
+                policy: Policy::default(),
+            })
+            .collect();
+        for now in [at("2026-11-21T06:00:00Z"), at("2027-02-21T06:00:00Z")] {
+            store.log.lock().expect("log").clear();
+            let reports = engine.run(&targets, now, &Request::default()).await.expect("run");
+            assert!(reports.iter().all(SetReport::ok), "{reports:?}");
+            let log = store.log.lock().expect("log").clone();
+            let writes: Vec<usize> = (0..log.len()).filter(|&i| log[i].starts_with("write ")).collect();
+            assert_eq!(writes.len(), 12, "{log:?}");
+            let first_confirm = log.iter().position(|l| l.starts_with("confirm ")).expect("confirmed");
+            assert!(
+                writes.iter().all(|&w| w < first_confirm),
+                "a key was confirmed before all were written: {log:?}"
+            );
+            for (i, line) in log.iter().enumerate().filter(|(_, l)| l.starts_with("update ")) {
+                let kid = &line["update ".len()..];
+                let confirmed = log.iter().position(|l| *l == format!("confirm {kid}"));
+                if log.iter().any(|l| *l == format!("write {kid}")) {
+                    assert!(
+                        confirmed.is_some_and(|c| c < i),
+                        "{kid} updated before it was confirmed: {log:?}"
+                    );
+                }
+            }
+        }
     }
 }

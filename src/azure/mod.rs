@@ -1,6 +1,7 @@
 //! The Azure Key Vault store: configuration, credentials, secret layout and the store itself.
 
 pub mod altinn;
+mod budget;
 pub mod credential;
 mod error;
 pub mod layout;

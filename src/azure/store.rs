@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use super::layout::{self, Tags, kid_of_name, record_of, secret_name, tag, tags_of};
 use super::vault::{NewVersion, Vault};
-use super::versions::{Resolved, latest_is_doubtful, resolve};
+use super::versions::{Resolved, Version, latest_is_doubtful, resolve};
 use crate::config::azure::AzureConfig;
 use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
@@ -38,6 +38,12 @@ struct State {
     consumers: HashMap<String, Option<Kid>>,
     /// Key sets written since the run began: a reload reads their secrets directly.
     written: HashSet<KeySet>,
+    /// Secret (lower-case name) -> its winning version as the vault last showed it in this run,
+    /// once no racing version is left to disable: later steps of the run need not list the
+    /// versions again. Emptied when a run begins.
+    known: HashMap<String, Version>,
+    /// New keys written but not yet confirmed: our version id and when it was written.
+    unconfirmed: HashMap<Kid, (String, tokio::time::Instant)>,
 }
 
 /// Keys as Key Vault secrets.
@@ -99,9 +105,27 @@ impl VaultStore {
         state.names.entry(kid.key_set().clone()).or_default().insert(name.to_owned());
     }
 
-    /// The versions of a key's secret and which one counts.
+    /// The versions of a key's secret and which one counts: from what this run saw already
+    /// when that leaves nothing to disable, else from the vault.
     async fn resolved(&self, name: &str) -> Result<Option<Resolved>, StoreError> {
-        Ok(resolve(self.vault.versions(name).await?))
+        let known = self.state().known.get(&name.to_ascii_lowercase()).cloned();
+        match known {
+            Some(winner) => Ok(Some(Resolved { winner, to_disable: Vec::new() })),
+            None => self.listed(name).await,
+        }
+    }
+
+    /// The versions of a key's secret as the vault lists them now.
+    async fn listed(&self, name: &str) -> Result<Option<Resolved>, StoreError> {
+        let resolved = resolve(self.vault.versions(name).await?);
+        if let Some(r) = resolved.as_ref().filter(|r| r.to_disable.is_empty()) {
+            self.remember(name, r.winner.clone());
+        }
+        Ok(resolved)
+    }
+
+    fn remember(&self, name: &str, winner: Version) {
+        self.state().known.insert(name.to_ascii_lowercase(), winner);
     }
 
     /// Disables and marks the versions that lost a race.
@@ -110,6 +134,9 @@ impl VaultStore {
             tracing::warn!(%kid, version = %loser.id, winner = %resolved.winner.id, "disabling a duplicate version written by a racing run");
             let tags = layout::duplicate_tags(kid, &resolved.winner.id);
             self.vault.patch(&loser.name, &loser.id, tags, false, None).await?;
+        }
+        if !resolved.to_disable.is_empty() {
+            self.remember(&resolved.winner.name, resolved.winner.clone());
         }
         Ok(())
     }
@@ -234,7 +261,11 @@ impl KeyStore for VaultStore {
     /// Key Vault has no lock; racing runs converge instead (see `versions`). A new run
     /// forgets which sets the last one wrote.
     async fn lock(&self, _timeout: Duration) -> Result<StoreLock, StoreError> {
-        self.state().written.clear();
+        {
+            let mut state = self.state();
+            state.written.clear();
+            state.known.clear();
+        }
         Ok(Box::new(()))
     }
 
@@ -270,6 +301,11 @@ impl KeyStore for VaultStore {
     }
 
     async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+        self.write_new(record, key).await?;
+        self.confirm_new(record).await
+    }
+
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
         let name = self.name(&record.kid)?;
         self.note_written(&record.kid, &name);
         let value = key.to_base64();
@@ -280,10 +316,23 @@ impl KeyStore for VaultStore {
             not_before: Some(record.created),
         };
         let ours = self.vault.put(&name, new).await?;
+        self.state().unconfirmed.insert(record.kid.clone(), (ours, tokio::time::Instant::now()));
+        Ok(())
+    }
+
+    async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let name = self.name(&record.kid)?;
+        let Some((ours, written)) = self.state().unconfirmed.remove(&record.kid) else {
+            return Err(StoreError::Failed(format!(
+                "{} was not written by this run, so it can not be confirmed; this is a bug, please report it",
+                record.kid
+            )));
+        };
         // Another run may have written this kid too: the oldest version wins. Versions are
         // stamped in whole seconds, so wait until no later write can tie with ours, then look.
-        tokio::time::sleep(self.settle).await;
-        let resolved = self.resolved(&name).await?.ok_or_else(|| {
+        // The wait counts from our write: a run that wrote many keys waits once in all.
+        tokio::time::sleep_until(written + self.settle).await;
+        let resolved = self.listed(&name).await?.ok_or_else(|| {
             StoreError::Failed(format!("secret {name} vanished right after it was written; run again"))
         })?;
         self.disable_losers(&record.kid, &resolved).await?;
@@ -309,8 +358,11 @@ impl KeyStore for VaultStore {
         self.note_written(&record.kid, &name);
         let enabled = record.stage != Stage::Retired;
         let dates = Some((self.expires(&record.kid), record.created));
-        self.vault.patch(&name, &resolved.winner.id, tags_of(record), enabled, dates).await?;
+        let tags = tags_of(record);
+        self.vault.patch(&name, &resolved.winner.id, tags.clone(), enabled, dates).await?;
         self.disable_losers(&record.kid, &resolved).await?;
+        // The vault took the new tags and state: that is what the version holds now.
+        self.remember(&name, Version { tags, enabled, ..resolved.winner });
         if record.stage == Stage::Retired {
             self.disable_consumer_copies(&record.kid).await?;
         }
@@ -321,8 +373,12 @@ impl KeyStore for VaultStore {
         let name = self.name(kid)?;
         self.note_written(kid, &name);
         self.vault.delete(&name).await?;
-        if let Some(names) = self.state().names.get_mut(kid.key_set()) {
-            names.remove(&name);
+        {
+            let mut state = self.state();
+            state.known.remove(&name.to_ascii_lowercase());
+            if let Some(names) = state.names.get_mut(kid.key_set()) {
+                names.remove(&name);
+            }
         }
         if self.purge {
             self.vault.purge(&name, 6, self.purge_wait).await?;

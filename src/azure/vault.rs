@@ -17,6 +17,7 @@ use futures::TryStreamExt;
 use zeroize::Zeroizing;
 
 use super::AzureError;
+use super::budget::LimitedTransport;
 use super::error::store_error;
 use super::layout::{CONTENT_TYPE, Tags};
 use super::versions::Version;
@@ -60,9 +61,14 @@ impl Vault {
         transport: Option<Arc<dyn HttpClient>>,
     ) -> Result<Vault, AzureError> {
         let transport = match transport {
-            Some(t) => Some(t),
-            None => config.ca_cert.as_ref().map(|ca| http_client_trusting(ca)).transpose()?,
+            Some(t) => t,
+            None => match &config.ca_cert {
+                Some(ca) => http_client_trusting(ca)?,
+                None => azure_core::http::new_http_client(None),
+            },
         };
+        let transport: Arc<dyn HttpClient> =
+            Arc::new(LimitedTransport::new(transport, config.max_in_flight, config.request_budget));
         let retry = &config.retry;
         let client_options = ClientOptions {
             retry: RetryOptions::exponential(ExponentialRetryOptions {
@@ -71,7 +77,7 @@ impl Vault {
                 max_total_elapsed: sdk_duration(retry.max_elapsed),
                 max_delay: sdk_duration(retry.max_delay),
             }),
-            transport: transport.map(Transport::new),
+            transport: Some(Transport::new(transport)),
             ..Default::default()
         };
         let options = SecretClientOptions {

@@ -96,6 +96,13 @@ pub struct AzureConfig {
     /// can tie with ours only within that second; the wait covers it with a margin.
     #[serde(default = "default_settle", deserialize_with = "de_settle")]
     pub settle: Span,
+    /// Requests to the vault in flight at once (1 to 1024).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Requests the tool sends to the vault per 10 seconds at most (a token bucket), below Key
+    /// Vault's published limit so that a large run is not throttled in the first place.
+    #[serde(default = "default_request_budget")]
+    pub request_budget: u32,
     /// `[store.retry]`: how the SDK retries throttled (429) and failed requests.
     #[serde(default)]
     pub retry: RetrySettings,
@@ -150,6 +157,19 @@ fn default_settle() -> Span {
     Span::seconds(2)
 }
 
+fn default_max_in_flight() -> usize {
+    32
+}
+
+/// Key Vault allows 4,000 secret transactions per 10 seconds per vault and region ("Azure Key
+/// Vault service limits", https://learn.microsoft.com/en-us/azure/key-vault/general/service-limits);
+/// 3,000 leaves room for the applications that read the same vault.
+pub const DEFAULT_REQUEST_BUDGET: u32 = 3000;
+
+fn default_request_budget() -> u32 {
+    DEFAULT_REQUEST_BUDGET
+}
+
 fn default_initial_delay() -> Span {
     Span::millis(800)
 }
@@ -179,6 +199,18 @@ impl AzureConfig {
             return Err(ConfigError(format!(
                 "secret_prefix {:?} may hold only letters, digits and '-' (at most 40)",
                 self.secret_prefix
+            )));
+        }
+        if !(1..=1024).contains(&self.max_in_flight) {
+            return Err(ConfigError(format!(
+                "[store] max_in_flight = {} must be between 1 and 1024 (the default, 32, suits Key Vault)",
+                self.max_in_flight
+            )));
+        }
+        if self.request_budget < 10 {
+            return Err(ConfigError(format!(
+                "[store] request_budget = {} is requests per 10 seconds and must be at least 10 (the default, {DEFAULT_REQUEST_BUDGET}, stays below Key Vault's 4,000)",
+                self.request_budget
             )));
         }
         self.ca_cert = self.ca_cert.map(|p| base.join(p));

@@ -50,6 +50,12 @@ impl KeyStore for CountingStore {
     async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
         self.count("create", self.inner.create(record, key).await)
     }
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+        self.count("create", self.inner.write_new(record, key).await)
+    }
+    async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.count("confirm_new", self.inner.confirm_new(record).await)
+    }
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
         self.count("update", self.inner.update(record).await)
     }

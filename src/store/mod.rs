@@ -114,6 +114,22 @@ pub trait KeyStore: Send + Sync {
     /// Stores a new key; fails with [`StoreError::Exists`] if the kid is taken.
     async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError>;
 
+    /// Writes a new key without waiting to learn whether a racing run wrote the same kid: a run
+    /// writes all its new keys first, then calls [`KeyStore::confirm_new`] for each, so that it
+    /// waits for racing writers once rather than once per key. A store whose lock keeps other
+    /// runs out has nothing to wait for and simply creates the key (the default).
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+        self.create(record, key).await
+    }
+
+    /// Finishes [`KeyStore::write_new`] for `record`: waits until a racing writer of the same kid
+    /// can be told apart (Key Vault: `settle` after the write, counted from the write, so a run
+    /// that wrote long ago does not wait again), keeps the oldest write, and fails with
+    /// [`StoreError::Exists`] if ours lost. Nothing to do by default.
+    async fn confirm_new(&self, _record: &KeyRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Writes a changed record (stage, timestamps) of a stored key.
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError>;
 

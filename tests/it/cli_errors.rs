@@ -379,3 +379,16 @@ fn a_private_value_in_a_key_file_field_is_never_printed() {
         }
     }
 }
+
+#[test]
+fn vault_request_limits_out_of_range_are_named() {
+    let vault = "[store]\nkind = \"azure-key-vault\"\nvault_url = \"https://v.vault.azure.net/\"\ncredential = \"static-token\"\n";
+    config_error(
+        &with_config(&format!("{vault}max_in_flight = 0\n[[client]]\nname = \"a\"\n")),
+        &["[store] max_in_flight = 0 must be between 1 and 1024"],
+    );
+    config_error(
+        &with_config(&format!("{vault}request_budget = 5\n[[client]]\nname = \"a\"\n")),
+        &["[store] request_budget = 5 is requests per 10 seconds and must be at least 10"],
+    );
+}

@@ -9,6 +9,7 @@ mod lifecycle;
 mod protocol;
 mod races;
 mod requests;
+mod scale;
 mod throttling;
 
 use std::sync::Arc;
@@ -39,10 +40,12 @@ pub fn t0() -> DateTime<Utc> {
 }
 
 /// `[store]` settings for `url`, with quick retries so that throttling tests stay fast, and a
-/// settle time that outlasts one second of the fake vault's clock.
+/// settle time that outlasts one second of the fake vault's clock (unless `extra` sets one).
 pub fn azure_config(url: &str, extra: &str) -> AzureConfig {
+    // `extra` may set its own settle.
+    let settle = if extra.contains("settle") { "" } else { "settle = \"30ms\"\n" };
     let text = format!(
-        "vault_url = \"{url}\"\ncredential = \"static-token\"\nsettle = \"30ms\"\n{extra}\n[retry]\ninitial_delay = \"5ms\"\nmax_delay = \"20ms\"\nmax_retries = 4\n"
+        "vault_url = \"{url}\"\ncredential = \"static-token\"\n{settle}{extra}\n[retry]\ninitial_delay = \"5ms\"\nmax_delay = \"20ms\"\nmax_retries = 4\n"
     );
     toml::from_str(&text).expect("azure config")
 }

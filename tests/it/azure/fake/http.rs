@@ -44,6 +44,10 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let target = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let latency = fake.state().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let authorized =
         headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
     let mut vault = fake.state();
@@ -145,11 +149,19 @@ fn page_params(max: Option<String>, skip: Option<String>) -> Result<(usize, usiz
     Ok((max, offset))
 }
 
-/// One page of `items`, with a `nextLink` to `path` when more follow.
-fn paged(base: &str, path: &str, items: Vec<Value>, (max, offset): (usize, usize)) -> Answer {
-    let end = (offset + max).min(items.len());
-    let page: Vec<Value> = items.get(offset..end).map(<[Value]>::to_vec).unwrap_or_default();
-    let next = (end < items.len()).then(|| {
+/// One page of `total` items, built by `items(offset, max)` (only the page's items are built,
+/// so listing a large vault page by page stays linear), with a `nextLink` to `path` when more
+/// follow.
+fn paged(
+    base: &str,
+    path: &str,
+    total: usize,
+    (max, offset): (usize, usize),
+    items: impl FnOnce(usize, usize) -> Vec<Value>,
+) -> Answer {
+    let end = (offset + max).min(total);
+    let page = if offset < end { items(offset, end - offset) } else { Vec::new() };
+    let next = (end < total).then(|| {
         let token =
             STANDARD.encode(json!({ "NextMarker": end.to_string(), "TargetLocation": 0 }).to_string());
         let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
@@ -159,12 +171,14 @@ fn paged(base: &str, path: &str, items: Vec<Value>, (max, offset): (usize, usize
 }
 
 fn list_secrets(vault: &Vault, base: &str, page: (usize, usize)) -> Answer {
-    let items = vault
-        .live
-        .values()
-        .filter_map(|e| e.versions.last().map(|v| bundle(base, e, v, false, false)))
-        .collect();
-    paged(base, "/secrets", items, page)
+    let listed = || vault.live.values().filter(|e| !e.versions.is_empty());
+    paged(base, "/secrets", listed().count(), page, |skip, take| {
+        listed()
+            .skip(skip)
+            .take(take)
+            .filter_map(|e| e.versions.last().map(|v| bundle(base, e, v, false, false)))
+            .collect()
+    })
 }
 
 fn list_versions(vault: &Vault, base: &str, name: &str, page: (usize, usize)) -> Answer {
@@ -172,8 +186,17 @@ fn list_versions(vault: &Vault, base: &str, name: &str, page: (usize, usize)) ->
         return (StatusCode::OK, json!({ "value": [], "nextLink": null }));
     };
     // No order is promised; newest first makes sure clients sort for themselves.
-    let items = entry.versions.iter().rev().map(|v| bundle(base, entry, v, false, true)).collect();
-    paged(base, &format!("/secrets/{}/versions", entry.name), items, page)
+    let path = format!("/secrets/{}/versions", entry.name);
+    paged(base, &path, entry.versions.len(), page, |skip, take| {
+        entry
+            .versions
+            .iter()
+            .rev()
+            .skip(skip)
+            .take(take)
+            .map(|v| bundle(base, entry, v, false, true))
+            .collect()
+    })
 }
 
 fn get(vault: &Vault, base: &str, name: &str, version: Option<&str>) -> Answer {

@@ -9,7 +9,7 @@ pub mod net;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use model::{Failure, Throttle, Ver};
+pub use model::{Budget, Failure, Throttle, Ver};
 
 /// The bearer token the fake accepts.
 pub const TOKEN: &str = "fake-vault-token";
@@ -75,6 +75,21 @@ impl FakeVault {
 
     pub fn set_throttle(&self, throttle: Throttle) {
         self.state().throttle = throttle;
+    }
+
+    /// Every answer takes this long, as a network round trip would.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.state().latency = latency;
+    }
+
+    /// At most `limit` requests per `window`; more get 429 with `Retry-After`.
+    pub fn set_budget(&self, limit: u32, window: std::time::Duration) {
+        self.state().budget = Some(Budget::new(limit, window));
+    }
+
+    /// Answers 429 because the budget was spent, so far.
+    pub fn over_budget(&self) -> u64 {
+        self.state().over_budget
     }
 
     /// Every live version of a secret, oldest first.

@@ -23,6 +23,37 @@ pub struct Throttle {
     pub retry_after: Option<u32>,
 }
 
+/// A per-vault request budget, as Key Vault enforces it: at most `limit` requests in each
+/// window; beyond that 429 `Throttled` with `Retry-After` (the seconds left in the window).
+/// Throttled requests do not count, as Microsoft documents for Key Vault.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub limit: u32,
+    pub window: Duration,
+    started: Instant,
+    used: u32,
+}
+
+impl Budget {
+    pub fn new(limit: u32, window: Duration) -> Budget {
+        Budget { limit, window, started: Instant::now(), used: 0 }
+    }
+
+    /// Counts a request; `Some(seconds)` to wait when it is over the budget.
+    fn admit(&mut self, now: Instant) -> Option<u32> {
+        if now.duration_since(self.started) >= self.window {
+            self.started = now;
+            self.used = 0;
+        }
+        if self.used < self.limit {
+            self.used += 1;
+            return None;
+        }
+        let left = self.window.saturating_sub(now.duration_since(self.started));
+        Some(u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX).max(1))
+    }
+}
+
 /// One version of a secret.
 #[derive(Debug, Clone)]
 pub struct Ver {
@@ -58,6 +89,12 @@ pub struct Vault {
     pub deleted: BTreeMap<String, Entry>,
     pub log: Vec<String>,
     pub throttle: Throttle,
+    /// Key Vault's per-vault limit, if any.
+    pub budget: Option<Budget>,
+    /// How long every answer takes (a network round trip), outside the vault's lock.
+    pub latency: Duration,
+    /// Answers 429 because the budget was spent.
+    pub over_budget: u64,
     matching: u64,
     throttled: u64,
     /// How many times purge and recover answer 409 right after a delete.
@@ -92,8 +129,12 @@ impl Vault {
         EPOCH_AT_START + i64::try_from(elapsed).unwrap_or_default() + self.clock_offset
     }
 
-    /// Whether this request is to be throttled.
+    /// Whether this request is to be throttled: over the budget, or picked by `throttle`.
     pub fn throttle(&mut self, target: &str) -> Throttled {
+        if let Some(wait) = self.budget.as_mut().and_then(|b| b.admit(Instant::now())) {
+            self.over_budget += 1;
+            return Throttled::Yes { retry_after: Some(wait) };
+        }
         let t = &self.throttle;
         if t.every == 0 || t.only.as_deref().is_some_and(|o| !target.contains(o)) {
             return Throttled::No;
