@@ -162,7 +162,7 @@ fn default_max_in_flight() -> usize {
 }
 
 /// Key Vault allows 4,000 secret transactions per 10 seconds per vault and region ("Azure Key
-/// Vault service limits", https://learn.microsoft.com/en-us/azure/key-vault/general/service-limits);
+/// Vault service limits", <https://learn.microsoft.com/en-us/azure/key-vault/general/service-limits>);
 /// 3,000 leaves room for the applications that read the same vault.
 pub const DEFAULT_REQUEST_BUDGET: u32 = 3000;
 
