@@ -79,8 +79,7 @@ pub fn plan_all(
 ) -> Vec<SetPlan> {
     let name_of = side.vault.as_ref().map(|v| {
         let prefix = v.prefix.to_owned();
-        // `to_string` keeps this independent of the error type of `secret_name`.
-        move |kid: &Kid| layout::secret_name(&prefix, kid).map_err(|e| e.to_string())
+        move |kid: &Kid| layout::secret_name(&prefix, kid)
     });
     found
         .iter()

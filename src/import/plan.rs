@@ -53,7 +53,7 @@ impl SetPlan {
 }
 
 /// The Key Vault secret name of a kid, or why it can not have one.
-pub type SecretName<'a> = dyn Fn(&Kid) -> Result<String, String> + 'a;
+pub type SecretName<'a> = dyn Fn(&Kid) -> Result<String, crate::azure::AzureError> + 'a;
 
 /// What the plan needs besides the found set.
 pub struct Context<'a> {

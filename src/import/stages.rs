@@ -147,7 +147,7 @@ mod tests {
 
     fn plan_of(found: &Found, existing: &[KeyRecord], vault: bool) -> SetPlan {
         let policy = Policy::default();
-        let name = |kid: &Kid| crate::azure::layout::secret_name("jwk-", kid).map_err(|e| e.to_string());
+        let name = |kid: &Kid| crate::azure::layout::secret_name("jwk-", kid);
         let ctx = Context {
             policy: &policy,
             client: "[[client]] a".to_owned(),
