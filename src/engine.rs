@@ -559,6 +559,16 @@ mod tests {
         (target, pending.kid)
     }
 
+    /// A key set's run over `records`, which are not the first key set's.
+    fn set_run<'a>(
+        engine: &'a Engine,
+        target: &'a Target,
+        now: DateTime<Utc>,
+        records: Vec<KeyRecord>,
+    ) -> SetRun<'a> {
+        SetRun { engine, target, now, records, first_key: false, dirty: false, unconfirmed: None, next: 0 }
+    }
+
     /// The engine's own check, below the planner: whatever a plan says, a key that no earlier
     /// run published is never written as current.
     #[tokio::test]
@@ -569,16 +579,7 @@ mod tests {
             let (target, kid) = with_pending(&store, published).await;
             let engine = fixture_engine(store.clone());
             let before = store.records();
-            let mut run = SetRun {
-                engine: &engine,
-                target: &target,
-                now,
-                records: before.clone(),
-                first_key: false,
-                dirty: false,
-                unconfirmed: None,
-                next: 0,
-            };
+            let mut run = set_run(&engine, &target, now, before.clone());
             let error = run.apply(&Action::Promote { kid: kid.clone() }).await.expect_err("refused");
             assert!(matches!(&error, RunError::Unsafe { kid: k, .. } if *k == kid), "{error}");
             assert_eq!(store.records(), before, "a refused step wrote something");
@@ -592,16 +593,7 @@ mod tests {
         let engine = fixture_engine(store.clone());
         let before = store.records();
         let now = at("2026-11-22T06:00:00Z");
-        let mut run = SetRun {
-            engine: &engine,
-            target: &target,
-            now,
-            records: before.clone(),
-            first_key: false,
-            dirty: false,
-            unconfirmed: None,
-            next: 0,
-        };
+        let mut run = set_run(&engine, &target, now, before.clone());
         let kid: Kid = "a-TEST.2026-11-22".parse().expect("kid");
         let error = run.apply(&Action::Generate { kid, stage: Stage::Current }).await.expect_err("refused");
         assert!(matches!(error, RunError::Unsafe { .. }), "{error}");

@@ -130,27 +130,27 @@ impl Vault {
 
     /// The value of one version.
     pub async fn value(&self, name: &str, version: &str) -> Result<Zeroizing<String>, StoreError> {
-        let action = format!("read secret {name} version {version}");
-        let options =
-            SecretClientGetSecretOptions { secret_version: Some(version.to_owned()), ..Default::default() };
-        let secret = self
-            .client
-            .get_secret(name, Some(options))
-            .await
-            .and_then(|r| r.into_model())
-            .map_err(|e| self.fail(&action, &e))?;
-        secret
-            .value
-            .map(Zeroizing::new)
-            .ok_or_else(|| StoreError::corrupt(format!("secret {name} has no value")))
+        self.read_value(name, Some(version)).await
     }
 
     /// The value of a secret's latest version.
     pub async fn latest_value(&self, name: &str) -> Result<Zeroizing<String>, StoreError> {
-        let action = format!("read secret {name}");
+        self.read_value(name, None).await
+    }
+
+    /// The value of `version`, or of the latest version when none is named.
+    async fn read_value(&self, name: &str, version: Option<&str>) -> Result<Zeroizing<String>, StoreError> {
+        let action = match version {
+            Some(version) => format!("read secret {name} version {version}"),
+            None => format!("read secret {name}"),
+        };
+        let options = version.map(|v| SecretClientGetSecretOptions {
+            secret_version: Some(v.to_owned()),
+            ..Default::default()
+        });
         let secret = self
             .client
-            .get_secret(name, None)
+            .get_secret(name, options)
             .await
             .and_then(|r| r.into_model())
             .map_err(|e| self.fail(&action, &e))?;
