@@ -59,6 +59,7 @@ fn clients(n: usize) -> Vec<ClientConfig> {
             environments: vec!["TEST".parse().expect("env")],
             policy: Policy::default(),
             consumer_secret: Some("{client}-{env}-jwk".to_owned()),
+            maskinporten: Default::default(),
         })
         .collect()
 }

@@ -16,6 +16,7 @@ use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
 use crate::planner::{self, Action, Plan, Refusal, Request, Step};
 use crate::policy::Target;
+use crate::proof::{Attempt, Attempts, NoProver, Patience, ProofError, Prover};
 use crate::publish::{PublishError, PublishedSet, Publisher};
 use crate::record::{KeyRecord, Stage};
 use crate::store::{KeyStore, StoreError};
@@ -48,6 +49,10 @@ pub enum RunError {
     /// The key generation thread ended without a key.
     #[error("key generation stopped: {0}")]
     Interrupted(String),
+    /// `promotion = "verified"`: the pending key is due, but no token grant with it succeeded,
+    /// so it stays pending (the rest of the run was carried out).
+    #[error("pending key {kid} was not promoted: a token grant signed with it failed: {error}")]
+    Unproven { kid: Kid, error: ProofError },
 }
 
 impl RunError {
@@ -61,6 +66,7 @@ impl RunError {
             RunError::Unsafe { .. } => "unsafe-step",
             RunError::Stopped { .. } | RunError::NotStarted => "stopped",
             RunError::Interrupted(_) => "interrupted",
+            RunError::Unproven { .. } => "unproven",
         }
     }
 }
@@ -86,6 +92,16 @@ impl SetReport {
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
+}
+
+/// What `status` and the worker see at one moment.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// The store's records, or why they could not be read.
+    pub loaded: Result<crate::store::Loaded, StoreError>,
+    /// What was seen besides the store (Maskinporten's registered keys, proofs, certificates).
+    pub observed: findings::Observed,
+    pub findings: Vec<Finding>,
 }
 
 /// The targets with each key set once, in first-named order.
@@ -129,6 +145,10 @@ pub struct Engine {
     keygen_slots: Arc<tokio::sync::Semaphore>,
     /// Set by the worker on shutdown.
     stop: StopFlag,
+    /// Proves pending keys with token grants (`promotion = "verified"`).
+    prover: Arc<dyn Prover>,
+    /// The last proof per key set, for findings between runs.
+    attempts: Attempts,
 }
 
 impl Engine {
@@ -146,7 +166,25 @@ impl Engine {
             parallelism: DEFAULT_PARALLELISM,
             keygen_slots: Arc::new(tokio::sync::Semaphore::new(cores.max(1))),
             stop: StopFlag::default(),
+            prover: Arc::new(NoProver),
+            attempts: Attempts::default(),
         }
+    }
+
+    /// Proves pending keys before a verified promotion, and for `verify`.
+    pub fn with_prover(mut self, prover: Arc<dyn Prover>) -> Self {
+        self.prover = prover;
+        self
+    }
+
+    /// The prover, for `verify`.
+    pub fn prover(&self) -> &Arc<dyn Prover> {
+        &self.prover
+    }
+
+    /// The publisher, for what Maskinporten has registered.
+    pub fn publisher(&self) -> &Arc<dyn Publisher> {
+        &self.publisher
     }
 
     /// How long a run waits for another run's lock on the store.
@@ -178,16 +216,56 @@ impl Engine {
     }
 
     /// Loads `targets` and evaluates their findings, as `status` and the worker do.
-    pub async fn evaluate(
+    pub async fn evaluate(&self, targets: &[Target], now: DateTime<Utc>) -> Evaluation {
+        let loaded = self.load(targets).await;
+        let observed = self.observe(targets, &loaded, now).await;
+        let findings = findings::evaluate_all(targets, &loaded, &observed, now);
+        Evaluation { loaded, observed, findings }
+    }
+
+    async fn registered(
+        &self,
+        set: &KeySet,
+    ) -> Option<(KeySet, Result<crate::publish::Registered, PublishError>)> {
+        Some((set.clone(), self.publisher.registered(set).await?))
+    }
+
+    /// What findings need besides the records: the consumer secrets, what Maskinporten has
+    /// registered, the last proof of each due pending key (one grant for a key this process has
+    /// not tried yet), and the admin certificates.
+    async fn observe(
         &self,
         targets: &[Target],
+        loaded: &Result<crate::store::Loaded, StoreError>,
         now: DateTime<Utc>,
-    ) -> (Result<crate::store::Loaded, StoreError>, Vec<Finding>) {
-        let loaded = self.load(targets).await;
+    ) -> findings::Observed {
         let sets: Vec<KeySet> = targets.iter().map(|t| t.key_set.clone()).collect();
         let consumers = crate::store::consumers(self.store.as_ref(), &sets);
-        let found = findings::evaluate_all(targets, &loaded, &consumers, now);
-        (loaded, found)
+        // Collected first, as in `run`, so that the future stays `Send` for the worker.
+        let reads: Vec<_> = sets.iter().map(|set| self.registered(set)).collect();
+        let registered: Vec<_> = futures::stream::iter(reads).buffer_unordered(16).collect().await;
+        let registered = registered.into_iter().flatten().collect();
+        let mut proofs = BTreeMap::new();
+        for t in targets {
+            let Ok(records) = findings::records_of(loaded, &t.key_set) else { continue };
+            let Some(pending) = proof_due(t, records, now, &Request::default()) else { continue };
+            let last = self.attempts.last(&t.key_set).filter(|a| a.kid == pending.kid);
+            let attempt = match last {
+                Some(a) => a,
+                None if self.prover.can_prove(&t.key_set) => {
+                    let outcome = match self.store.private_key(&pending.kid).await {
+                        Ok(key) => self.prover.prove(&t.key_set, &key, Patience::Once).await,
+                        Err(e) => Err(ProofError { kind: "store", message: e.to_string() }),
+                    };
+                    let a = Attempt { kid: pending.kid.clone(), at: now, outcome };
+                    self.attempts.record(&t.key_set, a.clone());
+                    a
+                }
+                None => continue,
+            };
+            proofs.insert(t.key_set.clone(), attempt);
+        }
+        findings::Observed { consumers, registered, proofs, certificates: self.publisher.certificates() }
     }
 
     /// Plans every target without writing anything: `plan`, and `rotate --dry-run`.
@@ -288,11 +366,23 @@ impl Engine {
                 return Started { report, run: None };
             }
         };
-        let plan = match planner::plan(&target.key_set, &records, &target.policy, now, request) {
+        let proof = match self.prove_if_due(target, &records, now, request).await {
+            Ok(proof) => proof,
+            Err(e) => {
+                report.records = records;
+                report.error = Some(e);
+                return Started { report, run: None };
+            }
+        };
+        let proven = proof.as_ref().filter(|a| a.outcome.is_ok()).map(|a| a.kid.clone());
+        let unproven =
+            proof.and_then(|a| a.outcome.err().map(|error| RunError::Unproven { kid: a.kid, error }));
+        let request = Request { proven: proven.clone(), ..request.clone() };
+        let plan = match planner::plan(&target.key_set, &records, &target.policy, now, &request) {
             Ok(plan) => plan,
             Err(refusal) => {
                 report.records = records;
-                report.error = Some(refusal.into());
+                report.error = Some(unproven.unwrap_or(refusal.into()));
                 return Started { report, run: None };
             }
         };
@@ -303,6 +393,8 @@ impl Engine {
             now,
             records,
             first_key,
+            proven,
+            unproven,
             dirty: false,
             unconfirmed: None,
             next: 0,
@@ -318,6 +410,58 @@ impl Engine {
             }
         }
     }
+}
+
+impl Engine {
+    /// With `promotion = "verified"`, proves the pending key when this run could promote it:
+    /// published by an earlier run, and due (waited `publish_ahead`) or asked for (`promote`, or
+    /// `retire` of the current key). Returns the attempt, also kept for findings.
+    async fn prove_if_due(
+        &self,
+        target: &Target,
+        records: &[KeyRecord],
+        now: DateTime<Utc>,
+        request: &Request,
+    ) -> Result<Option<Attempt>, RunError> {
+        let Some(pending) = proof_due(target, records, now, request) else { return Ok(None) };
+        let key = self.store.private_key(&pending.kid).await?;
+        let outcome = self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await;
+        drop(key);
+        match &outcome {
+            Ok(proof) => {
+                info!(kid = %pending.kid, scope = %proof.scope, "token grant with the pending key succeeded")
+            }
+            Err(e) => {
+                warn!(kid = %pending.kid, error = %e, kind = e.kind, "token grant with the pending key failed")
+            }
+        }
+        let attempt = Attempt { kid: pending.kid.clone(), at: now, outcome };
+        self.attempts.record(&target.key_set, attempt.clone());
+        Ok(Some(attempt))
+    }
+
+    /// The last proof attempted per key set in this process.
+    pub fn attempts(&self) -> &Attempts {
+        &self.attempts
+    }
+}
+
+/// The pending key that a run at `now` must prove before it may promote it, if any.
+pub fn proof_due<'r>(
+    target: &Target,
+    records: &'r [KeyRecord],
+    now: DateTime<Utc>,
+    request: &Request,
+) -> Option<&'r KeyRecord> {
+    if target.policy.promotion() != crate::policy::Promotion::Verified {
+        return None;
+    }
+    let pending = lifecycle::pending(records, now)?;
+    let published = pending.published.filter(|_| lifecycle::published_before(pending, now))?;
+    let current = lifecycle::current(records, now);
+    let hand_over = request.retire.as_ref().is_some_and(|r| current.is_some_and(|c| c.kid == r.kid));
+    let waited = now - published >= target.policy.publish_ahead().delta();
+    (request.promote || hand_over || waited).then_some(pending)
 }
 
 /// A key set between the two passes of a run.
@@ -352,7 +496,7 @@ impl Started<'_> {
         let Some(run) = self.run.as_mut() else { return };
         let finish = run.finish().await;
         self.report.records = std::mem::take(&mut run.records);
-        self.report.error = result.and(finish).err();
+        self.report.error = result.and(finish).err().or(run.unproven.take());
         if let Some(e) = &self.report.error {
             warn!(error = %e, "key set failed");
         }
@@ -369,6 +513,10 @@ struct SetRun<'a> {
     /// Whether the key set held no key at all when the run loaded it: only then may a new key
     /// be current at once.
     first_key: bool,
+    /// The pending key a token grant proved in this run.
+    proven: Option<Kid>,
+    /// The proof that failed in this run: reported once the other steps are done.
+    unproven: Option<RunError>,
     /// Whether the store was written since `records` was loaded.
     dirty: bool,
     /// A new key written to the store but not yet confirmed (see [`KeyStore::write_new`]).
@@ -465,6 +613,11 @@ impl SetRun<'_> {
         let promote = matches!(action, Action::Promote { .. });
         if promote && !lifecycle::published_before(&record, self.now) {
             let why = "it was not published by an earlier run, so Maskinporten may not know it";
+            return Err(self.refused(kid, why));
+        }
+        let verified = self.target.policy.promotion() == crate::policy::Promotion::Verified;
+        if promote && verified && self.proven.as_ref() != Some(kid) {
+            let why = "promotion = \"verified\" and no token grant signed with it succeeded in this run";
             return Err(self.refused(kid, why));
         }
         planner::transition(&mut record, action, self.now);
@@ -566,7 +719,18 @@ mod tests {
         now: DateTime<Utc>,
         records: Vec<KeyRecord>,
     ) -> SetRun<'a> {
-        SetRun { engine, target, now, records, first_key: false, dirty: false, unconfirmed: None, next: 0 }
+        SetRun {
+            engine,
+            target,
+            now,
+            records,
+            first_key: false,
+            proven: None,
+            unproven: None,
+            dirty: false,
+            unconfirmed: None,
+            next: 0,
+        }
     }
 
     /// The engine's own check, below the planner: whatever a plan says, a key that no earlier

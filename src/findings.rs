@@ -1,5 +1,6 @@
 //! Findings: what `status` and the worker's alerts report about a key set at `now`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -9,6 +10,8 @@ use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
 use crate::policy::Policy;
 use crate::policy::Target;
+use crate::proof::Attempt;
+use crate::publish::{CertificateExpiry, PublishError, Registered};
 use crate::record::{KeyRecord, Stage};
 use crate::store::{Consumers, Loaded, StoreError};
 
@@ -64,6 +67,19 @@ pub enum FindingKind {
     ClockBehind,
     /// The consumer secret that applications read does not hold the current key.
     ConsumerNotCurrent,
+    /// A key this tool published is missing from the Maskinporten client, or one it retired is
+    /// registered again: someone changed the client's keys in Samarbeidsportalen.
+    RegistrationDrift,
+    /// Maskinporten's `exp` for a key differs from this tool's.
+    RegisteredExpiry,
+    /// A key on the Maskinporten client that this tool does not manage.
+    UnmanagedKey,
+    /// Digdir's self-service API could not be read.
+    MaskinportenUnreachable,
+    /// `promotion = "verified"`: the pending key is due, and the token grant with it fails.
+    VerificationFailing,
+    /// The admin client's business certificate expires soon or has expired.
+    AdminCertificate,
 }
 
 impl FindingKind {
@@ -81,6 +97,12 @@ impl FindingKind {
             FindingKind::FutureDated => "future-dated",
             FindingKind::ClockBehind => "clock-behind",
             FindingKind::ConsumerNotCurrent => "consumer-not-current",
+            FindingKind::RegistrationDrift => "registration-drift",
+            FindingKind::RegisteredExpiry => "registered-expiry",
+            FindingKind::UnmanagedKey => "unmanaged-key",
+            FindingKind::MaskinportenUnreachable => "maskinporten-unreachable",
+            FindingKind::VerificationFailing => "verification-failing",
+            FindingKind::AdminCertificate => "admin-certificate",
         }
     }
 }
@@ -117,27 +139,101 @@ pub fn records_of<'a>(
     }
 }
 
+/// What was observed besides the store: each is empty when it does not apply.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// For each key set with a consumer secret, the kid that secret holds.
+    pub consumers: Consumers,
+    /// For each key set published through Digdir's API, what the client has registered.
+    pub registered: BTreeMap<KeySet, Result<Registered, PublishError>>,
+    /// The last token grant tried with each key set's pending key.
+    pub proofs: BTreeMap<KeySet, Attempt>,
+    /// The admin clients' business certificates.
+    pub certificates: Vec<CertificateExpiry>,
+}
+
 /// Evaluates every target against one store load. This is what `status` prints and what the
 /// worker alerts on; a store that could not be read at all is UNKNOWN for every key set.
-/// `consumers` holds, for each key set with a consumer secret, the kid that secret holds.
 pub fn evaluate_all(
     targets: &[Target],
     loaded: &Result<Loaded, StoreError>,
-    consumers: &Consumers,
+    observed: &Observed,
     now: DateTime<Utc>,
 ) -> Vec<Finding> {
-    targets
+    let mut found: Vec<Finding> = targets
         .iter()
         .flat_map(|t| {
             let records = records_of(loaded, &t.key_set);
-            let mut found = evaluate(&t.key_set, records.as_deref(), &t.policy, now);
-            if let (Ok(records), Some(holds)) = (&records, consumers.get(&t.key_set)) {
-                let ctx = Context { set: &t.key_set, records, policy: &t.policy, now };
+            let Ok(records) = records else {
+                return evaluate(&t.key_set, records.as_deref(), &t.policy, now);
+            };
+            let registered = observed.registered.get(&t.key_set);
+            let ctx = Context {
+                set: &t.key_set,
+                records,
+                policy: &t.policy,
+                now,
+                registered: registered.and_then(|r| r.as_ref().ok()),
+            };
+            let mut found = ctx.all();
+            if let Some(holds) = observed.consumers.get(&t.key_set) {
                 found.extend(ctx.consumer_not_current(holds.as_ref()));
             }
+            match registered {
+                Some(Ok(registered)) => found.extend(ctx.drift(registered)),
+                Some(Err(e)) => found.push(ctx.unreachable(e)),
+                None => {}
+            }
+            found.extend(ctx.verification_failing(observed.proofs.get(&t.key_set)));
             found
         })
-        .collect()
+        .collect();
+    for cert in &observed.certificates {
+        found.extend(certificate(cert, targets, now));
+    }
+    found
+}
+
+/// When Maskinporten stops accepting `r`: the kid date + `max_age`, or the `exp` the client has
+/// registered for it when that is earlier (Digdir's is the one that counts).
+pub fn expires(r: &KeyRecord, policy: &Policy, registered: Option<&Registered>) -> DateTime<Utc> {
+    let ours = r.expires(policy);
+    let theirs = registered.and_then(|reg| reg.get(&r.kid.to_string())).and_then(|k| k.exp);
+    theirs.map_or(ours, |t| t.min(ours))
+}
+
+/// A business certificate that expires within the first of its key sets' `warn_before`.
+fn certificate(cert: &CertificateExpiry, targets: &[Target], now: DateTime<Utc>) -> Option<Finding> {
+    let target = targets.iter().find(|t| cert.key_sets.contains(&t.key_set))?;
+    let left = cert.not_after - now;
+    let policy = &target.policy;
+    let severity = if left <= policy.critical_before().delta() {
+        Severity::Critical
+    } else if left <= policy.warn_before().delta() {
+        Severity::Warning
+    } else {
+        return None;
+    };
+    let when = if left <= TimeDelta::zero() {
+        format!(
+            "expired on {}: the tool can not read or register keys through Digdir's API",
+            cert.not_after.date_naive()
+        )
+    } else {
+        format!("expires on {}, in {} days", cert.not_after.date_naive(), left.num_days())
+    };
+    let msg = format!(
+        "the admin client's business certificate {} ({}) {when}; order a new one from the certificate issuer, register it with Digdir for the admin client, and replace {}",
+        cert.subject, cert.setting, cert.setting
+    );
+    Some(Finding::new(
+        &target.key_set,
+        severity,
+        FindingKind::AdminCertificate,
+        None,
+        Some(left.num_days()),
+        msg,
+    ))
 }
 
 /// Evaluates one key set. `records` is what the store gave, or its error.
@@ -154,17 +250,7 @@ pub fn evaluate(
             return vec![Finding::new(set, Severity::Unknown, FindingKind::StoreError, None, None, msg)];
         }
     };
-    let ctx = Context { set, records, policy, now };
-    let mut out = Vec::new();
-    out.extend(ctx.current_key());
-    out.extend(ctx.rotation_overdue());
-    out.extend(ctx.pending_not_promoted());
-    out.extend(ctx.too_many_published());
-    out.extend(ctx.several_current());
-    out.extend(ctx.current_not_published());
-    out.extend(ctx.future_dated());
-    out.extend(ctx.clock_behind());
-    out
+    Context { set, records, policy, now, registered: None }.all()
 }
 
 impl Finding {
@@ -186,9 +272,31 @@ struct Context<'a> {
     records: &'a [KeyRecord],
     policy: &'a Policy,
     now: DateTime<Utc>,
+    /// What Maskinporten has registered, when the key set is published through its API.
+    registered: Option<&'a Registered>,
 }
 
 impl Context<'_> {
+    /// The rules that need only the records.
+    fn all(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        out.extend(self.current_key());
+        out.extend(self.rotation_overdue());
+        out.extend(self.pending_not_promoted());
+        out.extend(self.too_many_published());
+        out.extend(self.several_current());
+        out.extend(self.current_not_published());
+        out.extend(self.future_dated());
+        out.extend(self.clock_behind());
+        out
+    }
+
+    /// When Maskinporten stops accepting `r`: the kid date + `max_age`, or the `exp` the client
+    /// has registered for it when that is earlier (Digdir's is the one that counts).
+    fn expires(&self, r: &KeyRecord) -> DateTime<Utc> {
+        expires(r, self.policy, self.registered)
+    }
+
     fn finding(
         &self,
         severity: Severity,
@@ -228,7 +336,7 @@ impl Context<'_> {
             let msg = format!("{set} has no current key: {next}");
             return Some(self.finding(Severity::Critical, FindingKind::NoCurrentKey, None, None, msg));
         };
-        let expires = c.expires(self.policy);
+        let expires = self.expires(c);
         let left = expires - self.now;
         let (days, date) = (left.num_days(), expires.date_naive());
         if left <= TimeDelta::zero() {
@@ -276,7 +384,7 @@ impl Context<'_> {
             (self.now - c.created).num_days(),
             self.policy.rotate_after()
         );
-        let days = (c.expires(self.policy) - self.now).num_days();
+        let days = (self.expires(c) - self.now).num_days();
         Some(self.finding(Severity::Warning, FindingKind::RotationOverdue, Some(&c.kid), Some(days), msg))
     }
 
@@ -294,7 +402,7 @@ impl Context<'_> {
             (self.now - since).num_days(),
             self.add_then_promote(p)
         );
-        let days = (p.expires(self.policy) - self.now).num_days();
+        let days = (self.expires(p) - self.now).num_days();
         Some(self.finding(Severity::Warning, FindingKind::PendingNotPromoted, Some(&p.kid), Some(days), msg))
     }
 
@@ -393,5 +501,102 @@ impl Context<'_> {
             self.set, c.kid, self.set
         );
         Some(self.finding(Severity::Critical, FindingKind::ConsumerNotCurrent, Some(&c.kid), None, msg))
+    }
+
+    /// The client's registered keys against the store: keys removed or added by hand in
+    /// Samarbeidsportalen, an `exp` other than ours, and keys this tool does not manage.
+    fn drift(&self, registered: &Registered) -> Vec<Finding> {
+        let (set, client) = (self.set, &registered.client_id);
+        let mut out = Vec::new();
+        for r in self.records.iter().filter(|r| r.stage.is_published() && r.published.is_some()) {
+            let kid = r.kid.to_string();
+            let Some(theirs) = registered.get(&kid) else {
+                let (severity, effect) = if r.stage == Stage::Current {
+                    (Severity::Critical, "token requests signed with it fail until it is registered again")
+                } else {
+                    (Severity::Warning, "it must be registered before it is used")
+                };
+                let msg = format!(
+                    "{set}: {} key {kid} is not registered on Maskinporten client {client}: someone removed it in Samarbeidsportalen, or another tool replaced the key set; {effect}. `jwk-rotator rotate {set}` registers it again",
+                    r.stage
+                );
+                out.push(self.finding(severity, FindingKind::RegistrationDrift, Some(&r.kid), None, msg));
+                continue;
+            };
+            let ours = r.expires(self.policy);
+            if let Some(exp) = theirs.exp.filter(|e| e.timestamp() != ours.timestamp()) {
+                let effect = if exp < ours {
+                    "Maskinporten stops accepting it earlier; expiry alerts use Maskinporten's date"
+                } else {
+                    "jwk-rotator retires it on its own date"
+                };
+                let msg = format!(
+                    "{set}: Maskinporten client {client} has {kid} registered until {}, jwk-rotator until {} (kid date + max_age {}): it was changed by hand; {effect}. The next upload sets it back",
+                    exp.to_rfc3339(),
+                    ours.to_rfc3339(),
+                    self.policy.max_age()
+                );
+                out.push(self.finding(
+                    Severity::Warning,
+                    FindingKind::RegisteredExpiry,
+                    Some(&r.kid),
+                    None,
+                    msg,
+                ));
+            }
+        }
+        for theirs in &registered.keys {
+            let ours = self.records.iter().find(|r| r.kid.to_string() == theirs.kid);
+            match ours {
+                Some(r) if r.stage.is_published() => {}
+                Some(r) => {
+                    let msg = format!(
+                        "{set}: {} key {} is registered on Maskinporten client {client} again: someone added it in Samarbeidsportalen. `jwk-rotator rotate {set}` removes it; if it is still in use, find out why before the next run",
+                        r.stage, theirs.kid
+                    );
+                    out.push(self.finding(
+                        Severity::Warning,
+                        FindingKind::RegistrationDrift,
+                        Some(&r.kid),
+                        None,
+                        msg,
+                    ));
+                }
+                None => {
+                    let until = theirs
+                        .exp
+                        .map_or_else(|| "no exp".to_owned(), |e| format!("until {}", e.date_naive()));
+                    let msg = format!(
+                        "{set}: Maskinporten client {client} has key {:?} ({until}) that jwk-rotator does not manage; it is kept on every upload and counts towards the 5 keys a client may have (prune_unmanaged = true removes it)",
+                        theirs.kid
+                    );
+                    out.push(self.finding(Severity::Ok, FindingKind::UnmanagedKey, None, None, msg));
+                }
+            }
+        }
+        out
+    }
+
+    fn unreachable(&self, e: &PublishError) -> Finding {
+        let msg = format!(
+            "{}: what Maskinporten has registered could not be read: {e}; until it can, new keys are not registered and not promoted",
+            self.set
+        );
+        self.finding(Severity::Warning, FindingKind::MaskinportenUnreachable, None, None, msg)
+    }
+
+    /// The pending key is due for a verified promotion and the last grant with it failed.
+    fn verification_failing(&self, attempt: Option<&Attempt>) -> Option<Finding> {
+        let attempt = attempt?;
+        let error = attempt.outcome.as_ref().err()?;
+        let p = self.pending().filter(|p| p.kid == attempt.kid)?;
+        let set = self.set;
+        let msg = format!(
+            "{set}: pending key {} is due for promotion, but a token grant signed with it failed at {}: {error}. It stays pending; `jwk-rotator verify {set}` tries again",
+            p.kid,
+            attempt.at.to_rfc3339()
+        );
+        let days = (self.expires(p) - self.now).num_days();
+        Some(self.finding(Severity::Warning, FindingKind::VerificationFailing, Some(&p.kid), Some(days), msg))
     }
 }

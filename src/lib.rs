@@ -17,6 +17,7 @@ pub mod kid;
 pub mod lifecycle;
 pub mod planner;
 pub mod policy;
+pub mod proof;
 pub mod publish;
 pub mod record;
 pub mod redact;

@@ -22,6 +22,9 @@ pub struct Request {
     /// `retire KID`: retire this key now (compromise); `force` allows the only usable key.
     /// Retiring the current key hands over to the pending key if an earlier run published it.
     pub retire: Option<Retire>,
+    /// The pending key that a token grant signed with it proved in this run. The engine sets
+    /// it; with `promotion = "verified"` no other key is promoted, on request or on schedule.
+    pub proven: Option<Kid>,
 }
 
 /// `retire KID [--force]`: the key to retire now, and whether the only key applications can
@@ -113,7 +116,15 @@ pub fn plan(
     request: &Request,
 ) -> Result<Plan, Refusal> {
     let first_key = records.is_empty();
-    let mut p = Planner { set: key_set, policy, now, recs: records.to_vec(), first_key, steps: Vec::new() };
+    let mut p = Planner {
+        set: key_set,
+        policy,
+        now,
+        recs: records.to_vec(),
+        first_key,
+        proven: request.proven.clone(),
+        steps: Vec::new(),
+    };
     p.recs.sort_by(|a, b| a.kid.cmp(&b.kid));
     if request.promote {
         p.check_promotable()?;
@@ -185,6 +196,8 @@ struct Planner<'a> {
     /// Whether the key set held no key when the run began: only its first key may be current
     /// at once (a key set purged empty within the run is not a new key set).
     first_key: bool,
+    /// The pending key a token grant proved in this run (`Request::proven`).
+    proven: Option<Kid>,
     steps: Vec<Step>,
 }
 
@@ -228,7 +241,11 @@ impl Planner<'_> {
             )));
         };
         match pending.published {
-            Some(t) if t < self.now => Ok(pending),
+            Some(t) if t < self.now && !self.proof_missing(&pending) => Ok(pending),
+            Some(t) if t < self.now => Err(Refusal(format!(
+                "pending key {} of {set} has not been proved: with promotion = \"verified\" a key is promoted only in a run where a token grant signed with it succeeds; `jwk-rotator verify {set}` shows why it fails",
+                pending.kid
+            ))),
             Some(t) => Err(Refusal(format!(
                 "pending key {} of {set} was published at {} ({}), not before this run; upload {set}.maskinporten.json, then promote in a later run",
                 pending.kid,
@@ -240,6 +257,17 @@ impl Planner<'_> {
                 pending.kid
             ))),
         }
+    }
+
+    /// Whether `promotion = "verified"` holds `p` back: no grant with it succeeded in this run.
+    fn proof_missing(&self, p: &KeyRecord) -> bool {
+        self.policy.promotion() == Promotion::Verified && self.proven.as_ref() != Some(&p.kid)
+    }
+
+    /// Whether `p` may become current now: an earlier run published it, and a verified
+    /// promotion's proof is in.
+    fn may_promote(&self, p: &KeyRecord) -> bool {
+        lifecycle::published_before(p, self.now) && !self.proof_missing(p)
     }
 
     fn days(&self, since: DateTime<Utc>) -> i64 {
@@ -257,7 +285,7 @@ impl Planner<'_> {
             return Err(Refusal(format!("{kid} is already retired")));
         }
         let is_current = self.current().is_some_and(|c| c.kid == *kid);
-        let successor = self.pending().filter(|p| is_current && lifecycle::published_before(p, self.now));
+        let successor = self.pending().filter(|p| is_current && self.may_promote(p));
         if is_current && successor.is_none() && !force {
             return Err(Refusal(format!(
                 "{kid} is the only key applications of {} can use; retiring it breaks them until a new key is uploaded and they restart. Run `jwk-rotator rotate --force {}`, upload the new key and retire {kid} in a later run, or repeat with --force if the key is compromised",
@@ -381,18 +409,21 @@ impl Planner<'_> {
     /// an earlier run published, so that no key is current in the run that made it.
     fn promote(&mut self, requested: bool) {
         let Some(pending) = self.pending() else { return };
-        let Some(published) = pending.published.filter(|_| lifecycle::published_before(&pending, self.now))
-        else {
+        let Some(published) = pending.published.filter(|_| self.may_promote(&pending)) else {
             return;
         };
         let waited = self.now - published;
+        let proved = "; a token grant signed with it succeeded in this run";
+        let verified = self.policy.promotion() == Promotion::Verified;
         let reason = if requested {
-            format!("promoted on request; published {}", published.to_rfc3339())
-        } else if self.policy.promotion() == Promotion::AfterDelay
+            let proof = if verified { proved } else { "" };
+            format!("promoted on request; published {}{proof}", published.to_rfc3339())
+        } else if self.policy.promotion() != Promotion::Manual
             && waited >= self.policy.publish_ahead().delta()
         {
+            let proof = if verified { proved } else { "" };
             format!(
-                "published {} days ago; publish_ahead is {}",
+                "published {} days ago; publish_ahead is {}{proof}",
                 waited.num_days(),
                 self.policy.publish_ahead()
             )

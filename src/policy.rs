@@ -397,12 +397,6 @@ impl Policy {
                 p.max_published
             )));
         }
-        if p.promotion == Promotion::Verified {
-            return Err(PolicyError(
-                "promotion = \"verified\" is not available yet: use \"manual\" (promote after uploading) or \"after-delay\""
-                    .to_owned(),
-            ));
-        }
         Ok(())
     }
 
@@ -482,7 +476,7 @@ mod tests {
 
     #[test]
     fn inconsistent_policies_name_the_settings() {
-        let cases: [(PolicyOverrides, &str); 6] = [
+        let cases: [(PolicyOverrides, &str); 5] = [
             (
                 PolicyOverrides { rotate_after: Some(Span::days(20)), ..Default::default() },
                 "publish_ahead + overlap",
@@ -497,10 +491,6 @@ mod tests {
                 "critical_before",
             ),
             (PolicyOverrides { max_published: Some(6), ..Default::default() }, "max_published"),
-            (
-                PolicyOverrides { promotion: Some(Promotion::Verified), ..Default::default() },
-                "not available yet",
-            ),
         ];
         for (overrides, expected) in cases {
             let err = overrides.resolve().unwrap_err().to_string();

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::jwk::{PublicJwk, maskinporten_array};
-use crate::kid::KeySet;
+use crate::kid::{KeySet, Kid};
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage};
 use crate::store::disk;
@@ -25,6 +25,9 @@ pub struct PublishedSet {
     pub key_set: KeySet,
     /// Each public key with its expiry.
     pub keys: Vec<(PublicJwk, DateTime<Utc>)>,
+    /// Every kid the store holds for the key set, published or not: a key registered in
+    /// Maskinporten under one of these is this tool's to remove; any other is left alone.
+    pub managed: Vec<Kid>,
 }
 
 impl PublishedSet {
@@ -39,6 +42,7 @@ impl PublishedSet {
         PublishedSet {
             key_set: key_set.clone(),
             keys: recs.into_iter().map(|r| (r.public.clone(), r.expires(policy))).collect(),
+            managed: records.iter().map(|r| r.kid.clone()).collect(),
         }
     }
 
@@ -62,11 +66,64 @@ impl PublishedSet {
 #[error("{0}")]
 pub struct PublishError(pub String);
 
+/// One key as Maskinporten has it registered on a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredKey {
+    /// As registered; a key this tool did not make may have any kid.
+    pub kid: String,
+    /// When Maskinporten stops accepting it (Digdir sets one for every key).
+    pub exp: Option<DateTime<Utc>>,
+    /// The public JWK as Maskinporten returned it.
+    pub jwk: serde_json::Value,
+}
+
+/// A client's key set as Maskinporten has it registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The Maskinporten client id.
+    pub client_id: String,
+    pub keys: Vec<RegisteredKey>,
+}
+
+impl Registered {
+    pub fn get(&self, kid: &str) -> Option<&RegisteredKey> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+}
+
+/// A certificate a publisher signs with (the admin client's business certificate), whose
+/// expiry is reported like a key's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateExpiry {
+    /// The environment whose admin client uses it.
+    pub environment: crate::kid::Environment,
+    /// Where it is configured, for messages: `[maskinporten.TEST] admin_certificate = "..."`.
+    pub setting: String,
+    pub subject: String,
+    pub not_after: DateTime<Utc>,
+    /// The key sets published with it.
+    pub key_sets: Vec<KeySet>,
+}
+
 /// Puts a key set's public keys where they get to Maskinporten.
 #[async_trait]
 pub trait Publisher: Send + Sync {
     fn describe(&self) -> String;
+
+    /// Puts the set in place. `Ok` means it is there: for Maskinporten's API, that a read-back
+    /// holds every key sent, so that the keys count as published.
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError>;
+
+    /// What Maskinporten has registered for `set`, when this publisher can tell (`None` when
+    /// it does not register the set itself, such as the file outputs).
+    async fn registered(&self, _set: &KeySet) -> Option<Result<Registered, PublishError>> {
+        None
+    }
+
+    /// The certificates this publisher signs with.
+    fn certificates(&self) -> Vec<CertificateExpiry> {
+        Vec::new()
+    }
 
     /// Clears what an interrupted run left behind; called once per run, under the store's lock,
     /// before any key set is worked on.
@@ -136,6 +193,69 @@ impl Publisher for FilePublisher {
         })?;
         for name in removed {
             tracing::warn!(file = %name, dir = %self.dir.display(), "removed a temp file that an interrupted run left");
+        }
+        Ok(())
+    }
+}
+
+/// Each key set's publishers, in order: the files first, so that an operator has them even when
+/// Digdir's API is down. A key set counts as published only when every one of its publishers
+/// succeeded.
+#[derive(Clone, Default)]
+pub struct Routed {
+    routes: BTreeMap<KeySet, Vec<Arc<dyn Publisher>>>,
+    /// Every distinct publisher, for `tidy`.
+    all: Vec<Arc<dyn Publisher>>,
+}
+
+impl Routed {
+    pub fn new() -> Self {
+        Routed::default()
+    }
+
+    /// Adds `publisher` to `set`'s route; a publisher shared by several key sets is added once
+    /// to the list that `tidy` walks (compared by address).
+    pub fn route(&mut self, set: KeySet, publisher: Arc<dyn Publisher>) {
+        if !self.all.iter().any(|p| Arc::ptr_eq(p, &publisher)) {
+            self.all.push(publisher.clone());
+        }
+        self.routes.entry(set).or_default().push(publisher);
+    }
+}
+
+#[async_trait]
+impl Publisher for Routed {
+    fn describe(&self) -> String {
+        let names: Vec<String> = self.all.iter().map(|p| p.describe()).collect();
+        names.join(" and ")
+    }
+
+    async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
+        let Some(route) = self.routes.get(&set.key_set) else {
+            return Err(PublishError(format!("{} has no publisher; this is a bug", set.key_set)));
+        };
+        for publisher in route {
+            publisher.publish(set).await?;
+        }
+        Ok(())
+    }
+
+    async fn registered(&self, set: &KeySet) -> Option<Result<Registered, PublishError>> {
+        for publisher in self.routes.get(set)? {
+            if let Some(found) = publisher.registered(set).await {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    fn certificates(&self) -> Vec<CertificateExpiry> {
+        self.all.iter().flat_map(|p| p.certificates()).collect()
+    }
+
+    async fn tidy(&self) -> Result<(), PublishError> {
+        for publisher in &self.all {
+            publisher.tidy().await?;
         }
         Ok(())
     }

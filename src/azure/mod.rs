@@ -122,6 +122,7 @@ mod tests {
             environments: envs.iter().map(|e| e.parse().expect("env")).collect(),
             policy: Policy::default(),
             consumer_secret: consumer.map(str::to_owned),
+            maskinporten: Default::default(),
         }
     }
 

@@ -84,7 +84,7 @@ struct KeyRow {
 impl StatusReport {
     /// Loads the key sets in one store call and evaluates each, as the worker does.
     pub async fn gather(engine: &Engine, targets: &[Target], now: DateTime<Utc>) -> StatusReport {
-        let (loaded, findings) = engine.evaluate(targets, now).await;
+        let crate::engine::Evaluation { loaded, findings, .. } = engine.evaluate(targets, now).await;
         let sets = targets
             .iter()
             .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))

@@ -82,7 +82,7 @@ pub(super) async fn rotate(config: &Config, args: RotateArgs<'_>) -> anyhow::Res
     };
     let findings = match args.exit_on {
         ExitOn::Never => None,
-        _ => Some(engine.evaluate(&targets, args.now).await.1),
+        _ => Some(engine.evaluate(&targets, args.now).await.findings),
     };
     let run_ok = reports.iter().all(SetReport::ok);
     let worst = findings.as_deref().map_or(Severity::Ok, findings::worst);

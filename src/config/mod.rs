@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod azure;
+pub mod maskinporten;
 pub mod worker;
 
 use self::worker::{AlertsConfig, ScheduleConfig, ServerConfig};
@@ -113,6 +114,9 @@ struct RawConfig {
     server: ServerConfig,
     #[serde(default)]
     alerts: AlertsConfig,
+    /// `[maskinporten.ENV]`: Digdir's addresses and the admin client, per environment.
+    #[serde(default)]
+    maskinporten: BTreeMap<String, maskinporten::RawEnvironment>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +144,8 @@ pub struct ClientConfig {
     pub policy: Policy,
     /// Name template of the Key Vault secret applications read (`{client}`, `{env}`).
     pub consumer_secret: Option<String>,
+    /// Where its public set goes, its Maskinporten client ids and how a key is proved.
+    pub maskinporten: maskinporten::ClientMaskinporten,
 }
 
 /// The whole config, with relative paths made relative to the config file's directory.
@@ -153,6 +159,8 @@ pub struct Config {
     pub schedule: Option<ScheduleConfig>,
     pub server: ServerConfig,
     pub alerts: AlertsConfig,
+    /// `[maskinporten.ENV]`, resolved: Digdir's addresses and the admin client.
+    pub maskinporten: BTreeMap<Environment, maskinporten::MaskinportenEnv>,
 }
 
 impl Config {
@@ -176,6 +184,8 @@ impl Config {
             toml::from_str(text).map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let defaults = raw.defaults;
+        let tables = maskinporten::resolve_all(raw.maskinporten, &base)
+            .map_err(|e| ConfigError(format!("config file {shown}: {}", e.0)))?;
         defaults.resolve().map_err(|e| ConfigError(format!("config file {shown}: [defaults]: {e}")))?;
         if raw.client.is_empty() {
             return Err(ConfigError(format!(
@@ -185,7 +195,7 @@ impl Config {
         let mut clients = Vec::new();
         let mut names = BTreeSet::new();
         for (i, c) in raw.client.into_iter().enumerate() {
-            let client = resolve_client(c, &defaults).map_err(|e| {
+            let client = resolve_client(c, &defaults, &tables).map_err(|e| {
                 ConfigError(format!("config file {shown}: [[client]] number {}: {}", i + 1, e.0))
             })?;
             if !names.insert(client.name.clone()) {
@@ -228,6 +238,7 @@ impl Config {
             schedule: raw.schedule,
             server: raw.server,
             alerts: raw.alerts,
+            maskinporten: tables,
         })
     }
 
@@ -338,12 +349,17 @@ fn resolved(path: &Path) -> PathBuf {
     }
 }
 
-fn resolve_client(c: RawClient, defaults: &PolicyOverrides) -> Result<ClientConfig, ConfigError> {
+fn resolve_client(
+    mut c: RawClient,
+    defaults: &PolicyOverrides,
+    tables: &BTreeMap<Environment, maskinporten::MaskinportenEnv>,
+) -> Result<ClientConfig, ConfigError> {
     let name: ClientName = c.name.parse().map_err(|e: crate::kid::NameError| ConfigError(e.to_string()))?;
     let at = |e: String| ConfigError(format!("client {name}: {e}"));
+    let raw_maskinporten = maskinporten::RawClientMaskinporten::take(&mut c.unknown).map_err(|e| at(e.0))?;
     if let Some(key) = c.unknown.keys().next() {
         return Err(at(format!(
-            "unknown setting `{key}`; a client takes name, environments, consumer_secret and the policy settings of [defaults]"
+            "unknown setting `{key}`; a client takes name, environments, consumer_secret, publish, client_id, verify_scope, prune_unmanaged and the policy settings of [defaults]"
         )));
     }
     if c.environments.is_empty() {
@@ -361,5 +377,8 @@ fn resolve_client(c: RawClient, defaults: &PolicyOverrides) -> Result<ClientConf
     if let Some(template) = &c.consumer_secret {
         azure::check_consumer_template(template).map_err(|e| at(e.0))?;
     }
-    Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret })
+    let verified = policy.promotion() == crate::policy::Promotion::Verified;
+    let maskinporten = maskinporten::resolve_client(raw_maskinporten, &environments, verified, tables)
+        .map_err(|e| at(e.0))?;
+    Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret, maskinporten })
 }

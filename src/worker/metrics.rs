@@ -38,6 +38,11 @@ pub struct SeverityLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabels {
+    pub environment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub operation: String,
 }
@@ -69,6 +74,7 @@ pub struct Metrics {
     pub store_requests: Family<OperationLabels, Counter>,
     pub store_errors: Family<OperationLabels, Counter>,
     pub alert_deliveries: Family<DeliveryLabels, Counter>,
+    pub admin_certificate_expiration: Family<CertificateLabels, Gauge>,
 }
 
 /// Makes a metric and registers it under `name`.
@@ -137,6 +143,11 @@ impl Metrics {
                 "jwk_rotator_alert_deliveries",
                 "Alert deliveries by sink and outcome",
             ),
+            admin_certificate_expiration: metric(
+                r,
+                "jwk_rotator_admin_certificate_expiration_timestamp_seconds",
+                "When the admin client's business certificate expires, by environment",
+            ),
             registry: std::mem::take(r),
         };
         m.seed(started);
@@ -193,10 +204,15 @@ impl Metrics {
         &self,
         targets: &[Target],
         loaded: &Result<Loaded, StoreError>,
+        observed: &findings::Observed,
         found: &[Finding],
         now: DateTime<Utc>,
     ) {
         self.count_findings(found);
+        for cert in &observed.certificates {
+            let labels = CertificateLabels { environment: cert.environment.to_string() };
+            self.admin_certificate_expiration.get_or_create(&labels).set(cert.not_after.timestamp());
+        }
         if loaded.is_err() {
             return;
         }
@@ -205,13 +221,16 @@ impl Metrics {
         self.next_rotation.clear();
         for t in targets {
             let Ok(records) = findings::records_of(loaded, &t.key_set) else { continue };
+            let registered = observed.registered.get(&t.key_set).and_then(|r| r.as_ref().ok());
             for r in records {
                 let labels = KeyLabels {
                     key_set: t.key_set.to_string(),
                     kid: r.kid.to_string(),
                     stage: r.stage.as_str().to_owned(),
                 };
-                self.key_expiration.get_or_create(&labels).set(r.expires(&t.policy).timestamp());
+                // Maskinporten's registered `exp` when it is earlier than the kid date + max_age.
+                let expires = findings::expires(r, &t.policy, registered);
+                self.key_expiration.get_or_create(&labels).set(expires.timestamp());
                 self.key_creation.get_or_create(&labels).set(r.created.timestamp());
             }
             if let Some(at) = next_rotation(t, records, now) {

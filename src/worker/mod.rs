@@ -268,8 +268,9 @@ impl Worker {
     /// sends what changed.
     pub async fn evaluate(&self) -> Vec<Finding> {
         let now = self.clock.now();
-        let (loaded, found) = self.engine.evaluate(&self.targets, now).await;
-        self.metrics.observe(&self.targets, &loaded, &found, now);
+        let evaluation = self.engine.evaluate(&self.targets, now).await;
+        let found = evaluation.findings;
+        self.metrics.observe(&self.targets, &evaluation.loaded, &evaluation.observed, &found, now);
         self.health.mark_evaluated();
         self.notifier.notify(&found, now).await;
         found

@@ -80,7 +80,7 @@ fn inconsistent_policy_is_refused_at_load() {
     );
     config_error(
         &with_config("[[client]]\nname = \"a\"\npromotion = \"verified\"\n"),
-        &["not available yet"],
+        &["client a", "promotion = \"verified\" needs the client's Maskinporten client_id for TEST"],
     );
     config_error(&with_config("[[client]]\nname = \"a\"\nkey_size = 1024\n"), &["key size 1024"]);
     config_error(

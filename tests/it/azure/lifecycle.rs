@@ -174,7 +174,7 @@ async fn vault_a_consumer_secret_that_does_not_hold_the_current_key_is_rewritten
     vault.put(CONSUMER, "c29tZXRoaW5nIGVsc2U=", &[("kid", "testklient-TEST.2025-01-01")]);
     let (next, _) = super::engine(store_with(&vault, &clients, ""));
     // `status` sees the drift before any run repairs it: CRITICAL, naming both kids.
-    let (_, found) = next.evaluate(&t, t0()).await;
+    let found = next.evaluate(&t, t0()).await.findings;
     let drift = found.iter().find(|f| f.kind == jwk_rotator::findings::FindingKind::ConsumerNotCurrent);
     let drift = drift.unwrap_or_else(|| panic!("no consumer-not-current finding: {found:?}"));
     assert_eq!(drift.severity, jwk_rotator::findings::Severity::Critical);
@@ -184,7 +184,7 @@ async fn vault_a_consumer_secret_that_does_not_hold_the_current_key_is_rewritten
         drift.message
     );
     run_ok(&next, &t, t0(), &Request::default()).await;
-    let (_, found) = next.evaluate(&t, t0()).await;
+    let found = next.evaluate(&t, t0()).await.findings;
     assert!(
         found.iter().all(|f| f.kind != jwk_rotator::findings::FindingKind::ConsumerNotCurrent),
         "{found:?}"

@@ -58,6 +58,7 @@ pub fn client(name: &str, envs: &[&str], consumer: Option<&str>, mode: Promotion
         environments: envs.iter().map(|e| e.parse().expect("env")).collect(),
         policy,
         consumer_secret: consumer.map(str::to_owned),
+        maskinporten: Default::default(),
     }
 }
 
