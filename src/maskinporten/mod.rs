@@ -5,4 +5,5 @@
 //! Facts and limits are from Digdir's documentation (docs.digdir.no:
 //! `maskinporten_protocol_jwtgrant`, `maskinporten_protocol_token`, `maskinporten_feilsoking`).
 
+pub mod admin;
 pub mod http;
