@@ -7,3 +7,4 @@
 
 pub mod admin;
 pub mod http;
+pub mod jwt;
