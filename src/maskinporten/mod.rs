@@ -8,3 +8,4 @@
 pub mod admin;
 pub mod http;
 pub mod jwt;
+pub mod token;
