@@ -15,6 +15,7 @@ pub mod jwk;
 pub mod keygen;
 pub mod kid;
 pub mod lifecycle;
+pub mod maskinporten;
 pub mod planner;
 pub mod policy;
 pub mod proof;

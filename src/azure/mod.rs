@@ -6,7 +6,7 @@ pub mod credential;
 mod error;
 pub mod layout;
 mod store;
-mod tls;
+pub(crate) mod tls;
 mod vault;
 pub mod versions;
 

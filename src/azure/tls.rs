@@ -126,6 +126,34 @@ pub fn client_config(certs: Vec<CertificateDer<'static>>) -> Result<rustls::Clie
     Ok(config)
 }
 
+/// A `reqwest` builder with what every client here shares: 20 s to connect, 60 s between reads,
+/// and no redirects (neither Key Vault nor Digdir answers with one).
+pub(crate) fn reqwest_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// A `reqwest` client (Key Vault's SDK transport, and the Maskinporten client) that also trusts
+/// the PEM certificates in `path`: as roots, and each one itself as the server's certificate.
+/// Errors name `ca_cert` and the path.
+pub(crate) fn reqwest_trusting(path: &std::path::Path) -> Result<reqwest::Client, String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("ca_cert {}: cannot read it: {e}", path.display()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("ca_cert {}: not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("ca_cert {} holds no PEM certificate", path.display()));
+    }
+    let tls = client_config(certs).map_err(|e| format!("ca_cert {}: {e}", path.display()))?;
+    reqwest_builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| format!("ca_cert {}: the HTTP client refused it: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

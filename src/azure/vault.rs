@@ -63,7 +63,7 @@ impl Vault {
         let transport = match transport {
             Some(t) => t,
             None => match &config.ca_cert {
-                Some(ca) => http_client_trusting(ca)?,
+                Some(ca) => Arc::new(super::tls::reqwest_trusting(ca)?),
                 None => azure_core::http::new_http_client(None),
             },
         };
@@ -277,26 +277,4 @@ impl Vault {
         }
         Ok(())
     }
-}
-
-/// A `reqwest` client (the SDK's own transport) that also trusts the certificates in `path`:
-/// as roots, and each one itself as the server's certificate (see `tls`).
-fn http_client_trusting(path: &std::path::Path) -> Result<Arc<dyn HttpClient>, String> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let pem = std::fs::read(path).map_err(|e| format!("ca_cert {}: cannot read it: {e}", path.display()))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("ca_cert {}: not PEM certificates: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("ca_cert {} holds no PEM certificate", path.display()));
-    }
-    let tls = super::tls::client_config(certs).map_err(|e| format!("ca_cert {}: {e}", path.display()))?;
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(20))
-        .read_timeout(std::time::Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::none())
-        .tls_backend_preconfigured(tls)
-        .build()
-        .map_err(|e| format!("ca_cert {}: the HTTP client refused it: {e}", path.display()))?;
-    Ok(Arc::new(client))
 }

@@ -1,0 +1,11 @@
+//! Maskinporten, seen from the client side: the organisation's admin credential (its business
+//! certificate), JWT grants signed with it or with a client's own key, and the token endpoint
+//! that turns a grant into an access token, with the HTTP client and retries they share.
+//!
+//! Facts and limits are from Digdir's documentation (docs.digdir.no:
+//! `maskinporten_protocol_jwtgrant`, `maskinporten_protocol_token`, `maskinporten_feilsoking`).
+
+pub mod admin;
+pub mod http;
+pub mod jwt;
+pub mod token;
