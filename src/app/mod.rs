@@ -3,6 +3,7 @@
 //! This is the one module that knows every adapter; the command line calls it, and nothing
 //! below it knows the command line.
 
+pub mod maskinporten;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, StoreConfig};
 use crate::engine::Engine;
 use crate::keygen::AwsLcGenerator;
-use crate::publish::FilePublisher;
 use crate::store::{FileStore, KeyStore};
 
 /// What can stop the application from being built; each message names the file and setting.
@@ -34,6 +34,9 @@ pub enum AppError {
     /// The worker's endpoint could not listen.
     #[error("cannot listen on {listen}: {source}; change [server] listen in {}", file.display())]
     Listen { listen: std::net::SocketAddr, file: PathBuf, source: std::io::Error },
+    /// A `[maskinporten.ENV]` setting could not be used (a certificate, a `ca_cert`).
+    #[error("config file {}: {message}", file.display())]
+    Maskinporten { file: PathBuf, message: String },
     /// The worker's endpoint failed while serving.
     #[error("the HTTP endpoint failed: {0}")]
     Server(String),
@@ -69,15 +72,22 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn KeyStore>, AppError> {
     }
 }
 
-/// The engine with the production adapters for this config, over `store`.
-pub fn engine_over(config: &Config, store: Arc<dyn KeyStore>) -> Engine {
-    let publisher = Arc::new(FilePublisher::new(config.publish.dir.clone()));
-    Engine::new(store, Arc::new(AwsLcGenerator), publisher).with_lock_timeout(config.store.lock_timeout())
+/// The engine with the production adapters for this config, over `store`; grants to
+/// Maskinporten are signed at `clock`'s time.
+pub async fn engine_over(
+    config: &Config,
+    store: Arc<dyn KeyStore>,
+    clock: crate::maskinporten::api::WallClock,
+) -> Result<Engine, AppError> {
+    let adapters = maskinporten::adapters(config, clock).await?;
+    Ok(Engine::new(store, Arc::new(AwsLcGenerator), adapters.publisher)
+        .with_prover(adapters.prover)
+        .with_lock_timeout(config.store.lock_timeout()))
 }
 
 /// The engine with the production adapters for this config.
-pub fn engine(config: &Config) -> Result<Engine, AppError> {
-    Ok(engine_over(config, open_store(config)?))
+pub async fn engine(config: &Config) -> Result<Engine, AppError> {
+    engine_over(config, open_store(config)?, crate::maskinporten::api::system_clock()).await
 }
 
 /// A Key Vault that altinn-jwks wrote to, read with the `[store]` Key Vault's credential and

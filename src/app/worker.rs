@@ -17,7 +17,7 @@ use crate::worker::webhook::WebhookAlerter;
 
 /// The worker for `config`, with the real store (counted) and key generator. Its clock is the
 /// system's, or, when `start` is given (`JWK_ROTATOR_NOW`), one that starts there and runs on.
-pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Result<Worker, AppError> {
+pub async fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Result<Worker, AppError> {
     let schedule_config =
         config.schedule.clone().ok_or_else(|| AppError::NoSchedule { file: config.file.clone() })?;
     let clock: Arc<dyn Clock> = match start {
@@ -26,7 +26,8 @@ pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Result<Work
     };
     let metrics = Arc::new(Metrics::new(clock.now()));
     let store = Arc::new(CountingStore::new(super::open_store(config)?, metrics.clone()));
-    let engine = super::engine_over(config, store);
+    let wall = clock.clone();
+    let engine = super::engine_over(config, store, Arc::new(move || wall.now())).await?;
     let mut sinks: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];
     for hook in &config.alerts.webhook {
         let alerter = WebhookAlerter::new(hook)
@@ -49,7 +50,7 @@ pub fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Result<Work
 
 /// `jwk-rotator worker`: serves HTTP and runs the schedule until a signal, then exits cleanly.
 pub async fn run(config: &Config, start: Option<DateTime<Utc>>) -> Result<(), AppError> {
-    let worker = Arc::new(from_config(config, start)?);
+    let worker = Arc::new(from_config(config, start).await?);
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| AppError::Listen {
         listen,

@@ -87,6 +87,9 @@ async fn dispatch(command: Command, config: &Config, fixed: Option<DateTime<Utc>
             let request = Request { retire: Some(Retire { kid, force }), ..Request::default() };
             rotate(config, &[set], now, &request, false).await
         }
+        Command::Verify { set, kid } => {
+            super::verify::verify(config, &set, kid.as_deref(), clock(None)).await
+        }
         Command::Import { source } => super::import::import(config, source, clock(None)).await,
         Command::Worker => {
             let start = fixed.inspect(|now| log_fixed_now("JWK_ROTATOR_NOW is set", *now));
@@ -159,7 +162,7 @@ async fn rotate(
         Ok(t) => t,
         Err(exit) => return Ok(exit),
     };
-    let engine = engine(config)?;
+    let engine = engine(config).await?;
     let reports = if dry_run {
         engine.plan(&targets, now, request).await?
     } else {
@@ -196,7 +199,7 @@ async fn rotate_plan(
         Ok(t) => t,
         Err(exit) => return Ok(exit),
     };
-    let reports = engine(config)?.plan(&targets, now, &Request::default()).await?;
+    let reports = engine(config).await?.plan(&targets, now, &Request::default()).await?;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Table => render::run_summary(&mut out, &reports, true)?,
@@ -213,7 +216,7 @@ async fn status(config: &Config, sets: &[String], now: DateTime<Utc>, format: Fo
             return Exit(Severity::Unknown.exit_code());
         }
     };
-    let report = match engine(config) {
+    let report = match engine(config).await {
         Ok(engine) => render::StatusReport::gather(&engine, &targets, now).await,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -237,7 +240,7 @@ pub(super) async fn records_of(
     config: &Config,
     target: Target,
 ) -> anyhow::Result<(Target, Engine, Vec<crate::record::KeyRecord>)> {
-    let engine = engine(config)?;
+    let engine = engine(config).await?;
     let loaded = engine.load(std::slice::from_ref(&target)).await?;
     let records = crate::store::records_in(&loaded, &target.key_set)?.to_vec();
     Ok((target, engine, records))

@@ -6,6 +6,7 @@ mod import;
 mod render;
 mod rotate;
 mod single_key;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -205,6 +206,27 @@ Examples:
         at: Option<DateTime<Utc>>,
         #[arg(long, requires = "at", hide = true)]
         allow_future: bool,
+    },
+    /// Prove a key with a real Maskinporten token grant (the pending key, else the current one)
+    #[command(
+        after_help = "Signs a client grant with the key (header kid, iss = the client's client_id for the
+environment, scope = verify_scope) and posts it to the environment's token endpoint. A key that
+Maskinporten does not know yet is tried again for verify_wait (default 5m). The token is never
+printed.
+
+Exit codes: 0 a token was granted; 1 refused (Digdir's error and MP code are printed) or the
+token endpoint could not be reached; 2 bad command line or config.
+
+Examples:
+  jwk-rotator verify testklient-TEST
+  jwk-rotator verify testklient-PROD --kid testklient-PROD.2026-11-21"
+    )]
+    Verify {
+        #[arg(value_name = "SET")]
+        set: String,
+        /// Which key [default: the pending key, else the current one]
+        #[arg(long)]
+        kid: Option<String>,
     },
     /// Adopt keys that altinn-jwks made (1.x or 2.0, directory or Key Vault) into the store
     Import {

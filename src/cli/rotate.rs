@@ -74,7 +74,7 @@ pub(super) async fn rotate(config: &Config, args: RotateArgs<'_>) -> anyhow::Res
             return Ok(Exit::USAGE);
         }
     };
-    let engine = engine(config)?;
+    let engine = engine(config).await?;
     let reports = if args.dry_run {
         engine.plan(&targets, args.now, &args.request).await?
     } else {

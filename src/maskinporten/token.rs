@@ -365,6 +365,12 @@ impl AdminTokens {
         &self.endpoint
     }
 
+    /// Drops the cached token, so that the next call fetches a new one (after a 401: Digdir
+    /// may have revoked it).
+    pub async fn forget(&self) {
+        *self.cache.lock().await = None;
+    }
+
     /// A token valid at `now` for at least another minute: the cached one, or a new one.
     /// Concurrent callers wait for one fetch rather than each making their own.
     pub async fn token(&self, now: DateTime<Utc>) -> Result<AccessToken, GrantError> {

@@ -1,0 +1,207 @@
+//! The Maskinporten adapters for a config: the publisher of each key set (files, Digdir's
+//! self-service API, or both) and the prover of keys by token grant. The admin client's business
+//! certificate is read here, from a PKCS#12 file, PEM files, or a Key Vault certificate's secret.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::AppError;
+use crate::config::maskinporten::{AdminCertificate, MaskinportenEnv, PublishTarget};
+use crate::config::{Config, StoreConfig};
+use crate::kid::{Environment, KeySet};
+use crate::maskinporten::admin::AdminCredential;
+use crate::maskinporten::api::{SelfServiceApi, WallClock};
+use crate::maskinporten::http::{Retry, http_client};
+use crate::maskinporten::publisher::{self, ApiPublisher};
+use crate::maskinporten::token::{AdminTokens, TokenEndpoint};
+use crate::maskinporten::verify::{self, TokenProver};
+use crate::proof::{NoProver, Prover};
+use crate::publish::{CertificateExpiry, FilePublisher, Publisher, Routed};
+
+/// A key set's publisher and the prover, built from the config.
+pub struct Adapters {
+    pub publisher: Arc<dyn Publisher>,
+    pub prover: Arc<dyn Prover>,
+}
+
+fn error(config: &Config, env: &Environment, message: String) -> AppError {
+    AppError::Maskinporten { file: config.file.clone(), message: format!("[maskinporten.{env}] {message}") }
+}
+
+/// One environment's clients: the token endpoint and, when some key set of the environment
+/// is published through the API, the admin client's API.
+struct EnvClients {
+    endpoint: Arc<TokenEndpoint>,
+    api: Option<Arc<SelfServiceApi>>,
+    certificate: Option<(String, Arc<AdminCredential>)>,
+}
+
+fn retry(table: &MaskinportenEnv) -> Retry {
+    Retry {
+        initial_delay: table.retry.initial_delay.to_std(),
+        max_delay: table.retry.max_delay.to_std(),
+        max_retries: table.retry.max_retries,
+    }
+}
+
+/// Reads the admin client's business certificate. Errors name the setting and the file, the
+/// environment variable or the secret, never the password.
+pub async fn admin_credential(
+    config: &Config,
+    env: &Environment,
+    source: &AdminCertificate,
+) -> Result<AdminCredential, AppError> {
+    let setting = source.setting();
+    let fail = |what: String| error(config, env, format!("{setting}: {what}"));
+    match source {
+        AdminCertificate::Pkcs12 { path, password_env } => {
+            let der = std::fs::read(path).map_err(|e| {
+                fail(format!(
+                    "cannot read {}: {e}; check the path and that this user may read it",
+                    path.display()
+                ))
+            })?;
+            let password = match password_env {
+                None => String::new(),
+                Some(var) => std::env::var(var).map_err(|_| {
+                    fail(format!(
+                        "the environment variable {var} (admin_certificate_password_env) is not set; set it to the PKCS#12 file's password"
+                    ))
+                })?,
+            };
+            let password = zeroize::Zeroizing::new(password);
+            AdminCredential::from_pkcs12(&der, &password)
+                .map_err(|e| fail(format!("{}: {e}", path.display())))
+        }
+        AdminCertificate::Pem { certificate, key } => {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map(zeroize::Zeroizing::new).map_err(|e| {
+                    fail(format!(
+                        "cannot read {}: {e}; check the path and that this user may read it",
+                        path.display()
+                    ))
+                })
+            };
+            let (chain, key_pem) = (read(certificate)?, read(key)?);
+            AdminCredential::from_pem(&chain, &key_pem).map_err(|e| fail(e.to_string()))
+        }
+        AdminCertificate::KeyVaultSecret { name } => {
+            let StoreConfig::AzureKeyVault(azure) = &config.store else {
+                return Err(fail(
+                    "a Key Vault certificate is read from the [store] vault, and this config's store is a directory; use admin_certificate (PKCS#12) or admin_certificate_pem instead".to_owned(),
+                ));
+            };
+            let vault = super::altinn_vault(config, azure.vault_url.as_str())?;
+            let value = vault.value(name).await.map_err(|e| {
+                fail(format!(
+                    "{e}; the identity needs \"Key Vault Secrets User\" to read a certificate's secret"
+                ))
+            })?;
+            AdminCredential::from_key_vault_secret(&value).map_err(|e| fail(e.to_string()))
+        }
+    }
+}
+
+async fn env_clients(
+    config: &Config,
+    table: &MaskinportenEnv,
+    needs_api: bool,
+    clock: &WallClock,
+) -> Result<EnvClients, AppError> {
+    let env = &table.env;
+    let http = http_client(table.ca_cert.as_deref()).map_err(|e| error(config, env, e))?;
+    let endpoint = Arc::new(TokenEndpoint::new(
+        http.clone(),
+        table.token_url.clone(),
+        table.issuer.clone(),
+        retry(table),
+    ));
+    let Some(admin) = table.admin.as_ref().filter(|_| needs_api) else {
+        return Ok(EnvClients { endpoint, api: None, certificate: None });
+    };
+    let credential = Arc::new(admin_credential(config, env, &admin.certificate).await?);
+    let admin_endpoint =
+        TokenEndpoint::new(http.clone(), table.token_url.clone(), table.issuer.clone(), retry(table));
+    let tokens = Arc::new(AdminTokens::new(
+        admin_endpoint,
+        credential.clone(),
+        admin.client_id.clone(),
+        admin.scopes.clone(),
+    ));
+    let api = Arc::new(SelfServiceApi::new(http, table.api_url.clone(), retry(table), tokens, clock.clone()));
+    let setting = format!("[maskinporten.{env}] {}", admin.certificate.setting());
+    Ok(EnvClients { endpoint, api: Some(api), certificate: Some((setting, credential)) })
+}
+
+/// The publisher and prover for `config`, signing grants at `clock`'s time.
+pub async fn adapters(config: &Config, clock: WallClock) -> Result<Adapters, AppError> {
+    let files: Arc<dyn Publisher> = Arc::new(FilePublisher::new(config.publish.dir.clone()));
+    let mut clients = BTreeMap::new();
+    for (env, table) in &config.maskinporten {
+        let needs_api = config.clients.iter().any(|c| {
+            c.environments.contains(env) && c.maskinporten.publishes_to(PublishTarget::MaskinportenApi)
+        });
+        clients.insert(env.clone(), env_clients(config, table, needs_api, &clock).await?);
+    }
+    let mut routed = Routed::new();
+    let (mut api_bindings, mut prove_bindings) = (BTreeMap::new(), BTreeMap::new());
+    let mut api_sets: BTreeMap<Environment, Vec<KeySet>> = BTreeMap::new();
+    for c in &config.clients {
+        let mp = &c.maskinporten;
+        for env in &c.environments {
+            let set = KeySet::new(c.name.clone(), env.clone());
+            let (client_id, env_clients) = (mp.client_id.get(env), clients.get(env));
+            if mp.publishes_to(PublishTarget::Files) {
+                routed.route(set.clone(), files.clone());
+            }
+            if let (Some(client_id), Some(EnvClients { api: Some(api), .. })) = (client_id, env_clients)
+                && mp.publishes_to(PublishTarget::MaskinportenApi)
+            {
+                let binding = publisher::Binding {
+                    client_id: client_id.clone(),
+                    api: api.clone(),
+                    prune_unmanaged: mp.prune_unmanaged,
+                };
+                api_bindings.insert(set.clone(), binding);
+                api_sets.entry(env.clone()).or_default().push(set.clone());
+            }
+            if let (Some(client_id), Some(scope), Some(env_clients), Some(table)) =
+                (client_id, &mp.verify_scope, env_clients, config.maskinporten.get(env))
+            {
+                let binding = verify::Binding {
+                    client_id: client_id.clone(),
+                    scope: scope.clone(),
+                    endpoint: env_clients.endpoint.clone(),
+                    wait: table.verify_wait.to_std(),
+                };
+                prove_bindings.insert(set, binding);
+            }
+        }
+    }
+    if !api_bindings.is_empty() {
+        let certificates = clients
+            .iter()
+            .filter_map(|(env, c)| {
+                let (setting, credential) = c.certificate.as_ref()?;
+                Some(CertificateExpiry {
+                    environment: env.clone(),
+                    setting: setting.clone(),
+                    subject: credential.subject().to_owned(),
+                    not_after: credential.not_after(),
+                    key_sets: api_sets.get(env).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        let api: Arc<dyn Publisher> =
+            Arc::new(ApiPublisher::new(api_bindings.clone(), certificates, clock.clone()));
+        for set in api_bindings.keys() {
+            routed.route(set.clone(), api.clone());
+        }
+    }
+    let prover: Arc<dyn Prover> = if prove_bindings.is_empty() {
+        Arc::new(NoProver)
+    } else {
+        Arc::new(TokenProver::new(prove_bindings, clock))
+    };
+    Ok(Adapters { publisher: Arc::new(routed), prover })
+}
