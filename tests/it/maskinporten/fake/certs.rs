@@ -32,6 +32,21 @@ pub struct BusinessCert {
     pub x5c: Vec<String>,
 }
 
+impl BusinessCert {
+    /// The key and chain as a PKCS#12 file protected by `password`, the form business
+    /// certificates are delivered in.
+    pub fn pkcs12_der(&self, password: &str) -> Vec<u8> {
+        let der = |b64: &String| STANDARD.decode(b64).expect("x5c entry");
+        let chain =
+            self.x5c.iter().map(|c| p12_keystore::Certificate::from_der(&der(c)).expect("certificate"));
+        let key = p12_keystore::PrivateKey::from_der(&self.key_der).expect("pkcs8 key");
+        let entry = p12_keystore::PrivateKeyChain::new(b"business-certificate".as_slice(), key, chain);
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry("business-certificate", p12_keystore::KeyStoreEntry::PrivateKeyChain(entry));
+        store.writer(password).write().expect("pkcs12")
+    }
+}
+
 /// What a trusted `x5c` chain yields: the leaf's subject CN and RSA key.
 pub struct VerifiedLeaf {
     pub subject_cn: String,

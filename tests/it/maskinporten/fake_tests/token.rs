@@ -195,6 +195,22 @@ async fn an_admin_client_signs_with_its_trusted_business_certificate() {
 }
 
 #[tokio::test]
+async fn a_pkcs12_file_holds_the_business_key_and_chain() {
+    let s = Setup::new().await;
+    let cert = s.admin_certificate();
+    let p12 = cert.pkcs12_der("secret");
+    let policy = p12_keystore::Pkcs12ImportPolicy::Strict;
+    assert!(p12_keystore::KeyStore::from_pkcs12(&p12, "wrong", policy).is_err());
+    let store = p12_keystore::KeyStore::from_pkcs12(&p12, "secret", policy).expect("pkcs12");
+    let (_, chain) = store.private_key_chain().expect("key and chain");
+    assert_eq!(chain.certs().len(), 2);
+    let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(chain.key().as_der()).expect("key");
+    let header = json!({"alg": "RS256", "x5c": cert.x5c});
+    let (status, body) = s.token(&sign(&key, &header, &claims(&s.fake, ADMIN, DCR_READ))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
 async fn untrusted_expired_or_foreign_certificates_are_refused() {
     let s = Setup::new().await;
     let year = TimeDelta::days(365);
