@@ -1,7 +1,7 @@
 //! The self-service API's key-set resource, `/api/v1/clients/{client_id}/jwks`
 //! (`oidc_api_admin`, "Bruk av asymmetrisk nøkkel"): bearer tokens from the token endpoint
-//! with the `idporten:dcr.*` scopes ("Tilgangstyring av APIet"); GET, POST that replaces the
-//! whole set ("både POST og PUT erstatter evt. eksisterende JWKS"), and DELETE.
+//! with the `idporten:dcr.*` scopes ("Tilgangstyring av APIet"); GET, POST (and PUT) that
+//! replace the whole set ("både POST og PUT erstatter evt. eksisterende JWKS"), and DELETE.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use super::model::{EmptyJwks, Key, Registry};
 /// GET needs one of these ("idporten:dcr.read: Gir tilgang til å lese klientregistreringer";
 /// write and modify also read).
 const READ_SCOPES: [&str; 3] = ["idporten:dcr.read", "idporten:dcr.write", "idporten:dcr.modify"];
-/// POST and DELETE need one of these.
+/// POST, PUT and DELETE need one of these.
 const WRITE_SCOPES: [&str; 2] = ["idporten:dcr.write", "idporten:dcr.modify"];
 
 /// An API answer: status, JSON body (none for an empty body), and whether to send a
@@ -47,8 +47,8 @@ pub fn handle(
         return not_found(registry, &format!("Client {client_id} not found"));
     }
     match method {
-        "GET" => get_then_edit(registry, client_id),
-        "POST" => replace(registry, client_id, body),
+        "GET" => read(registry, client_id),
+        "POST" | "PUT" => replace(registry, client_id, body),
         "DELETE" => delete(registry, client_id),
         _ => error(registry, 405, "method_not_allowed", &format!("{method} is not supported here"), &[]),
     }
@@ -71,7 +71,7 @@ fn authorize(registry: &Registry, bearer: Option<&str>, needed: &[&str]) -> Resu
 
 /// The registered set as GET shows it, then the edits a test queued for "right after the
 /// next GET" (a person changing keys in the portal between our GET and our POST).
-fn get_then_edit(registry: &mut Registry, client_id: &str) -> Answer {
+fn read(registry: &mut Registry, client_id: &str) -> Answer {
     let dropped = &registry.faults.dropped_from_readback;
     let client = &registry.clients[client_id];
     let keys: Vec<&Key> = client.keys().iter().filter(|k| !dropped.contains(&k.kid)).collect();
@@ -100,7 +100,7 @@ fn apply_queued_edits(registry: &mut Registry, client_id: &str) {
     client.set_keys(now, keys);
 }
 
-/// POST: validates the set as Digdir does and replaces the registered set with it.
+/// POST (or PUT): validates the set as Digdir does and replaces the registered set with it.
 fn replace(registry: &mut Registry, client_id: &str, body: &[u8]) -> Answer {
     let now = registry.now();
     let parsed: Value = match serde_json::from_slice(body) {

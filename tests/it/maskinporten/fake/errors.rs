@@ -25,7 +25,7 @@ pub const INVALID_CERTIFICATE: &str =
 /// MP-121: the key named by `kid` has passed its `exp`.
 pub const EXPIRED_KEY: &str = "Invalid assertion. Client authentication failed. Expired key.";
 /// No MP code is documented; the text is the one Maskinporten answers for a `kid` it does
-/// not know for the client (quoted in public troubleshooting notes of Oslo kommune and NAV).
+/// not know for the client, as quoted in public troubleshooting notes and client tests.
 pub const UNKNOWN_KID: &str =
     "Invalid assertion. Client authentication failed. Unknown key identifier (kid) for client.";
 /// MP-122: the certificate belongs to someone else than the client.

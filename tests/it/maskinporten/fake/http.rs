@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::errors::{Refusal, api_error, token_endpoint_error};
 use super::grant::GRANT_TYPE;
-use super::model::{Injected, RequestRecord};
+use super::model::RequestRecord;
 use super::{FakeDigdir, api};
 
 const JWKS_PATH: &str = "/api/v1/clients/{client_id}/jwks";
@@ -21,7 +21,7 @@ const JWKS_PATH: &str = "/api/v1/clients/{client_id}/jwks";
 pub fn router(fake: FakeDigdir) -> Router {
     Router::new()
         .route("/token", post(token))
-        .route(JWKS_PATH, get(jwks).post(jwks).delete(jwks))
+        .route(JWKS_PATH, get(jwks).post(jwks).put(jwks).delete(jwks))
         .layer(middleware::from_fn_with_state(fake.clone(), faults_and_log))
         .with_state(fake)
 }
@@ -102,12 +102,13 @@ async fn faults_and_log(State(fake): State<FakeDigdir>, request: Request, next: 
 
 fn fault(fake: &FakeDigdir, path: &str) -> Option<Response> {
     let mut registry = fake.state();
-    let injected = if registry.faults.down {
-        Injected { remaining: 0, status: 503, retry_after: None, path_contains: None }
+    let (status, retry_after) = if registry.faults.down {
+        (503, None)
     } else {
-        registry.faults.take_injected(path)?
+        let injected = registry.faults.take_injected(path)?;
+        (injected.status, injected.retry_after)
     };
-    let status = StatusCode::from_u16(injected.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let reason = status.canonical_reason().unwrap_or("failure");
     let body = if path == "/token" {
         let error =
@@ -117,7 +118,7 @@ fn fault(fake: &FakeDigdir, path: &str) -> Option<Response> {
         api_error(status.as_u16(), "server_error", reason, &[], registry.now())
     };
     let mut response = json_response(status, &body);
-    if let Some(seconds) = injected.retry_after {
+    if let Some(seconds) = retry_after {
         response.headers_mut().insert("retry-after", HeaderValue::from(seconds));
     }
     Some(response)

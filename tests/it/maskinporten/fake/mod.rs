@@ -92,7 +92,7 @@ impl FakeDigdir {
         format!("https://localhost:{}/token", self.port)
     }
 
-    /// The registry, for tests that need more than the helpers below.
+    /// The registry, locked.
     fn state(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().expect("fake Digdir lock")
     }
@@ -228,6 +228,12 @@ impl FakeDigdir {
     pub fn edit_after_next_get(&self, client_id: &str, edit: impl FnOnce(&mut Vec<Key>) + Send + 'static) {
         let mut registry = self.state();
         registry.faults.after_next_get.entry(client_id.to_owned()).or_default().push(Box::new(edit));
+    }
+
+    /// Adds `jwk` to `client_id`'s registered keys right after the next GET of them.
+    pub fn add_after_next_get(&self, client_id: &str, jwk: &Value) {
+        let key = Key::from_jwk(jwk, self.now());
+        self.edit_after_next_get(client_id, move |keys| keys.push(key));
     }
 
     // Logs.

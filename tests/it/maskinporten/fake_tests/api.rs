@@ -144,6 +144,10 @@ async fn a_post_replaces_the_whole_set() {
     let body = s.register(CLIENT, vec![jwk(rsa(1), "new")]).await;
     assert_eq!(keys_of(&body), ["new"], "the POST answer is the stored set");
     assert_eq!(s.fake.registered_keys(CLIENT).len(), 1);
+    let token = s.admin_token(DCR_WRITE).await;
+    let put = json!({"keys": [jwk(rsa(2), "put")]});
+    let (status, body) = s.jwks("PUT", CLIENT, Some(&token), Some(&put)).await;
+    assert_eq!((status, keys_of(&body)), (201, vec!["put"]), "PUT replaces too");
 }
 
 #[tokio::test]

@@ -83,15 +83,25 @@ async fn a_dropped_kid_is_missing_from_get_but_stays_registered() {
 async fn an_edit_lands_right_after_the_next_get() {
     let s = Setup::new().await;
     s.register(CLIENT, vec![jwk(rsa(0), "ours")]).await;
-    let theirs = super::super::fake::Key::from_jwk(&jwk(rsa(1), "theirs"), t0());
-    s.fake.edit_after_next_get(CLIENT, move |keys| keys.push(theirs));
+    s.fake.add_after_next_get(CLIENT, &jwk(rsa(1), "theirs"));
     let token = s.admin_token(DCR_READ).await;
+    let kids = |body: &serde_json::Value| -> Vec<String> {
+        body["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_owned())
+            .collect()
+    };
     let (_, first) = s.jwks("GET", CLIENT, Some(&token), None).await;
-    assert_eq!(first["keys"].as_array().map(Vec::len), Some(1), "the GET saw the set before the edit");
+    assert_eq!(kids(&first), ["ours"], "the GET saw the set before the edit");
+    s.fake.edit_after_next_get(CLIENT, |keys| keys.retain(|k| k.kid != "ours"));
     let (_, second) = s.jwks("GET", CLIENT, Some(&token), None).await;
-    assert_eq!(second["keys"][1]["kid"], "theirs");
+    assert_eq!(kids(&second), ["ours", "theirs"]);
     let (_, third) = s.jwks("GET", CLIENT, Some(&token), None).await;
-    assert_eq!(third["keys"].as_array().map(Vec::len), Some(2), "applied once");
+    assert_eq!(kids(&third), ["theirs"], "each edit applied once");
+    let (_, fourth) = s.jwks("GET", CLIENT, Some(&token), None).await;
+    assert_eq!(kids(&fourth), ["theirs"]);
 }
 
 #[tokio::test]
