@@ -39,7 +39,8 @@ async fn token(State(fake): State<FakeDigdir>, body: Bytes) -> Response {
         (Some(GRANT_TYPE), Some(assertion)) => fake.judge(assertion).map_err(|r| r.body(&issuer)),
         (Some(GRANT_TYPE), None) => Err(Refusal::parameter("no assertion").body(&issuer)),
         (other, _) => {
-            Err(token_endpoint_error("unsupported_grant_type", &format!("Unsupported grant type {other:?}")))
+            let description = format!("Unsupported grant type {}", other.unwrap_or("(none)"));
+            Err(token_endpoint_error("unsupported_grant_type", &description))
         }
     };
     let mut response = match answer {
