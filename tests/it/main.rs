@@ -1,5 +1,6 @@
 //! The one integration test binary: planner properties, the store suite, the real CLI, snapshots
-//! of what a person reads, and the Azure Key Vault store against an in-process fake vault.
+//! of what a person reads, the Azure Key Vault store against an in-process fake vault, and an
+//! in-process fake of Digdir's Maskinporten and self-service API.
 
 mod azure;
 mod cli;
@@ -9,6 +10,7 @@ mod file_store_safety;
 mod import;
 mod kill;
 mod lifecycle;
+mod maskinporten;
 mod planner;
 mod rotate_exit;
 mod shipped;

@@ -1,5 +1,8 @@
 //! Shared test helpers: the library's `testing` module (times, fixture keys, engines over any
-//! store, shared with the unit tests), and policies made the way the config loader makes them.
+//! store, shared with the unit tests), policies made the way the config loader makes them, and
+//! HTTPS for the in-process fakes ([`tls`]).
+
+pub mod tls;
 
 use jwk_rotator::policy::{Policy, PolicyOverrides, Promotion};
 pub use jwk_rotator::testing::{FIXTURE_KEYS, at, days, engine, fixtures, set, targets};

@@ -5,21 +5,13 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 use super::fake::TOKEN;
 use super::*;
 
 /// A CA, and a certificate for `localhost` signed by it: (CA PEM, leaf PEM, leaf key PEM).
 pub(super) fn certificates() -> (String, String, String) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "fake vault test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
-    let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf");
-    (ca.pem(), leaf.pem(), leaf_key.serialize_pem())
+    crate::support::tls::localhost_certificates("fake vault test CA")
 }
 
 fn write_config(dir: &Path, url: &str, store_extra: &str) -> std::path::PathBuf {

@@ -2,7 +2,8 @@
 
 mod bad_input;
 mod exit_on;
-mod fake;
+/// Shared: the Maskinporten fake serves HTTPS with its `net::TlsListener`.
+pub mod fake;
 mod https;
 mod import;
 mod lifecycle;
