@@ -316,9 +316,19 @@ impl Context<'_> {
         lifecycle::pending(self.records, self.now)
     }
 
-    /// The next step for a pending key: add it in Samarbeidsportalen, then promote.
+    /// The next step for a pending key: add it in Samarbeidsportalen, then promote; or, when the
+    /// key set is registered through Digdir's API, what holds the promotion back.
     fn add_then_promote(&self, p: &KeyRecord) -> String {
         let set = self.set;
+        if self.registered.is_some() {
+            return match self.policy.promotion() {
+                crate::policy::Promotion::Verified => format!(
+                    "it is registered through Digdir's API and is promoted once a token grant with it succeeds; `jwk-rotator verify {set} --kid {}` shows why it does not",
+                    p.kid
+                ),
+                _ => format!("it is registered through Digdir's API; run `jwk-rotator promote {set}`"),
+            };
+        }
         format!(
             "add {} in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {}` prints it), then run `jwk-rotator promote {set}`",
             p.kid, p.kid

@@ -67,6 +67,8 @@ pub struct StatusReport {
     pub now: DateTime<Utc>,
     pub sets: Vec<(Target, Result<Vec<KeyRecord>, StoreError>)>,
     pub findings: Vec<Finding>,
+    /// Key sets registered through Digdir's API, which need no steps in Samarbeidsportalen.
+    pub through_api: std::collections::BTreeSet<crate::kid::KeySet>,
 }
 
 #[derive(Serialize)]
@@ -84,12 +86,13 @@ struct KeyRow {
 impl StatusReport {
     /// Loads the key sets in one store call and evaluates each, as the worker does.
     pub async fn gather(engine: &Engine, targets: &[Target], now: DateTime<Utc>) -> StatusReport {
-        let crate::engine::Evaluation { loaded, findings, .. } = engine.evaluate(targets, now).await;
+        let crate::engine::Evaluation { loaded, findings, observed } = engine.evaluate(targets, now).await;
         let sets = targets
             .iter()
             .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))
             .collect();
-        StatusReport { now, sets, findings }
+        let through_api = observed.registered.into_keys().collect();
+        StatusReport { now, sets, findings, through_api }
     }
 
     fn rows(&self, target: &Target, records: &[KeyRecord]) -> Vec<KeyRow> {
@@ -157,6 +160,9 @@ impl StatusReport {
         for (t, records) in &self.sets {
             let Ok(records) = records else { continue };
             let set = &t.key_set;
+            if self.through_api.contains(set) {
+                continue; // registered through Digdir's API: nothing to do by hand
+            }
             for step in lifecycle::portal_steps(records, &t.policy, self.now) {
                 lines.push(match step {
                     PortalStep::Add { kid } => format!(
@@ -186,7 +192,11 @@ impl StatusReport {
                 Ok(records) => serde_json::json!({
                     "key_set": t.key_set.to_string(),
                     "keys": self.rows(t, records),
-                    "portal": lifecycle::portal_steps(records, &t.policy, self.now),
+                    "portal": if self.through_api.contains(&t.key_set) {
+                        Vec::new()
+                    } else {
+                        lifecycle::portal_steps(records, &t.policy, self.now)
+                    },
                 }),
                 Err(e) => serde_json::json!({ "key_set": t.key_set.to_string(), "error": e.to_string(), "error_kind": e.kind() }),
             })

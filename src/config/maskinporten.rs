@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::azure::RetrySettings;
 use crate::kid::Environment;
 use crate::policy::Span;
 
@@ -67,6 +66,51 @@ pub struct RawEnvironment {
     verify_wait: Option<String>,
     #[serde(default)]
     retry: RetrySettings,
+}
+
+/// `[maskinporten.ENV.retry]`: how network errors, 429 and 5xx from Digdir are tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Tries after the first (0 to 20).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// The first wait; it doubles for each try after that.
+    #[serde(default = "default_initial_delay", deserialize_with = "de_initial_delay")]
+    pub initial_delay: Span,
+    /// The longest wait, a server's `Retry-After` included.
+    #[serde(default = "default_max_delay", deserialize_with = "de_max_delay")]
+    pub max_delay: Span,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_retries: default_max_retries(),
+            initial_delay: default_initial_delay(),
+            max_delay: default_max_delay(),
+        }
+    }
+}
+
+fn default_max_retries() -> u32 {
+    5
+}
+
+fn default_initial_delay() -> Span {
+    Span::seconds(1)
+}
+
+fn default_max_delay() -> Span {
+    Span::seconds(30)
+}
+
+fn de_initial_delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    crate::policy::named_span("[maskinporten.ENV.retry] initial_delay", d)
+}
+
+fn de_max_delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    crate::policy::named_span("[maskinporten.ENV.retry] max_delay", d)
 }
 
 /// Where the admin client's business certificate and key come from.
@@ -261,6 +305,12 @@ impl RawEnvironment {
             return Err(at(ConfigError(format!(
                 "verify_wait = {verify_wait} is longer than an hour; Digdir documents 0-2 minutes of propagation, so use a few minutes (the default is {})",
                 default_verify_wait()
+            ))));
+        }
+        if self.retry.max_retries > 20 || self.retry.initial_delay > self.retry.max_delay {
+            return Err(at(ConfigError(format!(
+                "[maskinporten.{env}.retry]: max_retries = {} must be at most 20 and initial_delay ({}) at most max_delay ({})",
+                self.retry.max_retries, self.retry.initial_delay, self.retry.max_delay
             ))));
         }
         let admin = admin_client(&self, base).map_err(at)?;

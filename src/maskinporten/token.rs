@@ -94,6 +94,7 @@ impl RefusalKind {
             || word("exp")
             || text.contains("jwt is expired")
             || text.contains("expired jwt")
+            || text.contains("issue time is after now")
         {
             RefusalKind::ClockSkew
         } else if text.contains("expired") && word("key") {

@@ -36,7 +36,7 @@ def certificate(subject, issuer_name, issuer_key, key, ca, dns=None):
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_after(now + datetime.timedelta(days=400))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if dns:

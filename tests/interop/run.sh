@@ -72,5 +72,5 @@ TOML
 "$bin" --config "$mp/jwk-rotator.toml" verify interop-TEST
 "$bin" --config "$mp/jwk-rotator.toml" rotate --force interop-TEST > /dev/null
 "$bin" --config "$mp/jwk-rotator.toml" verify interop-TEST
-"$bin" --config "$mp/jwk-rotator.toml" status interop-TEST > /dev/null
+"$bin" --config "$mp/jwk-rotator.toml" status interop-TEST
 echo "ok: admin (x5c) and client (kid) grants verified by jwcrypto; status OK"
