@@ -3,3 +3,5 @@
 
 pub mod fake;
 mod fake_tests;
+mod publishing;
+pub mod world;
