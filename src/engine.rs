@@ -366,14 +366,7 @@ impl Engine {
                 return Started { report, run: None };
             }
         };
-        let proof = match self.prove_if_due(target, &records, now, request).await {
-            Ok(proof) => proof,
-            Err(e) => {
-                report.records = records;
-                report.error = Some(e);
-                return Started { report, run: None };
-            }
-        };
+        let proof = self.prove_if_due(target, &records, now, request).await;
         let proven = proof.as_ref().filter(|a| a.outcome.is_ok()).map(|a| a.kid.clone());
         let unproven =
             proof.and_then(|a| a.outcome.err().map(|error| RunError::Unproven { kid: a.kid, error }));
@@ -422,11 +415,15 @@ impl Engine {
         records: &[KeyRecord],
         now: DateTime<Utc>,
         request: &Request,
-    ) -> Result<Option<Attempt>, RunError> {
-        let Some(pending) = proof_due(target, records, now, request) else { return Ok(None) };
-        let key = self.store.private_key(&pending.kid).await?;
-        let outcome = self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await;
-        drop(key);
+    ) -> Option<Attempt> {
+        let pending = proof_due(target, records, now, request)?;
+        // A key that can not be read is not proved; the rest of the run still goes ahead.
+        let outcome = match self.store.private_key(&pending.kid).await {
+            Ok(key) => self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await,
+            Err(e) => {
+                Err(ProofError { kind: "store", message: format!("its private key could not be read: {e}") })
+            }
+        };
         match &outcome {
             Ok(proof) => {
                 info!(kid = %pending.kid, scope = %proof.scope, "token grant with the pending key succeeded")
@@ -437,7 +434,7 @@ impl Engine {
         }
         let attempt = Attempt { kid: pending.kid.clone(), at: now, outcome };
         self.attempts.record(&target.key_set, attempt.clone());
-        Ok(Some(attempt))
+        Some(attempt)
     }
 
     /// The last proof attempted per key set in this process.
