@@ -2,6 +2,8 @@
 //! Maskinporten adapters (`app::maskinporten::adapters`) over a memory store, with one simulated
 //! clock that both the fake and the grants follow.
 
+#![allow(dead_code)] // helpers shared by the Maskinporten tests; not every test file uses all
+
 use std::path::Path;
 use std::sync::Arc;
 
