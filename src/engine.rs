@@ -617,6 +617,9 @@ impl SetRun<'_> {
             let why = "promotion = \"verified\" and no token grant signed with it succeeded in this run";
             return Err(self.refused(kid, why));
         }
+        if promote {
+            self.check_registered(kid).await?;
+        }
         planner::transition(&mut record, action, self.now);
         self.dirty = true;
         if promote {
@@ -626,6 +629,22 @@ impl SetRun<'_> {
         self.records.retain(|r| r.kid != *kid);
         self.records.push(record);
         Ok(())
+    }
+
+    /// Before a promotion: a key set registered through Digdir's API must hold the key there
+    /// now. A key removed by hand since it was published is not promoted; the outputs written
+    /// at the end of the run register it again, and a later run promotes it.
+    async fn check_registered(&self, kid: &Kid) -> Result<(), RunError> {
+        let set = &self.target.key_set;
+        let Some(found) = self.engine.publisher.registered(set).await else { return Ok(()) };
+        let registered = found?;
+        if registered.get(&kid.to_string()).is_some() {
+            return Ok(());
+        }
+        Err(RunError::Publish(PublishError(format!(
+            "{kid} was not promoted: it is not registered on Maskinporten client {} any more (removed in Samarbeidsportalen or by another tool); this run registers it again, and a later run promotes it",
+            registered.client_id
+        ))))
     }
 
     /// A step that would break the lifecycle's first rule; nothing is written for it.

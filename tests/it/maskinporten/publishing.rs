@@ -122,3 +122,29 @@ async fn repeated_forced_rotations_never_register_more_than_five_keys() {
         assert!(pending(&records).published.is_some());
     }
 }
+
+/// A pending key removed from the client by hand after it was published is not promoted (by
+/// `after-delay` here): the run says why and registers it again, and a later run promotes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_key_removed_by_hand_is_registered_again_before_it_is_promoted() {
+    let world = World::start(t0(), &[("a", "after-delay")]).await;
+    ok(&world.run().await);
+    world.set_now(t0() + TimeDelta::days(90));
+    ok(&world.run().await);
+    let kid = "a-TEST.2027-02-19";
+    assert!(world.registered("a-id").contains(&kid.to_owned()));
+    world.set_now(t0() + TimeDelta::days(97));
+    world.fake.edit_after_next_get("a-id", move |keys| keys.retain(|k| k.kid != kid));
+    let _ = world.status().await; // the GET after which someone removes it in the portal
+    assert!(!world.registered("a-id").contains(&kid.to_owned()));
+    let reports = world.run().await;
+    let error = reports[0].error.as_ref().expect("promotion refused").to_string();
+    assert!(error.contains(kid) && error.contains("not registered on Maskinporten client a-id"), "{error}");
+    assert_eq!(pending(&world.records("a-TEST").await).kid.to_string(), kid);
+    assert!(world.registered("a-id").contains(&kid.to_owned()), "registered again by the same run");
+    world.set_now(t0() + TimeDelta::days(98));
+    ok(&world.run().await);
+    let records = world.records("a-TEST").await;
+    let current = jwk_rotator::lifecycle::current(&records, world.now()).expect("current");
+    assert_eq!(current.kid.to_string(), kid);
+}
