@@ -4,4 +4,5 @@
 pub mod fake;
 mod fake_tests;
 mod publishing;
+mod vault_cert;
 pub mod world;
