@@ -389,6 +389,7 @@ impl Engine {
             proven,
             unproven,
             dirty: false,
+            outputs_failed: false,
             unconfirmed: None,
             next: 0,
         };
@@ -516,6 +517,8 @@ struct SetRun<'a> {
     unproven: Option<RunError>,
     /// Whether the store was written since `records` was loaded.
     dirty: bool,
+    /// Whether the last write of the outputs failed.
+    outputs_failed: bool,
     /// A new key written to the store but not yet confirmed (see [`KeyStore::write_new`]).
     unconfirmed: Option<KeyRecord>,
     /// The next step to carry out.
@@ -674,7 +677,9 @@ impl SetRun<'_> {
     async fn write_outputs(&mut self) -> Result<(), RunError> {
         self.reload().await?;
         let set = PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy);
-        Ok(self.engine.publisher.publish(&set).await?)
+        let written = self.engine.publisher.publish(&set).await;
+        self.outputs_failed = written.is_err();
+        Ok(written?)
     }
 
     /// Writes the outputs, then records that these keys are published.
@@ -689,7 +694,11 @@ impl SetRun<'_> {
     /// After the steps, failed or not: outputs follow the store, and applications read the
     /// current key.
     async fn finish(&mut self) -> Result<(), RunError> {
-        self.write_outputs().await?;
+        // Outputs that just failed to be written, with nothing changed since, are not tried a
+        // second time in the same run (Digdir's API down: its retries were spent already).
+        if !(self.outputs_failed && !self.dirty) {
+            self.write_outputs().await?;
+        }
         let current = lifecycle::current(&self.records, self.now).cloned();
         if let Some(current) = current {
             self.engine.store.sync_consumer(&current).await?;
@@ -744,6 +753,7 @@ mod tests {
             proven: None,
             unproven: None,
             dirty: false,
+            outputs_failed: false,
             unconfirmed: None,
             next: 0,
         }

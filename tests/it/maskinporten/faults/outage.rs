@@ -146,8 +146,8 @@ async fn an_upload_digdir_refuses_shows_its_message_and_correlation_id_and_stops
         .filter(|r| r.method == "POST" && r.client_id.as_deref() == Some("a-id") && r.path.ends_with("/jwks"))
         .map(|r| r.status)
         .collect();
-    // A refusal is not retried; the run's closing write of the outputs tries once more.
-    assert_eq!(a_posts, [400, 400]);
+    // A refusal is not retried, and the run's closing write does not try the same set again.
+    assert_eq!(a_posts, [400]);
     assert_eq!(state(&world.records("a-TEST").await, &kid("a", 90)), (Stage::Pending, None));
     assert_eq!(world.registered("a-id"), [kid("a", 0), "legacy-no-use".to_owned()]);
 
