@@ -696,7 +696,7 @@ impl SetRun<'_> {
     async fn finish(&mut self) -> Result<(), RunError> {
         // Outputs that just failed to be written, with nothing changed since, are not tried a
         // second time in the same run (Digdir's API down: its retries were spent already).
-        if !(self.outputs_failed && !self.dirty) {
+        if !self.outputs_failed || self.dirty {
             self.write_outputs().await?;
         }
         let current = lifecycle::current(&self.records, self.now).cloned();
