@@ -366,14 +366,7 @@ impl Engine {
                 return Started { report, run: None };
             }
         };
-        let proof = match self.prove_if_due(target, &records, now, request).await {
-            Ok(proof) => proof,
-            Err(e) => {
-                report.records = records;
-                report.error = Some(e);
-                return Started { report, run: None };
-            }
-        };
+        let proof = self.prove_if_due(target, &records, now, request).await;
         let proven = proof.as_ref().filter(|a| a.outcome.is_ok()).map(|a| a.kid.clone());
         let unproven =
             proof.and_then(|a| a.outcome.err().map(|error| RunError::Unproven { kid: a.kid, error }));
@@ -396,6 +389,7 @@ impl Engine {
             proven,
             unproven,
             dirty: false,
+            outputs_failed: false,
             unconfirmed: None,
             next: 0,
         };
@@ -422,11 +416,15 @@ impl Engine {
         records: &[KeyRecord],
         now: DateTime<Utc>,
         request: &Request,
-    ) -> Result<Option<Attempt>, RunError> {
-        let Some(pending) = proof_due(target, records, now, request) else { return Ok(None) };
-        let key = self.store.private_key(&pending.kid).await?;
-        let outcome = self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await;
-        drop(key);
+    ) -> Option<Attempt> {
+        let pending = proof_due(target, records, now, request)?;
+        // A key that can not be read is not proved; the rest of the run still goes ahead.
+        let outcome = match self.store.private_key(&pending.kid).await {
+            Ok(key) => self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await,
+            Err(e) => {
+                Err(ProofError { kind: "store", message: format!("its private key could not be read: {e}") })
+            }
+        };
         match &outcome {
             Ok(proof) => {
                 info!(kid = %pending.kid, scope = %proof.scope, "token grant with the pending key succeeded")
@@ -437,7 +435,7 @@ impl Engine {
         }
         let attempt = Attempt { kid: pending.kid.clone(), at: now, outcome };
         self.attempts.record(&target.key_set, attempt.clone());
-        Ok(Some(attempt))
+        Some(attempt)
     }
 
     /// The last proof attempted per key set in this process.
@@ -519,6 +517,8 @@ struct SetRun<'a> {
     unproven: Option<RunError>,
     /// Whether the store was written since `records` was loaded.
     dirty: bool,
+    /// Whether the last write of the outputs failed.
+    outputs_failed: bool,
     /// A new key written to the store but not yet confirmed (see [`KeyStore::write_new`]).
     unconfirmed: Option<KeyRecord>,
     /// The next step to carry out.
@@ -620,6 +620,9 @@ impl SetRun<'_> {
             let why = "promotion = \"verified\" and no token grant signed with it succeeded in this run";
             return Err(self.refused(kid, why));
         }
+        if promote {
+            self.check_registered(kid).await?;
+        }
         planner::transition(&mut record, action, self.now);
         self.dirty = true;
         if promote {
@@ -629,6 +632,22 @@ impl SetRun<'_> {
         self.records.retain(|r| r.kid != *kid);
         self.records.push(record);
         Ok(())
+    }
+
+    /// Before a promotion: a key set registered through Digdir's API must hold the key there
+    /// now. A key removed by hand since it was published is not promoted; the outputs written
+    /// at the end of the run register it again, and a later run promotes it.
+    async fn check_registered(&self, kid: &Kid) -> Result<(), RunError> {
+        let set = &self.target.key_set;
+        let Some(found) = self.engine.publisher.registered(set).await else { return Ok(()) };
+        let registered = found?;
+        if registered.get(&kid.to_string()).is_some() {
+            return Ok(());
+        }
+        Err(RunError::Publish(PublishError(format!(
+            "{kid} was not promoted: it is not registered on Maskinporten client {} any more (removed in Samarbeidsportalen or by another tool); this run registers it again, and a later run promotes it",
+            registered.client_id
+        ))))
     }
 
     /// A step that would break the lifecycle's first rule; nothing is written for it.
@@ -658,7 +677,9 @@ impl SetRun<'_> {
     async fn write_outputs(&mut self) -> Result<(), RunError> {
         self.reload().await?;
         let set = PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy);
-        Ok(self.engine.publisher.publish(&set).await?)
+        let written = self.engine.publisher.publish(&set).await;
+        self.outputs_failed = written.is_err();
+        Ok(written?)
     }
 
     /// Writes the outputs, then records that these keys are published.
@@ -673,7 +694,11 @@ impl SetRun<'_> {
     /// After the steps, failed or not: outputs follow the store, and applications read the
     /// current key.
     async fn finish(&mut self) -> Result<(), RunError> {
-        self.write_outputs().await?;
+        // Outputs that just failed to be written, with nothing changed since, are not tried a
+        // second time in the same run (Digdir's API down: its retries were spent already).
+        if !self.outputs_failed || self.dirty {
+            self.write_outputs().await?;
+        }
         let current = lifecycle::current(&self.records, self.now).cloned();
         if let Some(current) = current {
             self.engine.store.sync_consumer(&current).await?;
@@ -728,6 +753,7 @@ mod tests {
             proven: None,
             unproven: None,
             dirty: false,
+            outputs_failed: false,
             unconfirmed: None,
             next: 0,
         }

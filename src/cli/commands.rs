@@ -53,7 +53,12 @@ pub async fn run(cli: Cli) -> Exit {
     };
     dispatch(cli.command, &config, fixed).await.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
-        Exit::FAILED
+        // A `[maskinporten.ENV]` setting that can not be used (a certificate that can not be
+        // read, a password variable that is not set) is bad config, like a load error.
+        match e.downcast_ref::<crate::app::AppError>() {
+            Some(crate::app::AppError::Maskinporten { .. }) => bad_input,
+            _ => Exit::FAILED,
+        }
     })
 }
 

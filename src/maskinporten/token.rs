@@ -72,7 +72,7 @@ pub enum RefusalKind {
 }
 
 impl RefusalKind {
-    /// Reads Digdir's `error_description` and the MP code in it.
+    /// Reads Digdir's `error_description` and its MP code (from `error_uri`, or the text).
     pub fn classify(description: &str, code: Option<&str>) -> RefusalKind {
         match code {
             Some("MP-121") => return RefusalKind::ExpiredKey,
@@ -293,16 +293,19 @@ fn granted(body: &[u8]) -> Result<Granted, GrantError> {
 }
 
 /// Reads a 4xx answer: an OAuth error (`error`, `error_description`), else a protocol error.
+/// Maskinporten names the MP code in `error_uri` (`https://maskinporten.no/errors/MP-121`,
+/// `maskinporten_feilsoking`, "Format"); a code in the text is read too.
 fn refusal(status: StatusCode, body: &[u8]) -> GrantError {
     #[derive(Deserialize)]
     struct OAuthError {
         error: Option<String>,
         error_description: Option<String>,
+        error_uri: Option<String>,
     }
     match serde_json::from_slice::<OAuthError>(body) {
-        Ok(OAuthError { error: Some(error), error_description }) => {
+        Ok(OAuthError { error: Some(error), error_description, error_uri }) => {
             let description = error_description.unwrap_or_default();
-            let code = mp_code(&description);
+            let code = mp_code(&description).or_else(|| error_uri.as_deref().and_then(mp_code));
             let kind = RefusalKind::classify(&description, code.as_deref());
             GrantError::Refused { status: status.as_u16(), error, description, code, kind }
         }

@@ -278,3 +278,53 @@ pub fn next_rotation(target: &Target, records: &[KeyRecord], now: DateTime<Utc>)
     let current = lifecycle::current(records, now)?;
     Some(lifecycle::next_rotation(current, &target.policy, now))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::{CertificateExpiry, Registered, RegisteredKey};
+    use crate::store::MemoryStore;
+    use crate::testing::{at, engine, set, targets};
+
+    /// Digdir's registered `exp`, when earlier than the kid date + max_age, is the key's expiry;
+    /// the admin certificate's expiry is a series of its own.
+    #[tokio::test]
+    async fn registered_expiry_and_the_admin_certificate_are_exported() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        let (engine, _) = engine(store.clone());
+        let targets = targets(&["a-TEST"], &crate::policy::Policy::default());
+        let now = at("2026-11-21T06:00:00Z");
+        engine.run(&targets, now, &crate::planner::Request::default()).await.expect("run");
+        let loaded = engine.load(&targets).await;
+        let kid = "a-TEST.2026-11-21";
+        let earlier = at("2027-01-01T00:00:00Z");
+        let registered = Registered {
+            client_id: "cid".to_owned(),
+            keys: vec![RegisteredKey { kid: kid.to_owned(), exp: Some(earlier), jwk: serde_json::json!({}) }],
+        };
+        let observed = findings::Observed {
+            registered: [(set("a-TEST"), Ok(registered))].into_iter().collect(),
+            certificates: vec![CertificateExpiry {
+                environment: "TEST".parse().expect("env"),
+                setting: "[maskinporten.TEST] admin_certificate".to_owned(),
+                subject: "CN=org".to_owned(),
+                not_after: at("2027-03-01T00:00:00Z"),
+                key_sets: vec![set("a-TEST")],
+            }],
+            ..Default::default()
+        };
+        let metrics = Metrics::new(now);
+        metrics.observe(&targets, &loaded, &observed, &[], now);
+        let text = metrics.encode();
+        let expiry = format!(
+            "jwk_rotator_key_expiration_timestamp_seconds{{key_set=\"a-TEST\",kid=\"{kid}\",stage=\"current\"}} {}",
+            earlier.timestamp()
+        );
+        assert!(text.contains(&expiry), "{text}");
+        let cert = format!(
+            "jwk_rotator_admin_certificate_expiration_timestamp_seconds{{environment=\"TEST\"}} {}",
+            at("2027-03-01T00:00:00Z").timestamp()
+        );
+        assert!(text.contains(&cert), "{text}");
+    }
+}

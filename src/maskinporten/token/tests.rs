@@ -173,6 +173,23 @@ async fn an_expired_key_is_told_by_its_mp_code() {
     assert!(shown.contains("rotate"), "{shown}");
 }
 
+/// Maskinporten puts the MP code in `error_uri`, not in the text (`maskinporten_feilsoking`).
+#[tokio::test]
+async fn the_mp_code_is_read_from_error_uri() {
+    let body = json!({
+        "error": "invalid_grant",
+        "error_description": "Invalid assertion. Client authentication failed. Expired key. (trace_id: 3566ab)",
+        "error_uri": "https://maskinporten.no/errors/MP-121",
+    });
+    let (url, _) = fake(vec![reply(400, body.to_string())]).await;
+    let e = client_grant(&endpoint(url, fast_retry()), &client_key()).await.unwrap_err();
+    assert!(
+        matches!(&e, GrantError::Refused { code: Some(c), kind: RefusalKind::ExpiredKey, .. } if c == "MP-121"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("(HTTP 400 invalid_grant, MP-121): Invalid assertion."), "{e}");
+}
+
 #[tokio::test]
 async fn a_503_is_retried_with_a_newly_signed_grant() {
     let (url, fake) = fake(vec![reply(503, "busy"), token_reply("second", 120)]).await;

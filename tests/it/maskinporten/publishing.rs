@@ -46,3 +46,105 @@ async fn a_run_registers_each_key_with_its_exp_and_a_second_run_makes_one_get_pe
     assert_eq!(world.fake.request_count("POST"), 0, "{:?}", world.fake.requests());
     assert_eq!(world.fake.deletes(), 0);
 }
+
+/// Keys someone else registered are kept on every upload (a rotation, a promotion, a
+/// retirement), reported as `unmanaged-key` (informational), and never counted as ours.
+#[tokio::test(flavor = "multi_thread")]
+async fn unmanaged_keys_survive_every_upload_and_are_reported_by_name() {
+    let world = World::start(t0(), &[("a", "after-delay")]).await;
+    world.fake.add_key("a-id", &foreign_jwk(0, "legacy-app-key"));
+    ok(&world.run().await);
+    let mut registered = vec!["a-TEST.2026-11-21".to_owned(), "legacy-app-key".to_owned()];
+    assert_eq!(world.registered("a-id"), registered);
+    // Rotation (+90 d), promotion (+97 d), retirement of the old key (+111 d).
+    for (day, kid) in [(90, Some("a-TEST.2027-02-19")), (97, None), (111, None)] {
+        world.set_now(t0() + TimeDelta::days(day));
+        ok(&world.run().await);
+        if let Some(kid) = kid {
+            registered.insert(1, kid.to_owned());
+        }
+        if day == 111 {
+            registered.retain(|k| k != "a-TEST.2026-11-21");
+        }
+        assert_eq!(world.registered("a-id"), registered, "day {day}");
+    }
+    let status = world.status().await;
+    let unmanaged: Vec<_> = status.findings.iter().filter(|f| f.kind == FindingKind::UnmanagedKey).collect();
+    assert_eq!(unmanaged.len(), 1, "{:?}", status.findings);
+    assert_eq!(unmanaged[0].severity, Severity::Ok);
+    assert!(unmanaged[0].message.contains("\"legacy-app-key\""), "{}", unmanaged[0].message);
+    assert!(status.findings.iter().all(|f| f.severity == Severity::Ok), "{:?}", status.findings);
+    assert_eq!(world.fake.deletes(), 0);
+}
+
+/// A client that answers without `keys` (or 404) is an empty client, not an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_without_keys_answering_either_way_gets_the_first_key() {
+    for answer in [super::fake::EmptyJwks::NotFound, super::fake::EmptyJwks::OmitKeys] {
+        let world = World::start(t0(), &[("a", "manual")]).await;
+        world.fake.set_empty_jwks(answer);
+        ok(&world.run().await);
+        assert_eq!(world.registered("a-id"), ["a-TEST.2026-11-21"]);
+    }
+}
+
+/// A run dated ahead of the wall clock (`rotate --at`, within the day allowed) makes a key whose
+/// kid date + max_age is more than a year ahead of now: its registered `exp` is held to a year
+/// from the upload, which Digdir accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn exp_is_never_more_than_a_year_ahead_of_the_upload() {
+    let world = World::start(t0(), &[("a", "manual")]).await;
+    let ahead = t0() + TimeDelta::hours(20); // the kid is dated 2026-11-22
+    let reports = world.engine.run(&world.targets(), ahead, &Request::default()).await.expect("run");
+    ok(&reports);
+    let keys = world.fake.registered_keys("a-id");
+    assert_eq!(keys[0].kid, "a-TEST.2026-11-22");
+    assert_eq!(keys[0].exp, (t0() + TimeDelta::days(365)).timestamp(), "held to the upload + 365 days");
+}
+
+/// `rotate --force` twice in a day: both new keys are registered, with `-2` and `-3` kids, and
+/// the superseded one is removed from the client; five keys at most whatever is asked.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_forced_rotations_never_register_more_than_five_keys() {
+    let world = World::start(t0(), &[("a", "manual")]).await;
+    ok(&world.run().await);
+    for i in 0..6 {
+        world.set_now(t0() + TimeDelta::minutes(i + 1));
+        ok(&world.run_with(&force()).await);
+        let kids = world.registered("a-id");
+        assert!(kids.len() <= 5, "{kids:?}");
+        let records = world.records("a-TEST").await;
+        let published: Vec<String> =
+            records.iter().filter(|r| r.stage.is_published()).map(|r| r.kid.to_string()).collect();
+        let mut published = published;
+        published.sort();
+        assert_eq!(kids, published, "the client holds exactly the published keys");
+        assert!(pending(&records).published.is_some());
+    }
+}
+
+/// A pending key removed from the client by hand after it was published is not promoted (by
+/// `after-delay` here): the run says why and registers it again, and a later run promotes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_key_removed_by_hand_is_registered_again_before_it_is_promoted() {
+    let world = World::start(t0(), &[("a", "after-delay")]).await;
+    ok(&world.run().await);
+    world.set_now(t0() + TimeDelta::days(90));
+    ok(&world.run().await);
+    let kid = "a-TEST.2027-02-19";
+    assert!(world.registered("a-id").contains(&kid.to_owned()));
+    world.set_now(t0() + TimeDelta::days(97));
+    world.fake.edit_after_next_get("a-id", move |keys| keys.retain(|k| k.kid != kid));
+    let _ = world.status().await; // the GET after which someone removes it in the portal
+    assert!(!world.registered("a-id").contains(&kid.to_owned()));
+    let reports = world.run().await;
+    let error = reports[0].error.as_ref().expect("promotion refused").to_string();
+    assert!(error.contains(kid) && error.contains("not registered on Maskinporten client a-id"), "{error}");
+    assert_eq!(pending(&world.records("a-TEST").await).kid.to_string(), kid);
+    assert!(world.registered("a-id").contains(&kid.to_owned()), "registered again by the same run");
+    world.set_now(t0() + TimeDelta::days(98));
+    ok(&world.run().await);
+    let records = world.records("a-TEST").await;
+    let current = jwk_rotator::lifecycle::current(&records, world.now()).expect("current");
+    assert_eq!(current.kid.to_string(), kid);
+}

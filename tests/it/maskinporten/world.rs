@@ -2,6 +2,8 @@
 //! Maskinporten adapters (`app::maskinporten::adapters`) over a memory store, with one simulated
 //! clock that both the fake and the grants follow.
 
+#![allow(dead_code)] // helpers shared by the Maskinporten tests; not every test file uses all
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -70,6 +72,21 @@ promotion = "{promotion}"
     )
 }
 
+/// A whole config over `fake` (a file store in `keys`, `[maskinporten.TEST]`, and one
+/// [`api_client`] per `(name, promotion)` with `extra` appended to its table), with the admin
+/// client and every client (`{name}-id`, scope [`SCOPE`]) registered at the fake.
+pub fn config_text(fake: &FakeDigdir, clients: &[(&str, &str)], extra: &str) -> String {
+    fake.add_admin_client(ADMIN, ADMIN_CN, &["idporten:dcr.read", "idporten:dcr.write"]);
+    let mut text = String::from("[store]\nkind = \"file\"\npath = \"keys\"\n\n");
+    text.push_str(&maskinporten_table(fake));
+    for (name, promotion) in clients {
+        fake.add_client(&format!("{name}-id"), &[SCOPE]);
+        text.push_str(&api_client(name, promotion));
+        text.push_str(extra);
+    }
+    text
+}
+
 /// Writes the fake's CA and an admin certificate valid until `admin_until` into `dir`.
 pub fn write_credentials(fake: &FakeDigdir, dir: &Path, admin_until: DateTime<Utc>) {
     let cert = fake.issue_business_certificate(ADMIN_CN, fake.now() - TimeDelta::days(1), admin_until);
@@ -82,16 +99,21 @@ impl World {
     /// A world at `t0` with `clients` (TOML `[[client]]` tables, see [`api_client`]); every
     /// client is registered at the fake as `{name}-id`.
     pub async fn start(t0: DateTime<Utc>, clients: &[(&str, &str)]) -> World {
+        World::start_with(t0, clients, "", t0 + TimeDelta::days(3 * 365)).await
+    }
+
+    /// [`World::start`] with `extra` lines (policy settings, `prune_unmanaged`) in every
+    /// `[[client]]`, and an admin certificate valid until `admin_until`.
+    pub async fn start_with(
+        t0: DateTime<Utc>,
+        clients: &[(&str, &str)],
+        extra: &str,
+        admin_until: DateTime<Utc>,
+    ) -> World {
         let fake = FakeDigdir::start().await;
         fake.set_clock(Clock::Fixed(t0));
-        fake.add_admin_client(ADMIN, ADMIN_CN, &["idporten:dcr.read", "idporten:dcr.write"]);
-        let mut text = String::from("[store]\nkind = \"file\"\npath = \"keys\"\n\n");
-        text.push_str(&maskinporten_table(&fake));
-        for (name, promotion) in clients {
-            fake.add_client(&format!("{name}-id"), &[SCOPE]);
-            text.push_str(&api_client(name, promotion));
-        }
-        World::with_config(fake, &text, t0 + TimeDelta::days(3 * 365)).await
+        let text = config_text(&fake, clients, extra);
+        World::with_config(fake, &text, admin_until).await
     }
 
     /// A world over `config_text`, whose admin certificate is valid until `admin_until`.

@@ -262,6 +262,11 @@ impl FakeDigdir {
         self.state().grants.clone()
     }
 
+    /// Every access token issued so far, for tests that check a token is never shown.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state().tokens.keys().cloned().collect()
+    }
+
     pub fn clear_logs(&self) {
         let mut registry = self.state();
         registry.requests.clear();
