@@ -2,6 +2,7 @@
 //! that hold the fake to Digdir's documented behaviour, and the tests of our Maskinporten
 //! publishing and verification against it (in simulated time, and through the real binary).
 
+mod e2e;
 pub mod fake;
 mod fake_tests;
 mod faults;

@@ -160,13 +160,17 @@ impl FakeDigdir {
     }
 
     /// Adds a key to a client's set as someone else would (the portal, another tool),
-    /// bypassing the API and its checks; `exp` is now + 1 year when the JWK has none.
+    /// bypassing the API and its checks; `exp` is now + 1 year when the JWK has none. A key
+    /// registered with the same kid is replaced (a kid is unique on a client): adding a key
+    /// again with a later `exp` is how its owner renews it.
     pub fn add_key(&self, client_id: &str, jwk: &Value) {
         let mut registry = self.state();
         let now = registry.now();
         let client = registry.clients.get_mut(client_id).expect("add_key: no such client");
+        let key = Key::from_jwk(jwk, now);
         let mut keys = client.keys().to_vec();
-        keys.push(Key::from_jwk(jwk, now));
+        keys.retain(|k| k.kid != key.kid);
+        keys.push(key);
         client.set_keys(now, keys);
     }
 

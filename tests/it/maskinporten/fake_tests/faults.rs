@@ -105,7 +105,7 @@ async fn an_edit_lands_right_after_the_next_get() {
 }
 
 #[tokio::test]
-async fn a_key_added_outside_the_api_is_registered_with_a_year_to_live() {
+async fn a_key_added_outside_the_api_is_registered_with_a_year_to_live_and_added_again_is_renewed() {
     let s = Setup::new().await;
     s.fake.add_key(CLIENT, &jwk(rsa(2), "portal"));
     let keys = s.fake.registered_keys(CLIENT);
@@ -115,6 +115,12 @@ async fn a_key_added_outside_the_api_is_registered_with_a_year_to_live() {
     expiring["exp"] = json!((t0() + TimeDelta::days(3)).timestamp());
     s.fake.add_key(CLIENT, &expiring);
     assert_eq!(s.fake.registered_keys(CLIENT)[1].exp, (t0() + TimeDelta::days(3)).timestamp());
+    // Added again with a later exp, as its owner renews it: replaced, not listed twice.
+    expiring["exp"] = json!((t0() + TimeDelta::days(300)).timestamp());
+    s.fake.add_key(CLIENT, &expiring);
+    let keys = s.fake.registered_keys(CLIENT);
+    assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["portal", "portal-2"]);
+    assert_eq!(keys[1].exp, (t0() + TimeDelta::days(300)).timestamp());
 }
 
 #[tokio::test]
