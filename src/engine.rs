@@ -125,6 +125,10 @@ impl StopFlag {
     }
 }
 
+/// How long after a key was registered through Digdir's API a promotion without a proof
+/// waits: Digdir documents 0-2 minutes of propagation, and users have seen several.
+pub const PROPAGATION_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 /// Key sets in progress at once by default: enough to keep the store's request limit busy
 /// while keys are generated, and while requests wait out a throttled vault's back-off; each
 /// holds only its records.
@@ -642,11 +646,32 @@ impl SetRun<'_> {
         let Some(found) = self.engine.publisher.registered(set).await else { return Ok(()) };
         let registered = found?;
         if registered.get(&kid.to_string()).is_some() {
-            return Ok(());
+            return self.check_propagated(kid);
         }
         Err(RunError::Publish(PublishError(format!(
             "{kid} was not promoted: it is not registered on Maskinporten client {} any more (removed in Samarbeidsportalen or by another tool); this run registers it again, and a later run promotes it",
             registered.client_id
+        ))))
+    }
+
+    /// A key registered through the API moments ago may not have reached Maskinporten yet
+    /// (Digdir documents 0-2 minutes): without a proof, it is promoted only once
+    /// [`PROPAGATION_MARGIN`] has passed since it was registered.
+    fn check_propagated(&self, kid: &Kid) -> Result<(), RunError> {
+        if self.proven.as_ref() == Some(kid) {
+            return Ok(());
+        }
+        let published = self.records.iter().find(|r| r.kid == *kid).and_then(|r| r.published);
+        let Some(published) = published else { return Ok(()) };
+        let ready = published + PROPAGATION_MARGIN;
+        if self.now >= ready {
+            return Ok(());
+        }
+        Err(RunError::Refused(planner::Refusal(format!(
+            "{kid} was registered on Maskinporten at {}, and Digdir documents up to 2 minutes before Maskinporten knows a new key; promote it after {} (or prove it now with `jwk-rotator verify {}`)",
+            published.to_rfc3339(),
+            ready.to_rfc3339(),
+            self.target.key_set
         ))))
     }
 

@@ -148,3 +148,29 @@ async fn a_pending_key_removed_by_hand_is_registered_again_before_it_is_promoted
     let current = jwk_rotator::lifecycle::current(&records, world.now()).expect("current");
     assert_eq!(current.kid.to_string(), kid);
 }
+
+/// `promote` right after a key was registered through the API is refused until Digdir's
+/// propagation (0-2 minutes, with a margin) has surely passed; then it goes ahead.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_waits_for_propagation_after_the_api_registered_the_key() {
+    let world = World::start(t0(), &[("a", "manual")]).await;
+    ok(&world.run().await);
+    world.set_now(t0() + TimeDelta::hours(1));
+    ok(&world.run_with(&force()).await);
+    let promote = Request { promote: true, ..Request::default() };
+    world.set_now(t0() + TimeDelta::hours(1) + TimeDelta::minutes(1));
+    let reports = world.run_with(&promote).await;
+    let error = reports[0].error.as_ref().expect("refused").to_string();
+    assert!(
+        error.contains("up to 2 minutes") && error.contains("promote it after 2026-11-21T07:10:00"),
+        "{error}"
+    );
+    assert_eq!(pending(&world.records("a-TEST").await).kid.to_string(), "a-TEST.2026-11-21-2");
+    world.set_now(t0() + TimeDelta::hours(1) + TimeDelta::minutes(10));
+    ok(&world.run_with(&promote).await);
+    let records = world.records("a-TEST").await;
+    assert_eq!(
+        jwk_rotator::lifecycle::current(&records, world.now()).map(|r| r.kid.to_string()).as_deref(),
+        Some("a-TEST.2026-11-21-2")
+    );
+}
