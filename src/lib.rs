@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod azure;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod cron;

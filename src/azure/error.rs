@@ -35,17 +35,7 @@ pub fn codes(e: &azure_core::Error) -> Codes {
 
 /// The error and its sources in one line: `reqwest` hides DNS and TLS causes in the chain.
 fn chain(e: &azure_core::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
+    crate::chain::describe(e)
 }
 
 /// Maps an SDK error of `action` (such as `write secret jwk-x`) on the vault at `vault`.

@@ -15,3 +15,27 @@ pub fn policy(promotion: Promotion) -> Policy {
 pub fn with(settings: PolicyOverrides) -> Policy {
     Policy::new(&settings).expect("a policy the loader accepts")
 }
+
+/// Runs the binary with `--config config`, `args`, the variables `set` and without those in
+/// `unset`, on a blocking thread, so that an in-process fake keeps serving meanwhile.
+pub async fn run_binary(
+    config: &std::path::Path,
+    args: &[&str],
+    set: &[(&str, &str)],
+    unset: &[&str],
+) -> std::process::Output {
+    let config = config.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let set: Vec<(String, String)> = set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let unset: Vec<String> = unset.iter().map(|k| k.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut command = assert_cmd::Command::cargo_bin("jwk-rotator").expect("binary");
+        command.arg("--config").arg(config).args(args);
+        for name in unset {
+            command.env_remove(name);
+        }
+        command.envs(set).output().expect("run")
+    })
+    .await
+    .expect("join")
+}

@@ -2,8 +2,6 @@
 //! (run outcome ok, finding UNKNOWN): the real binary against the fake vault over HTTPS, which
 //! throttles every second list call, with no retries left.
 
-use assert_cmd::Command;
-
 use super::fake::{TOKEN, Throttle};
 use super::*;
 
@@ -27,22 +25,9 @@ environments = ["TEST"]
 "#;
 
 async fn rotator(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let (dir, args): (std::path::PathBuf, Vec<String>) =
-        (dir.to_owned(), args.iter().map(|a| a.to_string()).collect());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("jwk-rotator")
-            .expect("binary")
-            .arg("--config")
-            .arg(dir.join("jwk-rotator.toml"))
-            .args(args)
-            .env("JWK_ROTATOR_STATIC_TOKEN", TOKEN)
-            .env("JWK_ROTATOR_NOW", "2026-11-21T12:00:00Z")
-            .env_remove("AZURE_CLIENT_ID")
-            .output()
-            .expect("run")
-    })
-    .await
-    .expect("join");
+    let env = [("JWK_ROTATOR_STATIC_TOKEN", TOKEN), ("JWK_ROTATOR_NOW", "2026-11-21T12:00:00Z")];
+    let config = dir.join("jwk-rotator.toml");
+    let out = crate::support::run_binary(&config, args, &env, &["AZURE_CLIENT_ID"]).await;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }

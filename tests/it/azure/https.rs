@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 
 use super::fake::TOKEN;
 use super::*;
@@ -43,22 +42,12 @@ consumer_secret = "{{client}}-{{env}}-jwk"
 
 /// Runs the binary with `args` on a blocking thread, so that the fake keeps serving.
 async fn rotator(config: &Path, args: &[&str]) -> std::process::Output {
-    let (config, args): (std::path::PathBuf, Vec<String>) =
-        (config.to_owned(), args.iter().map(|a| a.to_string()).collect());
-    tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("jwk-rotator")
-            .expect("binary")
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .env("JWK_ROTATOR_STATIC_TOKEN", TOKEN)
-            .env("JWK_ROTATOR_NOW", "2026-11-21T12:00:00Z")
-            .env("JWK_ROTATOR_LOG", "trace")
-            .output()
-            .expect("run")
-    })
-    .await
-    .expect("join")
+    let env = [
+        ("JWK_ROTATOR_STATIC_TOKEN", TOKEN),
+        ("JWK_ROTATOR_NOW", "2026-11-21T12:00:00Z"),
+        ("JWK_ROTATOR_LOG", "trace"),
+    ];
+    crate::support::run_binary(config, args, &env, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
 
@@ -50,20 +49,7 @@ verify_scope = "{SCOPE}"
 }
 
 async fn rotator(config: &Path, args: &[&str]) -> std::process::Output {
-    let (config, args): (std::path::PathBuf, Vec<String>) =
-        (config.to_owned(), args.iter().map(|a| a.to_string()).collect());
-    tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("jwk-rotator")
-            .expect("binary")
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .env("JWK_ROTATOR_STATIC_TOKEN", TOKEN)
-            .output()
-            .expect("run")
-    })
-    .await
-    .expect("join")
+    crate::support::run_binary(config, args, &[("JWK_ROTATOR_STATIC_TOKEN", TOKEN)], &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use chrono::{TimeDelta, Utc};
 
 use super::fake::FakeDigdir;
@@ -47,24 +46,9 @@ fn write_config(fake: &FakeDigdir, dir: &Path) -> PathBuf {
 /// fake keeps serving; the password variable is set only when `env` sets it. Logs are traced
 /// down to the HTTP client, so that a token or password in them would show.
 async fn rotator(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let config = config.to_owned();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("jwk-rotator")
-            .expect("binary")
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .env_remove("JWK_ROTATOR_NOW")
-            .env_remove(PASSWORD_ENV)
-            .env("JWK_ROTATOR_LOG", "trace")
-            .envs(env)
-            .output()
-            .expect("run")
-    })
-    .await
-    .expect("join")
+    let mut set = vec![("JWK_ROTATOR_LOG", "trace")];
+    set.extend_from_slice(env);
+    crate::support::run_binary(config, args, &set, &["JWK_ROTATOR_NOW", PASSWORD_ENV]).await
 }
 
 fn text(out: &Output) -> (String, String) {
