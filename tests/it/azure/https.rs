@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-
 use super::fake::TOKEN;
 use super::*;
 
