@@ -251,6 +251,18 @@ pub(super) async fn records_of(
     Ok((target, engine, records))
 }
 
+/// The key set a command names and its `--kid`, if given; or the usage error (exit 2) for a
+/// key set that is not configured or a kid that does not parse.
+pub(super) fn select_with_kid(
+    config: &Config,
+    set: &str,
+    kid: Option<&str>,
+) -> Result<(Target, Option<Kid>), Exit> {
+    let target = select_one(config, set)?;
+    let kid = kid.map(str::parse).transpose().map_err(|e| usage(anyhow!("--kid: {e}")))?;
+    Ok((target, kid))
+}
+
 /// The one key set a command names, or the usage error (exit 2) that it is not configured.
 pub(super) fn select_one(config: &Config, set: &str) -> Result<Target, Exit> {
     select(config, &[set.to_owned()]).map(|mut targets| targets.remove(0))
@@ -281,13 +293,9 @@ async fn export_key(
     base64: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Exit> {
-    let target = match select_one(config, set) {
-        Ok(target) => target,
+    let (target, kid) = match select_with_kid(config, set, kid) {
+        Ok(selected) => selected,
         Err(exit) => return Ok(exit),
-    };
-    let kid: Option<Kid> = match kid.map(str::parse).transpose() {
-        Ok(kid) => kid,
-        Err(e) => return Ok(usage(anyhow!("--kid: {e}"))),
     };
     let (target, engine, records) = records_of(config, target).await?;
     let kid: Kid = match kid {

@@ -1,9 +1,8 @@
 //! `verify SET [--kid KID]`: proves a key with a real token grant, as a verified promotion does.
 //! The token is never printed.
 
-use super::commands::{Exit, print_data, records_of, select_one, usage};
+use super::commands::{Exit, print_data, records_of, select_with_kid, usage};
 use crate::config::Config;
-use crate::kid::Kid;
 use crate::lifecycle;
 use crate::proof::Patience;
 
@@ -15,13 +14,9 @@ pub(super) async fn verify(
     kid: Option<&str>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<Exit> {
-    let target = match select_one(config, set) {
-        Ok(target) => target,
+    let (target, kid) = match select_with_kid(config, set, kid) {
+        Ok(selected) => selected,
         Err(exit) => return Ok(exit),
-    };
-    let kid: Option<Kid> = match kid.map(str::parse).transpose() {
-        Ok(kid) => kid,
-        Err(e) => return Ok(usage(anyhow::anyhow!("--kid: {e}"))),
     };
     let (target, engine, records) = records_of(config, target).await?;
     let set = &target.key_set;

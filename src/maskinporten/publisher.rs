@@ -120,13 +120,16 @@ fn desired(
     Ok(out)
 }
 
+/// The fingerprints of `keys`, sorted: two sets are the same when these are.
+fn fingerprints<'a>(keys: impl Iterator<Item = &'a Value>) -> Vec<[Option<String>; 7]> {
+    let mut prints: Vec<_> = keys.map(fingerprint).collect();
+    prints.sort();
+    prints
+}
+
 /// Whether `registered` holds exactly `keys` (order aside).
 fn holds_exactly(registered: &[RegisteredKey], keys: &[Value]) -> bool {
-    let mut theirs: Vec<_> = registered.iter().map(|k| fingerprint(&k.jwk)).collect();
-    let mut want: Vec<_> = keys.iter().map(fingerprint).collect();
-    theirs.sort();
-    want.sort();
-    theirs == want
+    fingerprints(registered.iter().map(|k| &k.jwk)) == fingerprints(keys.iter())
 }
 
 /// Our keys that `registered` lacks, or holds with another `exp` or key.
@@ -154,19 +157,22 @@ impl Publisher for ApiPublisher {
         let binding = self.binding(&set.key_set)?;
         let (api, client) = (&binding.api, binding.client_id.as_str());
         let ours = member(set, (self.clock)());
-        let mut registered = api.get(client).await.map_err(|e| api_error(&set.key_set, e))?;
+        let read = || async { api.get(client).await.map_err(|e| api_error(&set.key_set, e)) };
+        let mut registered = read().await?;
+        let mut lacking = Vec::new();
         // A few rounds at most: a later one merges a change someone made while we wrote.
-        for write in 0..3 {
+        for round in 0..3 {
             let now = (self.clock)();
             let want = desired(set, &ours, &registered, binding.prune_unmanaged, now, client)?;
             if holds_exactly(&registered, &want.keys) {
                 return Ok(());
             }
-            if write == 0 {
+            if round == 0 {
                 // Read again just before writing: POST replaces the set without a version
                 // check, so a change made in the portal since the first read would be lost.
-                let again = api.get(client).await.map_err(|e| api_error(&set.key_set, e))?;
-                if !holds_exactly(&again, &registered.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()) {
+                let again = read().await?;
+                let before = registered.iter().map(|k| &k.jwk);
+                if fingerprints(again.iter().map(|k| &k.jwk)) != fingerprints(before) {
                     tracing::info!(key_set = %set.key_set, client, "the client's keys changed since the first read; merging");
                     registered = again;
                     continue;
@@ -176,19 +182,13 @@ impl Publisher for ApiPublisher {
                 tracing::info!(key_set = %set.key_set, client, dropped = ?want.dropped, "keys not managed by jwk-rotator are removed (expired, or prune_unmanaged)");
             }
             api.replace(client, &want.keys).await.map_err(|e| api_error(&set.key_set, e))?;
-            let back = api.get(client).await.map_err(|e| api_error(&set.key_set, e))?;
-            let lacking = missing(&back, &ours);
+            registered = read().await?;
+            lacking = missing(&registered, &ours);
             if lacking.is_empty() {
                 tracing::info!(key_set = %set.key_set, client, keys = want.keys.len(), kept = ?want.kept, "registered on Maskinporten");
                 return Ok(());
             }
             tracing::warn!(key_set = %set.key_set, client, lacking = ?lacking, "the read-back lacks keys that were sent; merging and writing again");
-            registered = back;
-        }
-        let back = api.get(client).await.map_err(|e| api_error(&set.key_set, e))?;
-        let lacking = missing(&back, &ours);
-        if lacking.is_empty() {
-            return Ok(());
         }
         Err(PublishError(format!(
             "{}: Maskinporten client {client} does not hold {} with the exp that was sent, after repeated uploads and read-backs: someone is changing the client's keys at the same time (Samarbeidsportalen or another tool). The keys do not count as published; find out who, then run again",
