@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::TimeDelta;
 use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -14,6 +14,7 @@ use crate::findings::{self, Finding};
 use crate::keygen::{KeyGenError, KeyGenerator};
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
+use crate::moment::Moment;
 use crate::planner::{self, Action, Plan, Refusal, Request, Step};
 use crate::policy::Target;
 use crate::proof::{Attempt, Attempts, NoProver, Patience, ProofError, Prover};
@@ -219,11 +220,12 @@ impl Engine {
         self.store.load(&sets).await
     }
 
-    /// Loads `targets` and evaluates their findings, as `status` and the worker do.
-    pub async fn evaluate(&self, targets: &[Target], now: DateTime<Utc>) -> Evaluation {
+    /// Loads `targets` and evaluates their findings at `at`, as `status` and the worker do.
+    pub async fn evaluate(&self, targets: &[Target], at: impl Into<Moment>) -> Evaluation {
+        let at = at.into();
         let loaded = self.load(targets).await;
-        let observed = self.observe(targets, &loaded, now).await;
-        let findings = findings::evaluate_all(targets, &loaded, &observed, now);
+        let observed = self.observe(targets, &loaded, at).await;
+        let findings = findings::evaluate_all(targets, &loaded, &observed, at);
         Evaluation { loaded, observed, findings }
     }
 
@@ -241,7 +243,7 @@ impl Engine {
         &self,
         targets: &[Target],
         loaded: &Result<crate::store::Loaded, StoreError>,
-        now: DateTime<Utc>,
+        at: Moment,
     ) -> findings::Observed {
         let sets: Vec<KeySet> = targets.iter().map(|t| t.key_set.clone()).collect();
         let consumers = crate::store::consumers(self.store.as_ref(), &sets);
@@ -252,7 +254,7 @@ impl Engine {
         let mut proofs = BTreeMap::new();
         for t in targets {
             let Ok(records) = findings::records_of(loaded, &t.key_set) else { continue };
-            let Some(pending) = proof_due(t, records, now, &Request::default()) else { continue };
+            let Some(pending) = proof_due(t, records, at, &Request::default()) else { continue };
             let last = self.attempts.last(&t.key_set).filter(|a| a.kid == pending.kid);
             let attempt = match last {
                 Some(a) => a,
@@ -261,7 +263,7 @@ impl Engine {
                         Ok(key) => self.prover.prove(&t.key_set, &key, Patience::Once).await,
                         Err(e) => Err(ProofError { kind: "store", message: e.to_string() }),
                     };
-                    let a = Attempt { kid: pending.kid.clone(), at: now, outcome };
+                    let a = Attempt { kid: pending.kid.clone(), at: at.now, outcome };
                     self.attempts.record(&t.key_set, a.clone());
                     a
                 }
@@ -272,13 +274,14 @@ impl Engine {
         findings::Observed { consumers, registered, proofs, certificates: self.publisher.certificates() }
     }
 
-    /// Plans every target without writing anything: `plan`, and `rotate --dry-run`.
+    /// Plans every target at `at` without writing anything: `plan`, and `rotate --dry-run`.
     pub async fn plan(
         &self,
         targets: &[Target],
-        now: DateTime<Utc>,
+        at: impl Into<Moment>,
         request: &Request,
     ) -> Result<Vec<SetReport>, StoreError> {
+        let at = at.into();
         let targets = distinct(targets);
         let loaded = self.load(&targets).await?;
         Ok(targets
@@ -287,7 +290,7 @@ impl Engine {
                 let mut report = SetReport::new(&t.key_set);
                 match crate::store::records_in(&loaded, &t.key_set) {
                     Ok(records) => {
-                        match planner::plan(&t.key_set, records, &t.policy, now, request) {
+                        match planner::plan(&t.key_set, records, &t.policy, at, request) {
                             Ok(plan) => report.plan = Some(plan),
                             Err(refusal) => report.error = Some(refusal.into()),
                         }
@@ -300,15 +303,16 @@ impl Engine {
             .collect())
     }
 
-    /// One run: lock the store, then plan and carry out every target, several at once.
+    /// One run at `at`: lock the store, then plan and carry out every target, several at once.
     /// A failing key set does not stop the others; its report holds the error. A key set
     /// named twice is worked on once.
     pub async fn run(
         &self,
         targets: &[Target],
-        now: DateTime<Utc>,
+        at: impl Into<Moment>,
         request: &Request,
     ) -> Result<Vec<SetReport>, StoreError> {
+        let at = at.into();
         let targets = distinct(targets);
         let _lock = self.store.lock(self.lock_timeout).await?;
         if let Err(e) = self.publisher.tidy().await {
@@ -327,7 +331,7 @@ impl Engine {
             .map(|t| {
                 let records = crate::store::records_in(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec);
                 let span = info_span!("key_set", key_set = %t.key_set);
-                self.start_set(t, records, now, request).instrument(span)
+                self.start_set(t, records, at, request).instrument(span)
             })
             .collect();
         drop(loaded);
@@ -354,7 +358,7 @@ impl Engine {
         &'a self,
         target: &'a Target,
         records: Result<Vec<KeyRecord>, StoreError>,
-        now: DateTime<Utc>,
+        at: Moment,
         request: &Request,
     ) -> Started<'a> {
         let mut report = SetReport::new(&target.key_set);
@@ -370,12 +374,12 @@ impl Engine {
                 return Started { report, run: None };
             }
         };
-        let proof = self.prove_if_due(target, &records, now, request).await;
+        let proof = self.prove_if_due(target, &records, at, request).await;
         let proven = proof.as_ref().filter(|a| a.outcome.is_ok()).map(|a| a.kid.clone());
         let unproven =
             proof.and_then(|a| a.outcome.err().map(|error| RunError::Unproven { kid: a.kid, error }));
         let request = Request { proven: proven.clone(), ..request.clone() };
-        let plan = match planner::plan(&target.key_set, &records, &target.policy, now, &request) {
+        let plan = match planner::plan(&target.key_set, &records, &target.policy, at, &request) {
             Ok(plan) => plan,
             Err(refusal) => {
                 report.records = records;
@@ -387,7 +391,7 @@ impl Engine {
         let mut run = SetRun {
             engine: self,
             target,
-            now,
+            at,
             records,
             first_key,
             proven,
@@ -418,10 +422,10 @@ impl Engine {
         &self,
         target: &Target,
         records: &[KeyRecord],
-        now: DateTime<Utc>,
+        at: Moment,
         request: &Request,
     ) -> Option<Attempt> {
-        let pending = proof_due(target, records, now, request)?;
+        let pending = proof_due(target, records, at, request)?;
         // A key that can not be read is not proved; the rest of the run still goes ahead.
         let outcome = match self.store.private_key(&pending.kid).await {
             Ok(key) => self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await,
@@ -437,7 +441,7 @@ impl Engine {
                 warn!(kid = %pending.kid, error = %e, kind = e.kind, "token grant with the pending key failed")
             }
         }
-        let attempt = Attempt { kid: pending.kid.clone(), at: now, outcome };
+        let attempt = Attempt { kid: pending.kid.clone(), at: at.now, outcome };
         self.attempts.record(&target.key_set, attempt.clone());
         Some(attempt)
     }
@@ -448,21 +452,20 @@ impl Engine {
     }
 }
 
-/// The pending key that a run at `now` must prove before it may promote it, if any.
+/// The pending key that a run at `at` must prove before it may promote it, if any.
 pub fn proof_due<'r>(
     target: &Target,
     records: &'r [KeyRecord],
-    now: DateTime<Utc>,
+    at: Moment,
     request: &Request,
 ) -> Option<&'r KeyRecord> {
     if target.policy.promotion() != crate::policy::Promotion::Verified {
         return None;
     }
-    let pending = lifecycle::pending(records, now)?;
-    let published = pending.published.filter(|_| lifecycle::published_before(pending, now))?;
-    let current = lifecycle::current(records, now);
+    let pending = lifecycle::pending(records, at.now).filter(|p| lifecycle::published_before(p, at))?;
+    let current = lifecycle::current(records, at.now);
     let hand_over = request.retire.as_ref().is_some_and(|r| current.is_some_and(|c| c.kid == r.kid));
-    let waited = now - published >= target.policy.publish_ahead().delta();
+    let waited = lifecycle::published_at_least(pending, at, target.policy.publish_ahead().delta());
     (request.promote || hand_over || waited).then_some(pending)
 }
 
@@ -510,7 +513,7 @@ impl Started<'_> {
 struct SetRun<'a> {
     engine: &'a Engine,
     target: &'a Target,
-    now: DateTime<Utc>,
+    at: Moment,
     records: Vec<KeyRecord>,
     /// Whether the key set held no key at all when the run loaded it: only then may a new key
     /// be current at once.
@@ -602,7 +605,7 @@ impl SetRun<'_> {
                 .await
                 .map_err(|e| RunError::Interrupted(e.to_string()))??
         };
-        let record = KeyRecord::new(key.public().clone(), stage, self.now);
+        let record = KeyRecord::new(key.public().clone(), stage, self.at);
         self.dirty = true;
         self.engine.store.write_new(&record, &key).await?;
         drop(key);
@@ -611,12 +614,13 @@ impl SetRun<'_> {
     }
 
     /// Changes a stored key's stage or timestamps. A promotion is refused unless an earlier
-    /// run published the key, whatever the plan says.
+    /// run published the key (by the run's time and by the host's real clock), whatever the
+    /// plan says.
     async fn transition(&mut self, kid: &Kid, action: &Action) -> Result<(), RunError> {
         let mut record = self.record(kid)?;
         let promote = matches!(action, Action::Promote { .. });
-        if promote && !lifecycle::published_before(&record, self.now) {
-            let why = "it was not published by an earlier run, so Maskinporten may not know it";
+        if promote && !lifecycle::published_before(&record, self.at) {
+            let why = "it was not published by an earlier run (by this run's time and this host's real clock), so Maskinporten may not know it";
             return Err(self.refused(kid, why));
         }
         let verified = self.target.policy.promotion() == crate::policy::Promotion::Verified;
@@ -627,7 +631,7 @@ impl SetRun<'_> {
         if promote {
             self.check_registered(kid).await?;
         }
-        planner::transition(&mut record, action, self.now);
+        planner::transition(&mut record, action, self.at);
         self.dirty = true;
         if promote {
             self.engine.store.sync_consumer(&record).await?;
@@ -656,20 +660,21 @@ impl SetRun<'_> {
 
     /// A key registered through the API moments ago may not have reached Maskinporten yet
     /// (Digdir documents 0-2 minutes): without a proof, it is promoted only once
-    /// [`PROPAGATION_MARGIN`] has passed since it was registered.
+    /// [`PROPAGATION_MARGIN`] has passed since it was registered, by the run's time and by the
+    /// host's real clock.
     fn check_propagated(&self, kid: &Kid) -> Result<(), RunError> {
         if self.proven.as_ref() == Some(kid) {
             return Ok(());
         }
-        let published = self.records.iter().find(|r| r.kid == *kid).and_then(|r| r.published);
-        let Some(published) = published else { return Ok(()) };
-        let ready = published + PROPAGATION_MARGIN;
-        if self.now >= ready {
+        let Some(record) = self.records.iter().find(|r| r.kid == *kid) else { return Ok(()) };
+        let waited = lifecycle::published_for(record, self.at).unwrap_or_default().max(TimeDelta::zero());
+        if waited >= PROPAGATION_MARGIN {
             return Ok(());
         }
+        let ready = self.at.now + (PROPAGATION_MARGIN - waited);
         Err(RunError::Refused(planner::Refusal(format!(
-            "{kid} was registered on Maskinporten at {}, and Digdir documents up to 2 minutes before Maskinporten knows a new key; promote it after {} (or prove it now with `jwk-rotator verify {}`)",
-            published.to_rfc3339(),
+            "{kid} was registered on Maskinporten {}s ago, and Digdir documents up to 2 minutes before Maskinporten knows a new key; promote it after {} (or prove it now with `jwk-rotator verify {}`)",
+            waited.num_seconds(),
             ready.to_rfc3339(),
             self.target.key_set
         ))))
@@ -724,7 +729,7 @@ impl SetRun<'_> {
         if !self.outputs_failed || self.dirty {
             self.write_outputs().await?;
         }
-        let current = lifecycle::current(&self.records, self.now).cloned();
+        let current = lifecycle::current(&self.records, self.at.now).cloned();
         if let Some(current) = current {
             self.engine.store.sync_consumer(&current).await?;
         }
@@ -735,6 +740,8 @@ impl SetRun<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use chrono::{DateTime, Utc};
 
     use crate::policy::Policy;
 
@@ -772,7 +779,7 @@ mod tests {
         SetRun {
             engine,
             target,
-            now,
+            at: now.into(),
             records,
             first_key: false,
             proven: None,

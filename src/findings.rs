@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
+use crate::moment::Moment;
 use crate::policy::Policy;
 use crate::policy::Target;
 use crate::proof::Attempt;
@@ -63,7 +64,8 @@ pub enum FindingKind {
     CurrentNotPublished,
     /// A key was made after `now`: a clock ran ahead, or this one is behind.
     FutureDated,
-    /// The store holds a later time than `now` on a key that is not itself future-dated.
+    /// The store holds a later time than `now` on a key that is not itself future-dated, or a
+    /// write later than this host's real clock: the clock went back.
     ClockBehind,
     /// The consumer secret that applications read does not hold the current key.
     ConsumerNotCurrent,
@@ -158,14 +160,16 @@ pub fn evaluate_all(
     targets: &[Target],
     loaded: &Result<Loaded, StoreError>,
     observed: &Observed,
-    now: DateTime<Utc>,
+    at: impl Into<Moment>,
 ) -> Vec<Finding> {
+    let at = at.into();
+    let now = at.now;
     let mut found: Vec<Finding> = targets
         .iter()
         .flat_map(|t| {
             let records = records_of(loaded, &t.key_set);
             let Ok(records) = records else {
-                return evaluate(&t.key_set, records.as_deref(), &t.policy, now);
+                return evaluate(&t.key_set, records.as_deref(), &t.policy, at);
             };
             let registered = observed.registered.get(&t.key_set);
             let ctx = Context {
@@ -173,6 +177,7 @@ pub fn evaluate_all(
                 records,
                 policy: &t.policy,
                 now,
+                wall: at.wall,
                 registered: registered.and_then(|r| r.as_ref().ok()),
             };
             let mut found = ctx.all();
@@ -236,13 +241,14 @@ fn certificate(cert: &CertificateExpiry, targets: &[Target], now: DateTime<Utc>)
     ))
 }
 
-/// Evaluates one key set. `records` is what the store gave, or its error.
+/// Evaluates one key set at `at`. `records` is what the store gave, or its error.
 pub fn evaluate(
     set: &KeySet,
     records: Result<&[KeyRecord], &StoreError>,
     policy: &Policy,
-    now: DateTime<Utc>,
+    at: impl Into<Moment>,
 ) -> Vec<Finding> {
+    let Moment { now, wall } = at.into();
     let records = match records {
         Ok(records) => records,
         Err(e) => {
@@ -250,7 +256,7 @@ pub fn evaluate(
             return vec![Finding::new(set, Severity::Unknown, FindingKind::StoreError, None, None, msg)];
         }
     };
-    Context { set, records, policy, now, registered: None }.all()
+    Context { set, records, policy, now, wall, registered: None }.all()
 }
 
 impl Finding {
@@ -272,6 +278,8 @@ struct Context<'a> {
     records: &'a [KeyRecord],
     policy: &'a Policy,
     now: DateTime<Utc>,
+    /// The host's real clock, against the real times of the store's writes.
+    wall: DateTime<Utc>,
     /// What Maskinporten has registered, when the key set is published through its API.
     registered: Option<&'a Registered>,
 }
@@ -288,6 +296,7 @@ impl Context<'_> {
         out.extend(self.current_not_published());
         out.extend(self.future_dated());
         out.extend(self.clock_behind());
+        out.extend(self.clock_went_back());
         out
     }
 
@@ -497,6 +506,25 @@ impl Context<'_> {
             self.now.to_rfc3339()
         );
         Some(self.finding(Severity::Critical, FindingKind::ClockBehind, None, None, msg))
+    }
+
+    /// A write the store recorded at a real time after this host's real clock: the clock went
+    /// back since (or the host that wrote it was ahead). A key this host publishes now is
+    /// recorded as published earlier than it is, and a later run would wait too little for it.
+    fn clock_went_back(&self) -> Option<Finding> {
+        let at = Moment::new(self.now, self.wall);
+        let (kid, written) = self
+            .records
+            .iter()
+            .filter_map(|r| Some((&r.kid, lifecycle::written_after(r, at)?)))
+            .max_by_key(|(_, w)| *w)?;
+        let msg = format!(
+            "{}: {kid} was written at {} by the real clock of the host that wrote it, after this host's clock ({}): this host's clock went back, or that host's was ahead. Check the clocks (NTP): a key published by a host whose clock is behind looks published earlier than it was",
+            self.set,
+            written.to_rfc3339(),
+            self.wall.to_rfc3339()
+        );
+        Some(self.finding(Severity::Critical, FindingKind::ClockBehind, Some(kid), None, msg))
     }
 
     /// The consumer secret holds `holds`, which should be the current key.

@@ -144,7 +144,19 @@ impl VaultStore {
     /// A key's record from all versions of its secret.
     async fn record_by_versions(&self, kid: &Kid, name: &str) -> Result<Option<KeyRecord>, StoreError> {
         let Some(resolved) = self.resolved(name).await? else { return Ok(None) };
-        record_of(kid, &resolved.winner.tags).map(Some).map_err(|m| self.corrupt(name, &m.0))
+        self.record_from(kid, &resolved.winner).map(Some)
+    }
+
+    /// A key's record from the version that counts. A record that an older version of this
+    /// tool wrote has no `written` tag: the version's `updated` (Key Vault's own clock) is when
+    /// it was last written, and stands in for it.
+    fn record_from(&self, kid: &Kid, version: &Version) -> Result<KeyRecord, StoreError> {
+        let mut record = record_of(kid, &version.tags).map_err(|m| self.corrupt(&version.name, &m.0))?;
+        if record.written.is_none() {
+            record.written =
+                chrono::DateTime::from_timestamp(version.updated, 0).filter(|_| version.updated > 0);
+        }
+        Ok(record)
     }
 
     /// Every requested set from one paged listing of the vault.
@@ -173,8 +185,7 @@ impl VaultStore {
             if latest_is_doubtful(item.enabled, &item.tags) {
                 doubtful.push((kid, item.name));
             } else {
-                let record =
-                    record_of(&kid, &item.tags).map(Some).map_err(|m| self.corrupt(&item.name, &m.0));
+                let record = self.record_from(&kid, &item).map(Some);
                 add(&mut loaded, kid.key_set(), record);
             }
         }

@@ -85,8 +85,9 @@ struct KeyRow {
 
 impl StatusReport {
     /// Loads the key sets in one store call and evaluates each, as the worker does.
-    pub async fn gather(engine: &Engine, targets: &[Target], now: DateTime<Utc>) -> StatusReport {
-        let crate::engine::Evaluation { loaded, findings, observed } = engine.evaluate(targets, now).await;
+    pub async fn gather(engine: &Engine, targets: &[Target], at: crate::moment::Moment) -> StatusReport {
+        let now = at.now;
+        let crate::engine::Evaluation { loaded, findings, observed } = engine.evaluate(targets, at).await;
         let sets = targets
             .iter()
             .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))

@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 
-use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use serde::Serialize;
 
@@ -58,7 +57,7 @@ pub fn exit_code(run_ok: bool, worst: Severity, exit_on: ExitOn) -> Exit {
 /// What `rotate` was asked to do.
 pub(super) struct RotateArgs<'a> {
     pub sets: &'a [String],
-    pub now: DateTime<Utc>,
+    pub at: crate::moment::Moment,
     pub request: Request,
     pub dry_run: bool,
     pub exit_on: ExitOn,
@@ -76,13 +75,13 @@ pub(super) async fn rotate(config: &Config, args: RotateArgs<'_>) -> anyhow::Res
     };
     let engine = engine(config).await?;
     let reports = if args.dry_run {
-        engine.plan(&targets, args.now, &args.request).await?
+        engine.plan(&targets, args.at, &args.request).await?
     } else {
-        engine.run(&targets, args.now, &args.request).await?
+        engine.run(&targets, args.at, &args.request).await?
     };
     let findings = match args.exit_on {
         ExitOn::Never => None,
-        _ => Some(engine.evaluate(&targets, args.now).await.findings),
+        _ => Some(engine.evaluate(&targets, args.at).await.findings),
     };
     let run_ok = reports.iter().all(SetReport::ok);
     let worst = findings.as_deref().map_or(Severity::Ok, findings::worst);

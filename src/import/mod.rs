@@ -20,8 +20,6 @@ mod stages;
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-
 pub use plan::{PlannedKey, SetPlan};
 pub use read::{Found, Layout};
 
@@ -29,6 +27,7 @@ use crate::azure::altinn::AltinnVault;
 use crate::azure::layout;
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
+use crate::moment::Moment;
 use crate::policy::Target;
 use crate::publish::{PublishedSet, Publisher};
 use crate::store::{KeyStore, Loaded, records_in};
@@ -75,7 +74,7 @@ pub fn plan_all(
     loaded: &Loaded,
     side: &StoreSide<'_>,
     source: &Source,
-    now: DateTime<Utc>,
+    at: Moment,
 ) -> Vec<SetPlan> {
     let name_of = side.vault.as_ref().map(|v| {
         let prefix = v.prefix.to_owned();
@@ -92,7 +91,7 @@ pub fn plan_all(
                 client: format!("[[client]] {}", f.key_set.client()),
                 existing: records_in(loaded, &f.key_set),
                 secret_name: name_of.as_ref().map(|f| f as &plan::SecretName<'_>),
-                now,
+                at,
             };
             let mut plan = plan::plan(f, &ctx);
             if let (Some(vault), Source::Vault(src)) = (&side.vault, source) {
@@ -207,7 +206,7 @@ pub async fn write(
     target: &Target,
     store: &dyn KeyStore,
     publisher: &dyn Publisher,
-    now: DateTime<Utc>,
+    at: Moment,
 ) -> Result<usize, ImportError> {
     let set = &plan.key_set;
     let mut written = 0;
@@ -220,7 +219,7 @@ pub async fn write(
     let records = records_in(&loaded, set).map_err(|e| format!("{set}: {e}"))?;
     let published = PublishedSet::from_records(set, records, &target.policy);
     publisher.publish(&published).await.map_err(|e| format!("{set}: {e}"))?;
-    if let Some(current) = lifecycle::current(records, now).filter(|_| !plan.leave_consumer) {
+    if let Some(current) = lifecycle::current(records, at.now).filter(|_| !plan.leave_consumer) {
         store.sync_consumer(current).await.map_err(|e| format!("{set}: {e}"))?;
     }
     Ok(written)

@@ -15,13 +15,14 @@ use crate::record::{KeyRecord, Stage};
 fn record(key: &PrivateJwk, stage: Stage, ctx: &Context<'_>) -> KeyRecord {
     let created = day_start(key.kid().date());
     let mut r = KeyRecord::new(key.public().clone(), stage, created);
+    r.written = Some(ctx.at.wall);
     match stage {
-        Stage::Current | Stage::Previous => r.published = Some(ctx.now.max(created)),
+        Stage::Current | Stage::Previous => r.published = Some(ctx.at.now.max(created)),
         Stage::Pending | Stage::Retired => {}
     }
     match stage {
-        Stage::Previous => r.demoted = Some(ctx.now.max(created)),
-        Stage::Retired => r.retired = Some(ctx.now.max(created)),
+        Stage::Previous => r.demoted = Some(ctx.at.now.max(created)),
+        Stage::Retired => r.retired = Some(ctx.at.now.max(created)),
         Stage::Pending | Stage::Current => {}
     }
     r
@@ -33,7 +34,7 @@ pub(super) fn assign(plan: &mut SetPlan, keys: Vec<PrivateJwk>, ctx: &Context<'_
     let policy = ctx.policy;
     let current_record = record(current, Stage::Current, ctx);
     let expires = current_record.expires(policy);
-    if expires <= ctx.now {
+    if expires <= ctx.at.now {
         plan.notes.push(format!(
             "current key {} expired on {} (kid date + max_age {}): `status` will report CRITICAL; run `jwk-rotator rotate --force {}` and register the new key at once",
             current.kid(),
@@ -45,7 +46,7 @@ pub(super) fn assign(plan: &mut SetPlan, keys: Vec<PrivateJwk>, ctx: &Context<'_
     plan.keys.push(PlannedKey { record: current_record, expires, key: current.clone(), stored: false });
     let mut published = 1;
     for key in older.iter().rev() {
-        let live = day_start(key.kid().date()) + policy.max_age().delta() > ctx.now;
+        let live = day_start(key.kid().date()) + policy.max_age().delta() > ctx.at.now;
         if live && published >= policy.max_published() {
             plan.left_out.push((
                 key.kid().clone(),
@@ -153,7 +154,7 @@ mod tests {
             client: "[[client]] a".to_owned(),
             existing: Ok(existing),
             secret_name: vault.then_some(&name as &crate::import::plan::SecretName<'_>),
-            now: "2025-08-10T00:00:00Z".parse().expect("now"),
+            at: "2025-08-10T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().expect("now").into(),
         };
         crate::import::plan::plan(found, &ctx)
     }

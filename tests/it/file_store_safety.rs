@@ -46,6 +46,7 @@ impl Setup {
             .args(args)
             .env("JWK_ROTATOR_CONFIG", self.path("jwk-rotator.toml"))
             .env("JWK_ROTATOR_NOW", T0)
+            .env(crate::support::WALL, T0)
             .env_remove("JWK_ROTATOR_LOG")
             .env_remove("RUST_LOG")
             .output()

@@ -6,6 +6,7 @@ mod azure;
 mod cli;
 mod cli_errors;
 mod cli_outputs;
+mod clocks;
 mod file_store_safety;
 mod import;
 mod kill;

@@ -68,7 +68,8 @@ environments = ["TEST"]
                 .arg(config)
                 .args(args)
                 .env("JWK_ROTATOR_STATIC_TOKEN", TOKEN)
-                .env("JWK_ROTATOR_NOW", now)
+                .env("JWK_ROTATOR_NOW", &now)
+                .env(crate::support::WALL, &now)
                 // Traced down to the SDK and HTTP client: no key material may show up there.
                 .env("JWK_ROTATOR_LOG", "trace")
                 .env_remove("RUST_LOG")
