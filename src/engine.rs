@@ -290,7 +290,9 @@ impl Engine {
                 let mut report = SetReport::new(&t.key_set);
                 match crate::store::records_in(&loaded, &t.key_set) {
                     Ok(records) => {
-                        match planner::plan(&t.key_set, records, &t.policy, at, request) {
+                        let consumer_in_use = self.consumer_in_use(t, records);
+                        let request = Request { consumer_in_use, ..request.clone() };
+                        match planner::plan(&t.key_set, records, &t.policy, at, &request) {
                             Ok(plan) => report.plan = Some(plan),
                             Err(refusal) => report.error = Some(refusal.into()),
                         }
@@ -378,7 +380,8 @@ impl Engine {
         let proven = proof.as_ref().filter(|a| a.outcome.is_ok()).map(|a| a.kid.clone());
         let unproven =
             proof.and_then(|a| a.outcome.err().map(|error| RunError::Unproven { kid: a.kid, error }));
-        let request = Request { proven: proven.clone(), ..request.clone() };
+        let consumer_in_use = self.consumer_in_use(target, &records);
+        let request = Request { proven: proven.clone(), consumer_in_use, ..request.clone() };
         let plan = match planner::plan(&target.key_set, &records, &target.policy, at, &request) {
             Ok(plan) => plan,
             Err(refusal) => {
@@ -449,6 +452,12 @@ impl Engine {
     /// The last proof attempted per key set in this process.
     pub fn attempts(&self) -> &Attempts {
         &self.attempts
+    }
+
+    /// Whether a key set without keys has a consumer secret that applications read a key from
+    /// already (see [`Request::consumer_in_use`]), as the store's last load saw it.
+    fn consumer_in_use(&self, target: &Target, records: &[KeyRecord]) -> bool {
+        records.is_empty() && self.store.consumer(&target.key_set).is_some_and(|held| held.holds_a_key())
     }
 }
 

@@ -14,7 +14,7 @@ use crate::policy::Target;
 use crate::proof::Attempt;
 use crate::publish::{CertificateExpiry, PublishError, Registered};
 use crate::record::{KeyRecord, Stage};
-use crate::store::{Consumers, Loaded, StoreError};
+use crate::store::{Consumer, Consumers, Loaded, StoreError};
 
 /// How bad a finding is; also `status`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -179,10 +179,11 @@ pub fn evaluate_all(
                 now,
                 wall: at.wall,
                 registered: registered.and_then(|r| r.as_ref().ok()),
+                consumer: observed.consumers.get(&t.key_set),
             };
             let mut found = ctx.all();
-            if let Some(holds) = observed.consumers.get(&t.key_set) {
-                found.extend(ctx.consumer_not_current(holds.as_ref()));
+            if let Some(holds) = ctx.consumer {
+                found.extend(ctx.consumer_not_current(holds));
             }
             match registered {
                 Some(Ok(registered)) => found.extend(ctx.drift(registered)),
@@ -256,7 +257,7 @@ pub fn evaluate(
             return vec![Finding::new(set, Severity::Unknown, FindingKind::StoreError, None, None, msg)];
         }
     };
-    Context { set, records, policy, now, wall, registered: None }.all()
+    Context { set, records, policy, now, wall, registered: None, consumer: None }.all()
 }
 
 impl Finding {
@@ -282,6 +283,8 @@ struct Context<'a> {
     wall: DateTime<Utc>,
     /// What Maskinporten has registered, when the key set is published through its API.
     registered: Option<&'a Registered>,
+    /// What the consumer secret holds, for a store and key set with one.
+    consumer: Option<&'a Consumer>,
 }
 
 impl Context<'_> {
@@ -352,7 +355,12 @@ impl Context<'_> {
                 Some(p) => self.add_then_promote(p),
                 None => format!("run `jwk-rotator rotate {set}`"),
             };
-            let msg = format!("{set} has no current key: {next}");
+            let msg = match self.consumer_in_use() {
+                Some(holds) => format!(
+                    "{set} has no current key, and its consumer secret holds {holds}, which applications read: if that is altinn-jwks's current key, `jwk-rotator import altinn-jwks --from DIR|VAULT_URL {set}` adopts it; otherwise {next}"
+                ),
+                None => format!("{set} has no current key: {next}"),
+            };
             return Some(self.finding(Severity::Critical, FindingKind::NoCurrentKey, None, None, msg));
         };
         let expires = self.expires(c);
@@ -527,13 +535,30 @@ impl Context<'_> {
         Some(self.finding(Severity::Critical, FindingKind::ClockBehind, Some(kid), None, msg))
     }
 
+    /// What the consumer secret holds when applications read a key there that this key set
+    /// does not hold: another tool's key, or one whose record is gone.
+    fn consumer_in_use(&self) -> Option<String> {
+        match self.consumer? {
+            Consumer::Empty => None,
+            Consumer::Foreign => Some("a key jwk-rotator did not write".to_owned()),
+            Consumer::Kid(kid) if !self.records.iter().any(|r| r.kid == *kid) => {
+                Some(format!("key {kid}, which this key set does not hold"))
+            }
+            Consumer::Kid(_) => None,
+        }
+    }
+
     /// The consumer secret holds `holds`, which should be the current key.
-    fn consumer_not_current(&self, holds: Option<&Kid>) -> Option<Finding> {
+    fn consumer_not_current(&self, holds: &Consumer) -> Option<Finding> {
         let c = self.current()?;
-        if holds == Some(&c.kid) {
+        if holds.kid() == Some(&c.kid) {
             return None;
         }
-        let held = holds.map_or_else(|| "no usable key".to_owned(), |k| format!("key {k}"));
+        let held = match holds {
+            Consumer::Kid(k) => format!("key {k}"),
+            Consumer::Foreign => "a key jwk-rotator did not write".to_owned(),
+            Consumer::Empty => "no usable key".to_owned(),
+        };
         let msg = format!(
             "{}: the consumer secret holds {held}, not the current key {}; applications that restart read the wrong key. Run `jwk-rotator rotate {}` to rewrite it",
             self.set, c.kid, self.set

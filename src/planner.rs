@@ -26,6 +26,10 @@ pub struct Request {
     /// The pending key that a token grant signed with it proved in this run. The engine sets
     /// it; with `promotion = "verified"` no other key is promoted, on request or on schedule.
     pub proven: Option<Kid>,
+    /// The engine sets it: the key set's consumer secret holds a key already (altinn-jwks's, or
+    /// one whose record is gone), which applications read. A key set without keys then gets a
+    /// pending first key, not a current one that would take that key's place.
+    pub consumer_in_use: bool,
 }
 
 /// `retire KID [--force]`: the key to retire now, and whether the only key applications can
@@ -127,6 +131,7 @@ pub fn plan(
         recs: records.to_vec(),
         first_key,
         proven: request.proven.clone(),
+        consumer_in_use: request.consumer_in_use,
         steps: Vec::new(),
     };
     p.recs.sort_by(|a, b| a.kid.cmp(&b.kid));
@@ -206,6 +211,8 @@ struct Planner<'a> {
     first_key: bool,
     /// The pending key a token grant proved in this run (`Request::proven`).
     proven: Option<Kid>,
+    /// `Request::consumer_in_use`.
+    consumer_in_use: bool,
     steps: Vec<Step>,
 }
 
@@ -358,12 +365,18 @@ impl Planner<'_> {
         let pending = self.pending();
         let reason = match (&current, &pending) {
             // The only key that is current in the run that made it: nothing can sign before it.
-            (None, None) if self.first_key && self.recs.is_empty() => {
+            (None, None) if self.first_key && self.recs.is_empty() && !self.consumer_in_use => {
                 self.push_new(
                     Stage::Current,
                     "the key set has no key yet; its first key is current at once".to_owned(),
                 );
                 return;
+            }
+            (None, None) if self.first_key && self.recs.is_empty() => {
+                let set = self.set;
+                format!(
+                    "the key set has no key yet, but its consumer secret holds a key that applications read: the first key waits as pending. `jwk-rotator import altinn-jwks --from DIR|VAULT_URL {set}` adopts the key they read; or add this one in Samarbeidsportalen and promote it"
+                )
             }
             (_, Some(p)) if force => format!("--force: a new pending key supersedes {}", p.kid),
             (_, None) if force => "--force: a new key was asked for".to_owned(),

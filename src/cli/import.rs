@@ -231,6 +231,17 @@ fn render(out: &mut impl Write, plans: &[SetPlan], from: &str) -> std::io::Resul
                 k.expires.date_naive()
             )?;
         }
+        for r in &plan.superseded {
+            let made = "made by rotate before the import";
+            writeln!(
+                out,
+                "  {:<40} {:<9} {}  {made}: becomes {}",
+                r.kid.to_string(),
+                "",
+                r.kid.date(),
+                r.stage
+            )?;
+        }
         for (kid, why) in &plan.left_out {
             writeln!(out, "  {:<40} {why}", kid.to_string())?;
         }

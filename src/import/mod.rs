@@ -110,6 +110,7 @@ fn unconfigured(f: &Found) -> SetPlan {
         keys: Vec::new(),
         left_out: Vec::new(),
         notes: Vec::new(),
+        superseded: Vec::new(),
         problems: vec![format!(
             "key set {} is not in the config: add a [[client]] named {} with environment {}, or name the key sets to import",
             f.key_set,
@@ -198,9 +199,11 @@ pub fn check_directory(from: &Path, store_dir: Option<&Path>, publish_dir: &Path
     Ok(())
 }
 
-/// Writes one clean plan: the current key first, so that an interrupted import leaves a
-/// working key set, then the others; then the public outputs and the consumer secret.
-/// Returns how many keys it wrote.
+/// Writes one clean plan: first the keys that `rotate` made before the import are moved out of
+/// the way (so that an interrupted import never leaves one of them current beside the imported
+/// key), then the current key, so that an interrupted import leaves a working key set, then the
+/// others; then the public outputs and the consumer secret. Returns how many keys it wrote.
+/// Running it again finishes an interrupted one.
 pub async fn write(
     plan: &SetPlan,
     target: &Target,
@@ -209,6 +212,10 @@ pub async fn write(
     at: Moment,
 ) -> Result<usize, ImportError> {
     let set = &plan.key_set;
+    for record in &plan.superseded {
+        store.update(record).await.map_err(|e| format!("{set}: {e}"))?;
+        tracing::info!(key_set = %set, kid = %record.kid, stage = %record.stage, "made before the import; moved aside");
+    }
     let mut written = 0;
     for key in plan.to_write() {
         store.create(&key.record, &key.key).await.map_err(|e| format!("{set}: {e}"))?;

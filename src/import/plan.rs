@@ -40,6 +40,9 @@ pub struct SetPlan {
     pub problems: Vec<String>,
     /// The consumer secret is altinn-jwks's own and holds the current key: leave it alone.
     pub leave_consumer: bool,
+    /// Keys that `rotate` made in the key set before the import and that nobody promoted, as
+    /// they are written before the imported keys: the current one demoted, the others retired.
+    pub superseded: Vec<KeyRecord>,
 }
 
 impl SetPlan {
@@ -254,6 +257,7 @@ pub fn plan(found: &Found, ctx: &Context<'_>) -> SetPlan {
         notes: Vec::new(),
         problems,
         leave_consumer: false,
+        superseded: Vec::new(),
     };
     super::stages::assign(&mut plan, keys, ctx);
     super::stages::compare_with_store(&mut plan, ctx);

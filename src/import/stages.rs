@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::plan::{Context, PlannedKey, SetPlan, day_start};
 use crate::jwk::PrivateJwk;
 use crate::kid::Kid;
+use crate::planner::Action;
 use crate::record::{KeyRecord, Stage};
 
 /// A record for an imported key: created at its kid's day (00:00 UTC), so that rotation and
@@ -67,8 +68,10 @@ pub(super) fn assign(plan: &mut SetPlan, keys: Vec<PrivateJwk>, ctx: &Context<'_
     }
 }
 
-/// An import goes only into an empty key set, or into one that holds the same keys already (a
-/// second import, or the rest of an interrupted one): never over other keys.
+/// An import goes only into an empty key set, into one that holds the same keys already (a
+/// second import, or the rest of an interrupted one), or into one that holds only keys that
+/// `rotate` made before the import and nobody promoted (see [`made_before_the_import`]): never
+/// over keys that someone may be using.
 pub(super) fn compare_with_store(plan: &mut SetPlan, ctx: &Context<'_>) {
     let set = plan.key_set.clone();
     let existing = match &ctx.existing {
@@ -85,14 +88,54 @@ pub(super) fn compare_with_store(plan: &mut SetPlan, ctx: &Context<'_>) {
             None => {}
         }
     }
-    for r in existing.iter().filter(|r| !plan.keys.iter().any(|k| k.record.kid == r.kid)) {
-        plan.problems.push(format!(
-            "the store holds {} already, which this import does not have: {set} has keys of its own, and an import goes only into an empty key set",
+    let others: Vec<&KeyRecord> =
+        existing.iter().filter(|r| !plan.keys.iter().any(|k| k.record.kid == r.kid)).collect();
+    if others.iter().all(|r| made_before_the_import(r)) {
+        supersede(plan, &others, ctx);
+    } else {
+        for r in others {
+            plan.problems.push(format!(
+                "the store holds {} already, which this import does not have: {set} has keys of its own that were promoted or imported, and an import goes only into a key set whose keys nobody can be using",
+                r.kid
+            ));
+        }
+    }
+    if !existing.is_empty()
+        && plan.is_clean()
+        && plan.to_write().next().is_none()
+        && plan.superseded.is_empty()
+    {
+        plan.notes.push(format!("{set} was imported already; nothing to write"));
+    }
+}
+
+/// Whether `r` is a key that `rotate` made, and that nobody can be using: made and published in
+/// one run (an import records its keys as published later than they were made), and never
+/// promoted: current only as an empty key set's first key (at the moment it was made), or never
+/// current at all. A schedule that ran before the import makes such keys.
+fn made_before_the_import(r: &KeyRecord) -> bool {
+    r.published == Some(r.created) && r.activated.is_none_or(|a| a == r.created)
+}
+
+/// Plans the keys `rotate` made before the import out of the way: the current one becomes
+/// previous (still published for `overlap`, in case someone added it in Samarbeidsportalen) or,
+/// without room under `max_published`, retired; a pending one is retired (nobody signs with it).
+fn supersede(plan: &mut SetPlan, keys: &[&KeyRecord], ctx: &Context<'_>) {
+    let published = plan.keys.iter().filter(|k| k.record.stage.is_published()).count()
+        + keys.iter().filter(|r| r.stage == Stage::Previous).count();
+    let room = published < ctx.policy.max_published() as usize;
+    for r in keys.iter().filter(|r| matches!(r.stage, Stage::Current | Stage::Pending)) {
+        let (action, stage) = match r.stage {
+            Stage::Current if room => (Action::Demote { kid: r.kid.clone() }, Stage::Previous),
+            _ => (Action::Retire { kid: r.kid.clone() }, Stage::Retired),
+        };
+        let mut record = (*r).clone();
+        crate::planner::transition(&mut record, &action, ctx.at);
+        plan.notes.push(format!(
+            "{} was made by `rotate` before the import and never promoted: it becomes {stage}; if you added it in Samarbeidsportalen, remove it there once no application uses it",
             r.kid
         ));
-    }
-    if !existing.is_empty() && plan.is_clean() && plan.to_write().next().is_none() {
-        plan.notes.push(format!("{set} was imported already; nothing to write"));
+        plan.superseded.push(record);
     }
 }
 
