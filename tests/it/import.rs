@@ -525,3 +525,31 @@ fn keys_the_schedule_made_before_the_import_give_way_to_the_imported_ones() {
     let (_, status, _) = q.run(&hours(2), &["status", "testklient-PROD"]);
     assert!(status.contains("testklient-PROD.2024-07-01  current"), "{status}");
 }
+
+/// A FIFO named like an altinn-jwks file stops only its key set, and never hangs the import
+/// (before, even `--dry-run` waited on it forever).
+#[test]
+fn a_fifo_in_the_source_is_refused_for_its_key_set_only() {
+    let p = Project::new("");
+    let from = p.path("altinn");
+    altinn::write_v2(&from, "testklient-TEST", &[&altinn::vector()]);
+    let fifo = from.join("testklient-PROD.jwks.json");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let dir = from.to_str().expect("path");
+    for extra in [&["--dry-run"][..], &["--skip-bad"][..]] {
+        let mut args = vec!["import", "altinn-jwks", "--from", dir];
+        args.extend_from_slice(extra);
+        let out = p.cmd(NOW, &args).timeout(std::time::Duration::from_secs(60)).output().expect("run");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("testklient-PROD (altinn-jwks 2.0 directory): NOT IMPORTED")
+                && stdout.contains("testklient-PROD.jwks.json: it is a FIFO, not a regular file"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("testklient-TEST (altinn-jwks 2.0 directory): clean"), "{stdout}");
+    }
+    let (_, status, _) = p.run(NOW, &["status", "testklient-TEST"]);
+    assert!(status.contains("testklient-TEST.2024-07-10  current"), "imported with --skip-bad: {status}");
+}
