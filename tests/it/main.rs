@@ -7,6 +7,7 @@ mod cli;
 mod cli_errors;
 mod cli_outputs;
 mod clocks;
+mod config_errors;
 mod file_store_safety;
 mod import;
 mod kill;
