@@ -250,6 +250,25 @@ fn a_store_directory_writable_by_others_is_refused_with_the_chmod_to_run() {
     s.ok(&["rotate"]);
 }
 
+/// A publish directory that others may write (`0777`, left by an older version under
+/// `umask 000`) loses that write permission with a warning, and a public set someone replaced
+/// there is written again from the store. Before, it was used silently.
+#[test]
+fn a_publish_directory_writable_by_others_is_tightened_with_a_warning() {
+    let s = Setup::new("keys", "jwks", "");
+    s.ok(&["rotate"]);
+    let jwks = s.path("jwks");
+    let output = s.path("jwks/testklient-TEST.jwks.json");
+    let ours = fs::read(&output).expect("output");
+    fs::set_permissions(&jwks, fs::Permissions::from_mode(0o777)).expect("chmod");
+    fs::write(&output, b"{\"keys\":[]}").expect("someone else's set");
+    let err = s.ok(&["rotate"]);
+    assert_eq!(mode(&jwks), 0o755);
+    assert!(err.contains(&jwks.display().to_string()) && err.contains("mode=0777"), "{err}");
+    assert!(err.contains("writable by group or others"), "{err}");
+    assert_eq!(fs::read(&output).expect("output"), ours, "the public set is ours again");
+}
+
 /// Defect 7: a key file open to others is repaired to 0600 with a warning naming it.
 #[test]
 fn a_key_file_readable_by_others_is_set_to_0600_with_a_warning() {
