@@ -83,11 +83,21 @@ pub struct SetReport {
     /// The records after the run (as loaded, for a dry run).
     pub records: Vec<KeyRecord>,
     pub error: Option<RunError>,
+    /// A new key that another run wrote at the same moment (Key Vault, no lock): its version was
+    /// kept and ours disabled, and this run left the rest of the key set to it. Not a failure.
+    pub raced: Option<Kid>,
 }
 
 impl SetReport {
     fn new(key_set: &KeySet) -> Self {
-        SetReport { key_set: key_set.clone(), plan: None, done: 0, records: Vec::new(), error: None }
+        SetReport {
+            key_set: key_set.clone(),
+            plan: None,
+            done: 0,
+            records: Vec::new(),
+            error: None,
+            raced: None,
+        }
     }
 
     pub fn ok(&self) -> bool {
@@ -402,6 +412,7 @@ impl Engine {
             dirty: false,
             outputs_failed: false,
             unconfirmed: None,
+            raced: None,
             next: 0,
         };
         let result = run.execute(&plan.steps, &mut report.done).await;
@@ -495,6 +506,14 @@ impl Started<'_> {
         let mut result = Ok(());
         while result.is_ok() && run.unconfirmed.is_some() {
             result = run.confirm(&mut self.report.done).await;
+            if let Err(RunError::Store(StoreError::Exists(why))) = &result {
+                // Two runs made the same kid; the vault kept the other run's version. It
+                // carries out the same steps, so this one stops here, and did not fail.
+                info!(kid = ?run.raced, %why, "another run wrote this key at the same moment; it carries out the rest");
+                self.report.raced = run.raced.take();
+                result = Ok(());
+                break;
+            }
             if result.is_ok()
                 && let Some(plan) = &self.report.plan
             {
@@ -537,6 +556,8 @@ struct SetRun<'a> {
     outputs_failed: bool,
     /// A new key written to the store but not yet confirmed (see [`KeyStore::write_new`]).
     unconfirmed: Option<KeyRecord>,
+    /// The new key whose confirmation found that another run's write of it won.
+    raced: Option<Kid>,
     /// The next step to carry out.
     next: usize,
 }
@@ -575,7 +596,10 @@ impl SetRun<'_> {
     /// one applications read.
     async fn confirm(&mut self, done: &mut usize) -> Result<(), RunError> {
         let Some(record) = self.unconfirmed.take() else { return Ok(()) };
-        self.engine.store.confirm_new(&record).await?;
+        if let Err(e) = self.engine.store.confirm_new(&record).await {
+            self.raced = matches!(e, StoreError::Exists(_)).then(|| record.kid.clone());
+            return Err(e.into());
+        }
         *done += 1;
         if record.stage == Stage::Current {
             self.engine.store.sync_consumer(&record).await?;
@@ -796,6 +820,7 @@ mod tests {
             dirty: false,
             outputs_failed: false,
             unconfirmed: None,
+            raced: None,
             next: 0,
         }
     }

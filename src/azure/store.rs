@@ -171,12 +171,8 @@ impl VaultStore {
                 let kid = item.tags.get(tag::KID).and_then(|k| k.parse().ok());
                 let held = match kid {
                     _ if !item.enabled => Consumer::Empty,
-                    Some(kid)
-                        if item.tags.get(tag::MANAGED_BY).map(String::as_str) == Some(layout::MANAGED_BY) =>
-                    {
-                        Consumer::Kid(kid)
-                    }
-                    _ => Consumer::Foreign,
+                    Some(kid) => Consumer::Kid(kid),
+                    None => Consumer::Foreign,
                 };
                 consumers.insert(item.name.to_ascii_lowercase(), held);
                 continue;

@@ -31,6 +31,13 @@ pub fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: bool) -
                     };
                     writeln!(out, "{}: {mark}: {} ({})", r.key_set, step.action, step.reason)?;
                 }
+                if let Some(kid) = &r.raced {
+                    writeln!(
+                        out,
+                        "{}: another run made {kid} at the same moment and carries out the rest; its key was kept (not a failure)",
+                        r.key_set
+                    )?;
+                }
                 if let Some(e) = error {
                     writeln!(out, "{}: failed: {e}", r.key_set)?;
                 }

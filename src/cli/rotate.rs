@@ -136,6 +136,9 @@ struct SetJson<'a> {
     /// What kind of failure: `store`, `refused`, `keygen`, `publish`, ... (see `RunError`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error_kind: Option<&'static str>,
+    /// A new key that another run made at the same moment; it carries out the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raced: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -167,6 +170,7 @@ impl<'a> RunJson<'a> {
                     .collect(),
                 error: r.error.as_ref().map(ToString::to_string),
                 error_kind: r.error.as_ref().map(crate::engine::RunError::kind),
+                raced: r.raced.as_ref().map(ToString::to_string),
             })
             .collect();
         RunJson {
