@@ -2,8 +2,11 @@
 # Lints the deployment files with the linters their ecosystems use, offline:
 #
 #   - actionlint (with shellcheck)  .github/workflows
-#   - check_action_pins.py          every action pinned by SHA with a `# vX.Y.Z` comment; then
-#                                   actionlint on a copy at those tags (inputs, node20 runtime)
+#   - check_external_ids.py         every external identifier (action SHAs, base images, Azure role
+#                                   ids and API versions, URLs) is in .ci/external-ids.toml, the
+#                                   record of what was checked against which source; then actionlint
+#                                   on a copy of the workflows at the pinned tags (inputs, runtime);
+#                                   and the check's own tests (test_check_external_ids.py)
 #   - zizmor --offline              .github (workflows, dependabot.yml): no finding of any severity
 #   - yamllint                      .github, infra/kubernetes
 #   - checkov                       infra/ (Bicep, Kubernetes, kustomize, secrets), the Dockerfile
@@ -106,14 +109,15 @@ EOF
     return "$status"
 }
 
-# actionlint knows the inputs and the runtime of popular actions by tag, not by SHA: check the
-# workflows once more with every pin replaced by the tag in its comment.
-action_pins() {
+# Every pin is the SHA the table records for its tag. actionlint knows the inputs and the runtime
+# of popular actions by tag, not by SHA: check the workflows once more with every pin replaced
+# by the major tag of its comment.
+external_ids() {
     local copy
     copy=$(mktemp -d)
     # shellcheck disable=SC2064 # expand now: the directory is known here
     trap "rm -rf '$copy'" RETURN
-    python3 .ci/check_action_pins.py "$copy" && actionlint -color=false "$copy"/*.yml
+    python3 .ci/check_external_ids.py --tag-copies "$copy" && actionlint -color=false "$copy"/*.yml
 }
 
 kustomize_renders() {
@@ -160,7 +164,8 @@ unset BC_API_KEY
 
 # actionlint finds .github/workflows itself and runs shellcheck on every run: block.
 run "actionlint" actionlint -color=false
-run "action pins" action_pins
+run "external identifiers" external_ids
+run "external identifier check's tests" python3 -m unittest discover -s .ci -p 'test_*.py'
 run "zizmor" zizmor --offline --no-progress --color never .github/
 run "yamllint" yamllint --strict -c .ci/yamllint.yaml -f parsable .github infra/kubernetes
 run "checkov infra/" checkov_infra
