@@ -23,7 +23,8 @@ param tags = {
   system: 'jwk-rotator'
   environment: 'prod'
 }
-// PROD promotes by hand: upload {set}.maskinporten.json in Samarbeidsportalen, then `jwk-rotator promote SET`.
+// PROD promotes by hand: add the pending key in Samarbeidsportalen, one key at a time
+// (`jwk-rotator jwks SET --kid KID --format maskinporten` prints it), then `jwk-rotator promote SET`.
 param rotatorPolicyToml = '''
 [defaults]
 promotion = "manual"

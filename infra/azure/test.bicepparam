@@ -23,8 +23,9 @@ param tags = {
   system: 'jwk-rotator'
   environment: 'test'
 }
-// Only the TEST key sets live in this vault. Promotion stays manual while the public set is
-// uploaded by hand in Samarbeidsportalen: upload {set}.maskinporten.json, then `jwk-rotator promote SET`.
+// Only the TEST key sets live in this vault. Promotion stays manual while keys are added by hand
+// in Samarbeidsportalen, one at a time: add the pending key (`jwk-rotator jwks SET --kid KID
+// --format maskinporten` prints it), then `jwk-rotator promote SET`.
 param rotatorPolicyToml = '''
 [defaults]
 promotion = "manual"
