@@ -24,7 +24,8 @@
 - The rotate workflow is reusable (workflow_call), builds nothing, and runs a pinned release
   whose checksum and attestation it checks; the release workflow builds linux/amd64 and
   linux/arm64 images tagged X.Y.Z, X.Y and latest with SBOM, provenance and an attestation, and
-  binaries for every platform with checksums, completions and the man page.
+  binaries for every platform, packaged and verified by scripts/release.sh (checksums,
+  completions, the man page, the static-link check), which .ci/run also runs.
 
 Usage: python3 .ci/check_manifests.py [REPO_ROOT]. Exits 1 with one line per problem.
 """
@@ -435,13 +436,28 @@ def check_release(c: Checker, root: Path) -> None:
         ('--tag "${image}:latest"', "the image must be tagged latest"),
         ("actions/attest-build-provenance@", "the image and the binaries must carry a GitHub artifact attestation"),
         ("push-to-registry: true", "the image attestation must be pushed to the registry"),
-        (".sha256", "every archive needs a SHA-256 checksum file"),
-        ("completions bash", "the archives need shell completions"),
-        ("completions powershell", "the archives need shell completions"),
-        ("man >dist/docs/jwk-rotator.1", "the archives need the man page"),
+        ("scripts/release.sh docs ", "completions and the man page must come from scripts/release.sh docs"),
+        ("scripts/release.sh check-man ", "the man page must be checked to render (scripts/release.sh check-man)"),
+        ("scripts/release.sh check-static ", "the musl binaries must pass scripts/release.sh check-static"),
+        ("scripts/release.sh archive ", "the archives must be made by scripts/release.sh archive"),
+        ("scripts/release.sh verify ", "every archive must be verified by scripts/release.sh verify"),
         ("crt-static", "the musl binaries must be linked statically"),
     ]:
         c.expect(needle in text, where, message)
+    # What the archives hold is the script's: the same one .ci/package-check.sh runs.
+    script = root / "scripts" / "release.sh"
+    script_text = script.read_text() if script.is_file() else ""
+    for needle, message in [
+        ('sha256 "$archive" >"$archive.sha256"', "every archive needs a SHA-256 checksum file"),
+        ("completions \"$shell\"", "the archives need shell completions"),
+        ("_jwk-rotator.ps1", "the archives need the PowerShell completion"),
+        ('"$bin" man >', "the archives need the man page"),
+        ("INTERP", "check-static must refuse a program interpreter"),
+        ("(NEEDED)", "check-static must refuse needed shared libraries"),
+    ]:
+        c.expect(needle in script_text, "scripts/release.sh", message)
+    ci = (root / ".ci" / "run").read_text()
+    c.expect("package-check.sh" in ci, ".ci/run", "must run .ci/package-check.sh (the release packaging for the host target)")
     c.expect("DOCKER_BUILDKIT" not in text or "buildx" in text, where, "build the image with buildx")
 
 

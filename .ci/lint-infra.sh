@@ -12,7 +12,7 @@
 #   - checkov                       infra/ (Bicep, Kubernetes, kustomize, secrets), the Dockerfile
 #                                   and .github (GitHub Actions checks)
 #   - hadolint                      Dockerfile
-#   - shellcheck                    .ci/*.sh
+#   - shellcheck                    .ci/*.sh, scripts/*.sh
 #   - kubernetes-validate           infra/kubernetes against the Kubernetes schemas (--strict), and a
 #                                   broken copy that must fail (so that a validator checking nothing fails)
 #   - .ci/check_manifests.py        Kubernetes manifests, Bicep, workflows, example configs: one command
@@ -172,7 +172,7 @@ run "checkov infra/" checkov_infra
 run "checkov Dockerfile" checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
 run "checkov .github" checkov --directory .github --framework github_actions --quiet --compact --skip-download
 run "hadolint Dockerfile" hadolint Dockerfile
-run "shellcheck .ci" shellcheck .ci/*.sh
+run "shellcheck .ci scripts" shellcheck .ci/*.sh scripts/*.sh
 run "Kubernetes schemas" kubernetes_schemas
 run "Kubernetes manifests, Bicep, workflows and configs" python3 .ci/check_manifests.py .
 run "Dockerfile without BuildKit" python3 .ci/check_dockerfile.py Dockerfile
