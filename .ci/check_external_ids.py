@@ -218,7 +218,8 @@ def check_urls(root: Path, table: Table) -> list[str]:
             for url in URL.findall(line):
                 url = url.rstrip(".,;:")
                 host = url.split("/")[2] if url.count("/") >= 2 else ""
-                if not host or EXAMPLE_HOSTS.match(host) or any(c in url for c in ("...", "{", "$", "OWNER")):
+                placeholder = host.isupper() or any(c in url for c in ("...", "{", "$", "OWNER"))
+                if not host or placeholder or EXAMPLE_HOSTS.match(host):
                     continue
                 key = norm_url(url)
                 if key in table.urls:

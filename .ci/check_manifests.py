@@ -436,6 +436,7 @@ def check_release(c: Checker, root: Path) -> None:
         ('--tag "${image}:latest"', "the image must be tagged latest"),
         ("actions/attest-build-provenance@", "the image and the binaries must carry a GitHub artifact attestation"),
         ("push-to-registry: true", "the image attestation must be pushed to the registry"),
+        ("scripts/check-anonymous-pull.py ", "after the push, an anonymous pull of the image must be checked"),
         ("scripts/release.sh docs ", "completions and the man page must come from scripts/release.sh docs"),
         ("scripts/release.sh check-man ", "the man page must be checked to render (scripts/release.sh check-man)"),
         ("scripts/release.sh check-static ", "the musl binaries must pass scripts/release.sh check-static"),
