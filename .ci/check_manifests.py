@@ -21,8 +21,9 @@
   published image at the package version of Cargo.toml.
 - The Container Apps Job, the CronJob and the rotate workflow run the same command line:
   `jwk-rotator --config FILE rotate --exit-on warning`.
-- The rotate workflow is reusable (workflow_call), builds nothing, and runs a pinned release
-  whose checksum and attestation it checks; the release workflow builds linux/amd64 and
+- The rotate workflow only runs when called (workflow_call: no schedule in this repository,
+  which has no credentials), builds nothing, and runs a pinned release whose checksum and
+  attestation it checks; its example caller has the schedule and calls this version; the release workflow builds linux/amd64 and
   linux/arm64 images tagged X.Y.Z, X.Y and latest with SBOM, provenance and an attestation, and
   binaries for every platform, packaged and verified by scripts/release.sh (checksums,
   completions, the man page, the static-link check), which .ci/run also runs.
@@ -44,6 +45,9 @@ NAMESPACE = "jwk-rotator"
 # rotate.yml downloads. If the repository moves, change these two and follow the failures.
 PUBLISHED_IMAGE = "ghcr.io/jwk-rotator/jwk-rotator"
 RELEASE_REPO = "jwk-rotator/jwk-rotator"
+# The calling workflow users copy (it holds the schedule) and the config it uses.
+EXAMPLE_CALLER = "examples/github-actions/rotate-keys.yml"
+EXAMPLE_CONFIG = "examples/github-actions/jwk-rotator.toml"
 # The log variable the binary reads first (src/main.rs); RUST_LOG is only its fallback.
 LOG_VAR = "JWK_ROTATOR_LOG"
 # The one scheduled command: a run, then an exit code by the findings.
@@ -344,6 +348,7 @@ def check_azure(c: Checker, root: Path) -> list[list[str]]:
         ("name: 'AZURE_CLIENT_ID'", "the job must set AZURE_CLIENT_ID to the identity's client id"),
         (f"param containerImage string = '{c.image}'", f"containerImage must default to the published image {c.image}"),
         ("param exitOn string = 'warning'", "exitOn must default to warning"),
+        ("param replicaRetryLimit int = 0", "replicaRetryLimit must default to 0: Container Apps would retry a finding's exit 11-13"),
         ("module registryPull 'acr-pull.bicep'", "the template must grant AcrPull on registryResourceId (module acr-pull.bicep)"),
     ]:
         c.expect(needle in text, "infra/azure/main.bicep", message)
@@ -367,6 +372,9 @@ def check_azure(c: Checker, root: Path) -> list[list[str]]:
                  f"containerImage must be the published image {c.image}")
         exit_on = re.search(r"^param exitOn = '([^']*)'", ptext, re.M)
         c.expect(exit_on is None or exit_on.group(1) == "warning", params.name, "exitOn must be warning")
+        retries = re.search(r"^param replicaRetryLimit = (\d+)", ptext, re.M)
+        c.expect(retries is None or retries.group(1) == "0", params.name,
+                 "replicaRetryLimit must be 0: a retry runs rotate again for every finding (exit 11-13)")
         policy = re.search(r"param rotatorPolicyToml = '''(.*?)'''", ptext, re.S)
         if c.expect(policy is not None, params.name, "must set rotatorPolicyToml"):
             generated = (
@@ -406,15 +414,39 @@ def check_workflow(c: Checker, root: Path) -> list[list[str]]:
                 (default.group(1) if default else exit_on) if w == '"$EXIT_ON"' else w for w in words
             ]
             commands.append(args)
+    c.expect(set(triggers) == {"workflow_call"}, where,
+             f"must run only when called (on: workflow_call), not {sorted(set(triggers) - {'workflow_call'})}: "
+             "this repository has no vault or credentials, so a schedule here fails every day; the "
+             f"schedule belongs in the calling workflow ({EXAMPLE_CALLER})")
     config_path = str(env.get("JWK_ROTATOR_CONFIG", ""))
     default_config = re.search(r"'([^']+)'", config_path)
     config_path = default_config.group(1) if default_config else config_path
-    if c.expect(bool(config_path), where, "env.JWK_ROTATOR_CONFIG must name the config file"):
-        config_file = root / config_path
-        if c.expect(config_file.is_file(), where, f"{config_path} does not exist"):
+    if c.expect(config_path == ".github/jwk-rotator.toml", where,
+                "env.JWK_ROTATOR_CONFIG must default to .github/jwk-rotator.toml, where the example config goes"):
+        config_file = root / EXAMPLE_CONFIG
+        if c.expect(config_file.is_file(), where, f"the example config {EXAMPLE_CONFIG} does not exist"):
             text = config_file.read_text()
-            check_rotator_config(c, config_path, text, "github-oidc", tomllib.loads(text)["publish"]["dir"])
+            check_rotator_config(c, EXAMPLE_CONFIG, text, "github-oidc", "../jwks")
+    check_example_caller(c, root)
     return commands
+
+
+def check_example_caller(c: Checker, root: Path) -> None:
+    """The example calling workflow has the schedule and calls the release this version ships."""
+    path = root / EXAMPLE_CALLER
+    if not c.expect(path.is_file(), EXAMPLE_CALLER, "is missing: it is the rotate workflow's scheduled caller"):
+        return
+    workflow = yaml.safe_load(path.read_text())
+    triggers = workflow.get("on", workflow.get(True)) or {}
+    c.expect("schedule" in triggers and "workflow_dispatch" in triggers, EXAMPLE_CALLER,
+             "must run on a schedule and by hand (schedule, workflow_dispatch)")
+    job = dig(workflow, "jobs", "rotate", default={}) or {}
+    version = c.image.rsplit(":", 1)[1]
+    c.expect(job.get("uses") == f"{RELEASE_REPO}/.github/workflows/rotate.yml@v{version}", EXAMPLE_CALLER,
+             f"must call {RELEASE_REPO}/.github/workflows/rotate.yml@v{version}")
+    c.expect(str(dig(job, "with", "version")) == version, EXAMPLE_CALLER, f"with.version must be {version}")
+    c.expect(dig(job, "permissions", "id-token") == "write", EXAMPLE_CALLER,
+             "the calling job must grant id-token: write (github-oidc)")
 
 
 def check_release(c: Checker, root: Path) -> None:

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Lints the deployment files with the linters their ecosystems use, offline:
 #
-#   - actionlint (with shellcheck)  .github/workflows
+#   - actionlint (with shellcheck)  .github/workflows, examples/github-actions (the calling workflow)
 #   - check_external_ids.py         every external identifier (action SHAs, base images, Azure role
 #                                   ids and API versions, URLs) is in .ci/external-ids.toml, the
 #                                   record of what was checked against which source; then actionlint
-#                                   on a copy of the workflows at the pinned tags (inputs, runtime);
-#                                   and the check's own tests (test_check_external_ids.py)
+#                                   on a copy of the workflows at the pinned tags (inputs, runtime)
+#   - .ci/test_*.py (unittest)      the tests of check_external_ids.py, and of
+#                                   scripts/check-anonymous-pull.py against a fake registry
 #   - zizmor --offline              .github (workflows, dependabot.yml): no finding of any severity
-#   - yamllint                      .github, infra/kubernetes
+#   - yamllint                      .github, infra/kubernetes, examples/github-actions
 #   - checkov                       infra/ (Bicep, Kubernetes, kustomize, secrets), the Dockerfile
 #                                   and .github (GitHub Actions checks)
 #   - hadolint                      Dockerfile
@@ -164,10 +165,11 @@ unset BC_API_KEY
 
 # actionlint finds .github/workflows itself and runs shellcheck on every run: block.
 run "actionlint" actionlint -color=false
+run "actionlint examples/github-actions" actionlint -color=false examples/github-actions/rotate-keys.yml
 run "external identifiers" external_ids
-run "external identifier check's tests" python3 -m unittest discover -s .ci -p 'test_*.py'
+run "tests of the .ci and release scripts" python3 -m unittest discover -s .ci -p 'test_*.py'
 run "zizmor" zizmor --offline --no-progress --color never .github/
-run "yamllint" yamllint --strict -c .ci/yamllint.yaml -f parsable .github infra/kubernetes
+run "yamllint" yamllint --strict -c .ci/yamllint.yaml -f parsable .github infra/kubernetes examples/github-actions
 run "checkov infra/" checkov_infra
 run "checkov Dockerfile" checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
 run "checkov .github" checkov --directory .github --framework github_actions --quiet --compact --skip-download

@@ -31,7 +31,7 @@ fn example_config_uses_the_file_store() {
 
 #[test]
 fn github_workflow_config_loads() {
-    let config = Config::load(&root(".github/jwk-rotator.toml")).expect("workflow config");
+    let config = Config::load(&root("examples/github-actions/jwk-rotator.toml")).expect("workflow config");
     assert!(matches!(config.store, StoreConfig::AzureKeyVault(_)));
 }
 
