@@ -28,6 +28,8 @@
 # shasum, and for check-static readelf (binutils), for check-man man (man-db). Every failure
 # says what was wrong and exits 1.
 set -euo pipefail
+# The archive holds files as a release should, whatever the caller's umask (000 included).
+umask 022
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COMPLETIONS=(jwk-rotator.bash _jwk-rotator jwk-rotator.fish _jwk-rotator.ps1)
