@@ -64,7 +64,11 @@ fn files_under(dir: &Path, suffixes: &[&str], out: &mut Vec<std::path::PathBuf>)
 fn no_shipped_text_says_to_upload_the_whole_published_set() {
     let mut files = vec![root("README.md"), root("CHANGELOG.md")];
     for dir in ["src", "docs", "infra", ".github", "examples"] {
-        files_under(&root(dir), &[".rs", ".md", ".yaml", ".yml", ".bicep", ".bicepparam", ".toml"], &mut files);
+        files_under(
+            &root(dir),
+            &[".rs", ".md", ".yaml", ".yml", ".bicep", ".bicepparam", ".toml"],
+            &mut files,
+        );
     }
     assert!(files.len() > 40, "read only {} files", files.len());
     let mut offending = Vec::new();
