@@ -9,10 +9,16 @@
 # .ci/check_dockerfile.py checks that. The release builds it once per architecture on a
 # native runner (linux/amd64, linux/arm64).
 #
-# The build stage and the runtime stage are both Debian 12 (bookworm), so the binary
-# links against the same glibc it runs with.
+# The build stage and the runtime stage are both Debian 13 (trixie), so the binary links
+# against the same glibc it runs with (.ci/check_dockerfile.py checks that they match).
+#
+# Both base images are tags their maintainers rebuild, checked in .ci/external-ids.toml:
+# rust:1-trixie is the current stable Rust (the channel the release binaries are built with,
+# and at least rust-version in Cargo.toml) on trixie; docker-library stops rebuilding a tag that
+# names one Rust release (1.95-bookworm) at the next release. Their digests can not be looked
+# up from here; Dependabot (docker) proposes digest and tag updates.
 
-FROM rust:1.95-bookworm AS build
+FROM rust:1-trixie AS build
 WORKDIR /src
 # The whole package (filtered by .dockerignore): Cargo.toml names its benches and tests,
 # so cargo needs them present even for a binary-only build.
@@ -22,7 +28,8 @@ RUN cargo build --release --locked --bin jwk-rotator \
     && rm -rf target
 
 # distroless/cc: glibc, libgcc, CA certificates and tzdata, no shell, no package manager.
-FROM gcr.io/distroless/cc-debian12:nonroot
+# Debian 13: distroless supports its Debian 12 images until September 2026 only.
+FROM gcr.io/distroless/cc-debian13:nonroot
 LABEL org.opencontainers.image.title="jwk-rotator" \
       org.opencontainers.image.description="Rotates Maskinporten client keys (RSA JWKs) in Azure Key Vault or a local directory" \
       org.opencontainers.image.licenses="MIT"

@@ -13,7 +13,9 @@ joined) and every BuildKit-only construct is reported with its line:
   BuildKit sets.
 
 It also checks that the image runs as the distroless nonroot user, has jwk-rotator as its
-ENTRYPOINT and sets JWK_ROTATOR_CONFIG, as the deployment files expect.
+ENTRYPOINT and sets JWK_ROTATOR_CONFIG, as the deployment files expect, and that the build stage
+and the runtime stage are the same Debian release (the binary links against the glibc of the
+build stage, and runs with the runtime stage's).
 
 Usage: python3 .ci/check_dockerfile.py [DOCKERFILE]. Exits 1 with one line per problem.
 """
@@ -28,6 +30,9 @@ RUN_FLAGS = ("--mount", "--network", "--security", "--device")
 COPY_FLAGS = ("--chmod", "--link", "--parents", "--exclude", "--checksum", "--keep-git-dir")
 PLATFORM_ARGS = re.compile(r"\$\{?(BUILDPLATFORM|BUILDOS|BUILDARCH|BUILDVARIANT|TARGETPLATFORM|TARGETOS|TARGETARCH|TARGETVARIANT)\b")
 HEREDOC = re.compile(r"<<-?\s*['\"]?[A-Za-z_]+['\"]?")
+# Debian release of an image tag: rust:1-trixie, gcr.io/distroless/cc-debian13:nonroot.
+DEBIAN = {"bookworm": "12", "trixie": "13", "forky": "14"}
+DEBIAN_TAG = re.compile(r"(?:-|:)(?P<name>bookworm|trixie|forky)\b|-debian(?P<number>\d+)\b")
 
 
 def instructions(text: str) -> list[tuple[int, str, str]]:
@@ -49,6 +54,26 @@ def instructions(text: str) -> list[tuple[int, str, str]]:
         out.append((start, keyword.upper(), rest.strip()))
         buffer = ""
     return out
+
+
+def debian_release(image: str) -> str | None:
+    found = DEBIAN_TAG.search(image)
+    if not found:
+        return None
+    return DEBIAN[found["name"]] if found["name"] else found["number"]
+
+
+def check_debian(path: Path, steps: list[tuple[int, str, str]]) -> list[str]:
+    """The first stage (the build) and the last (the runtime) are the same Debian release."""
+    images = [rest.split()[0] for _, keyword, rest in steps if keyword == "FROM" and rest]
+    if len(images) < 2:
+        return []
+    build, runtime = debian_release(images[0]), debian_release(images[-1])
+    if build is None or runtime is None:
+        return [f"{path}: can not tell the Debian release of {images[0]} and {images[-1]}: use tags that name it (rust:1-trixie, cc-debian13)"]
+    if build != runtime:
+        return [f"{path}: the build stage {images[0]} is Debian {build} and the runtime {images[-1]} is Debian {runtime}: the binary needs the glibc it was linked against; use the same release"]
+    return []
 
 
 def check(path: Path) -> list[str]:
@@ -73,6 +98,7 @@ def check(path: Path) -> list[str]:
             problems.append(f"{path}:{number}: a here-document in {keyword} needs BuildKit; use a script file or `printf`")
         if PLATFORM_ARGS.search(rest):
             problems.append(f"{path}:{number}: {PLATFORM_ARGS.search(rest).group(1)} is set by BuildKit only")
+    problems += check_debian(path, steps)
     keywords = {k for _, k, _ in steps}
     last_user = [r for _, k, r in steps if k == "USER"][-1:] or [""]
     if last_user[0] not in ("65532:65532", "65532", "nonroot", "nonroot:nonroot"):

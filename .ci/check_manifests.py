@@ -21,10 +21,14 @@
   published image at the package version of Cargo.toml.
 - The Container Apps Job, the CronJob and the rotate workflow run the same command line:
   `jwk-rotator --config FILE rotate --exit-on warning`.
-- The rotate workflow is reusable (workflow_call), builds nothing, and runs a pinned release
-  whose checksum and attestation it checks; the release workflow builds linux/amd64 and
+- The rotate workflow only runs when called (workflow_call: no schedule in this repository,
+  which has no credentials), builds nothing, and runs a pinned release whose checksum and
+  attestation it checks; its example caller has the schedule and calls this version; the release workflow builds linux/amd64 and
   linux/arm64 images tagged X.Y.Z, X.Y and latest with SBOM, provenance and an attestation, and
-  binaries for every platform with checksums, completions and the man page.
+  binaries for every platform, packaged and verified by scripts/release.sh (checksums,
+  completions, the man page, the static-link check), which .ci/run also runs.
+
+The workflow checks are in manifest_workflows.py, what both share in manifest_common.py.
 
 Usage: python3 .ci/check_manifests.py [REPO_ROOT]. Exits 1 with one line per problem.
 """
@@ -38,21 +42,14 @@ from pathlib import Path
 
 import yaml
 
+from manifest_common import PUBLISHED_IMAGE, ROTATE, Checker, check_rotator_config, dig
+from manifest_workflows import check_release, check_workflow
+
 NAMESPACE = "jwk-rotator"
-# Where the release workflow pushes (ghcr.io/OWNER/REPO of this repository) and whose releases
-# rotate.yml downloads. If the repository moves, change these two and follow the failures.
-PUBLISHED_IMAGE = "ghcr.io/jwk-rotator/jwk-rotator"
-RELEASE_REPO = "jwk-rotator/jwk-rotator"
 # The log variable the binary reads first (src/main.rs); RUST_LOG is only its fallback.
 LOG_VAR = "JWK_ROTATOR_LOG"
-# The one scheduled command: a run, then an exit code by the findings.
-ROTATE = ["rotate", "--exit-on", "warning"]
 FINDING_EXIT_CODES = [11, 12, 13]
 ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-RELEASE_TARGETS = {
-    "x86_64-unknown-linux-gnu", "x86_64-unknown-linux-musl", "aarch64-unknown-linux-gnu",
-    "aarch64-unknown-linux-musl", "aarch64-apple-darwin", "x86_64-apple-darwin", "x86_64-pc-windows-msvc",
-}
 CONFIG_PATH = "/config/jwk-rotator.toml"
 PUBLISH_DIR = "/work/jwks"
 METRICS_PORT = 9464
@@ -67,32 +64,6 @@ KNOWN_KINDS = {
     ("apps/v1", "Deployment"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
 }
-
-
-class Checker:
-    def __init__(self, image: str) -> None:
-        self.problems: list[str] = []
-        self.checked = 0
-        # The published image at the package version, e.g. ghcr.io/jwk-rotator/jwk-rotator:0.1.0
-        self.image = image
-
-    def expect(self, ok: bool, where: str, message: str) -> bool:
-        self.checked += 1
-        if not ok:
-            self.problems.append(f"{where}: {message}")
-        return ok
-
-
-def dig(node, *path, default=None):
-    """node[path[0]][path[1]]... or default when any step is missing."""
-    for key in path:
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        elif isinstance(node, list) and isinstance(key, int) and -len(node) <= key < len(node):
-            node = node[key]
-        else:
-            return default
-    return node
 
 
 def load_manifests(c: Checker, directory: Path) -> list[tuple[str, dict]]:
@@ -244,27 +215,6 @@ def check_deployment(c: Checker, where: str, doc: dict) -> None:
                  f"livenessProbe must be a TCP check of port {METRICS_PORT}")
 
 
-def check_rotator_config(c: Checker, where: str, text: str, credential: str, publish_dir: str) -> None:
-    try:
-        config = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        c.expect(False, where, f"jwk-rotator.toml is not valid TOML: {err}")
-        return
-    c.expect(dig(config, "store", "kind") == "azure-key-vault", where, 'store.kind must be "azure-key-vault"')
-    c.expect(str(dig(config, "store", "vault_url", default="")).startswith("https://"), where,
-             "store.vault_url must be an https URL")
-    c.expect(dig(config, "store", "credential") == credential, where, f'store.credential must be "{credential}"')
-    c.expect(dig(config, "publish", "dir") == publish_dir, where, f'publish.dir must be "{publish_dir}"')
-    clients = config.get("client") or []
-    c.expect(bool(clients), where, "needs at least one [[client]]")
-    for client in clients:
-        c.expect(re.fullmatch(r"[A-Za-z0-9-]+", str(client.get("name", ""))) is not None, where,
-                 f"client name {client.get('name')!r} must match [A-Za-z0-9-]+")
-        envs = client.get("environments") or []
-        c.expect(bool(envs) and all(re.fullmatch(r"[A-Z0-9]+", e) for e in envs), where,
-                 f"client environments {envs} must be non-empty and match [A-Z0-9]+")
-
-
 def check_kubernetes(c: Checker, root: Path) -> list[list[str]]:
     directory = root / "infra" / "kubernetes"
     docs = load_manifests(c, directory)
@@ -343,6 +293,7 @@ def check_azure(c: Checker, root: Path) -> list[list[str]]:
         ("name: 'AZURE_CLIENT_ID'", "the job must set AZURE_CLIENT_ID to the identity's client id"),
         (f"param containerImage string = '{c.image}'", f"containerImage must default to the published image {c.image}"),
         ("param exitOn string = 'warning'", "exitOn must default to warning"),
+        ("param replicaRetryLimit int = 0", "replicaRetryLimit must default to 0: Container Apps would retry a finding's exit 11-13"),
         ("module registryPull 'acr-pull.bicep'", "the template must grant AcrPull on registryResourceId (module acr-pull.bicep)"),
     ]:
         c.expect(needle in text, "infra/azure/main.bicep", message)
@@ -366,6 +317,9 @@ def check_azure(c: Checker, root: Path) -> list[list[str]]:
                  f"containerImage must be the published image {c.image}")
         exit_on = re.search(r"^param exitOn = '([^']*)'", ptext, re.M)
         c.expect(exit_on is None or exit_on.group(1) == "warning", params.name, "exitOn must be warning")
+        retries = re.search(r"^param replicaRetryLimit = (\d+)", ptext, re.M)
+        c.expect(retries is None or retries.group(1) == "0", params.name,
+                 "replicaRetryLimit must be 0: a retry runs rotate again for every finding (exit 11-13)")
         policy = re.search(r"param rotatorPolicyToml = '''(.*?)'''", ptext, re.S)
         if c.expect(policy is not None, params.name, "must set rotatorPolicyToml"):
             generated = (
@@ -377,72 +331,6 @@ def check_azure(c: Checker, root: Path) -> list[list[str]]:
              str(directory), "needs test.bicepparam and prod.bicepparam")
     exit_on = re.search(r"param exitOn string = '([a-z]+)'", text)
     return [[a if a != "<exitOn>" else (exit_on.group(1) if exit_on else a) for a in cmd] for cmd in commands]
-
-
-def check_workflow(c: Checker, root: Path) -> list[list[str]]:
-    where = ".github/workflows/rotate.yml"
-    text = (root / where).read_text()
-    workflow = yaml.safe_load(text)
-    triggers = workflow.get("on", workflow.get(True)) or {}
-    c.expect("workflow_call" in triggers, where, "must be reusable from other repositories (on: workflow_call)")
-    steps = dig(workflow, "jobs", "rotate", "steps", default=[]) or []
-    runs = "\n".join(step.get("run", "") for step in steps)
-    c.expect(re.search(r"\b(cargo|rustup)\b", runs) is None, where,
-             "must not build from source: download a pinned release binary instead")
-    c.expect("gh release download" in runs and "sha256sum --check" in runs, where,
-             "must download a release archive and check its SHA-256 (sha256sum --check)")
-    c.expect("gh attestation verify" in runs, where, "must verify the archive's build provenance (gh attestation verify)")
-    env = workflow.get("env") or {}
-    c.expect(env.get("RELEASE_REPO") == RELEASE_REPO, where, f"env.RELEASE_REPO must be {RELEASE_REPO}")
-    commands: list[list[str]] = []
-    for line in runs.splitlines():
-        found = re.search(r'\bjwk-rotator --config "\$JWK_ROTATOR_CONFIG" ([a-z-]+)(.*)', line)
-        if found:
-            words = [w for w in found.group(2).replace("\\", " ").split() if w.startswith("--exit-on") or w == '"$EXIT_ON"']
-            exit_on = str(env.get("EXIT_ON", ""))
-            default = re.search(r"'([a-z]+)'", exit_on)
-            args = [found.group(1)] + [
-                (default.group(1) if default else exit_on) if w == '"$EXIT_ON"' else w for w in words
-            ]
-            commands.append(args)
-    config_path = str(env.get("JWK_ROTATOR_CONFIG", ""))
-    default_config = re.search(r"'([^']+)'", config_path)
-    config_path = default_config.group(1) if default_config else config_path
-    if c.expect(bool(config_path), where, "env.JWK_ROTATOR_CONFIG must name the config file"):
-        config_file = root / config_path
-        if c.expect(config_file.is_file(), where, f"{config_path} does not exist"):
-            text = config_file.read_text()
-            check_rotator_config(c, config_path, text, "github-oidc", tomllib.loads(text)["publish"]["dir"])
-    return commands
-
-
-def check_release(c: Checker, root: Path) -> None:
-    where = ".github/workflows/release.yml"
-    text = (root / where).read_text()
-    workflow = yaml.safe_load(text)
-    jobs = workflow.get("jobs") or {}
-    targets = {e.get("target") for job in jobs.values()
-               for e in dig(job, "strategy", "matrix", "include", default=[]) or [] if e.get("target")}
-    c.expect(targets >= RELEASE_TARGETS, where, f"binaries missing for {sorted(RELEASE_TARGETS - targets)}")
-    arches = {e.get("arch") for job in jobs.values()
-              for e in dig(job, "strategy", "matrix", "include", default=[]) or [] if e.get("arch")}
-    c.expect(arches >= {"amd64", "arm64"}, where, "the image must be built for linux/amd64 and linux/arm64")
-    for needle, message in [
-        ("--sbom=true", "the image needs an SBOM attestation"),
-        ("--provenance=mode=max", "the image needs build provenance"),
-        ('--tag "${image}:${version}"', "the image must be tagged X.Y.Z"),
-        ('--tag "${image}:${version%.*}"', "the image must be tagged X.Y"),
-        ('--tag "${image}:latest"', "the image must be tagged latest"),
-        ("actions/attest-build-provenance@", "the image and the binaries must carry a GitHub artifact attestation"),
-        ("push-to-registry: true", "the image attestation must be pushed to the registry"),
-        (".sha256", "every archive needs a SHA-256 checksum file"),
-        ("completions bash", "the archives need shell completions"),
-        ("completions powershell", "the archives need shell completions"),
-        ("man >dist/docs/jwk-rotator.1", "the archives need the man page"),
-        ("crt-static", "the musl binaries must be linked statically"),
-    ]:
-        c.expect(needle in text, where, message)
-    c.expect("DOCKER_BUILDKIT" not in text or "buildx" in text, where, "build the image with buildx")
 
 
 def check_log_variable(c: Checker, root: Path) -> None:

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Lints the deployment files with the linters their ecosystems use, offline:
 #
-#   - actionlint (with shellcheck)  .github/workflows
-#   - check_action_pins.py          every action pinned by SHA with a `# vX.Y.Z` comment; then
-#                                   actionlint on a copy at those tags (inputs, node20 runtime)
+#   - actionlint (with shellcheck)  .github/workflows, examples/github-actions (the calling workflow)
+#   - check_external_ids.py         every external identifier (action SHAs, base images, Azure role
+#                                   ids and API versions, URLs) is in .ci/external-ids.toml, the
+#                                   record of what was checked against which source; then actionlint
+#                                   on a copy of the workflows at the pinned tags (inputs, runtime)
+#   - .ci/test_*.py (unittest)      the tests of check_external_ids.py, and of
+#                                   scripts/check-anonymous-pull.py against a fake registry
 #   - zizmor --offline              .github (workflows, dependabot.yml): no finding of any severity
-#   - yamllint                      .github, infra/kubernetes
+#   - yamllint                      .github, infra/kubernetes, examples/github-actions
 #   - checkov                       infra/ (Bicep, Kubernetes, kustomize, secrets), the Dockerfile
 #                                   and .github (GitHub Actions checks)
 #   - hadolint                      Dockerfile
-#   - shellcheck                    .ci/*.sh
+#   - shellcheck                    .ci/*.sh, scripts/*.sh
 #   - kubernetes-validate           infra/kubernetes against the Kubernetes schemas (--strict), and a
 #                                   broken copy that must fail (so that a validator checking nothing fails)
 #   - .ci/check_manifests.py        Kubernetes manifests, Bicep, workflows, example configs: one command
@@ -106,14 +110,15 @@ EOF
     return "$status"
 }
 
-# actionlint knows the inputs and the runtime of popular actions by tag, not by SHA: check the
-# workflows once more with every pin replaced by the tag in its comment.
-action_pins() {
+# Every pin is the SHA the table records for its tag. actionlint knows the inputs and the runtime
+# of popular actions by tag, not by SHA: check the workflows once more with every pin replaced
+# by the major tag of its comment.
+external_ids() {
     local copy
     copy=$(mktemp -d)
     # shellcheck disable=SC2064 # expand now: the directory is known here
     trap "rm -rf '$copy'" RETURN
-    python3 .ci/check_action_pins.py "$copy" && actionlint -color=false "$copy"/*.yml
+    python3 .ci/check_external_ids.py --tag-copies "$copy" && actionlint -color=false "$copy"/*.yml
 }
 
 kustomize_renders() {
@@ -160,14 +165,16 @@ unset BC_API_KEY
 
 # actionlint finds .github/workflows itself and runs shellcheck on every run: block.
 run "actionlint" actionlint -color=false
-run "action pins" action_pins
+run "actionlint examples/github-actions" actionlint -color=false examples/github-actions/rotate-keys.yml
+run "external identifiers" external_ids
+run "tests of the .ci and release scripts" python3 -m unittest discover -s .ci -p 'test_*.py'
 run "zizmor" zizmor --offline --no-progress --color never .github/
-run "yamllint" yamllint --strict -c .ci/yamllint.yaml -f parsable .github infra/kubernetes
+run "yamllint" yamllint --strict -c .ci/yamllint.yaml -f parsable .github infra/kubernetes examples/github-actions
 run "checkov infra/" checkov_infra
 run "checkov Dockerfile" checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
 run "checkov .github" checkov --directory .github --framework github_actions --quiet --compact --skip-download
 run "hadolint Dockerfile" hadolint Dockerfile
-run "shellcheck .ci" shellcheck .ci/*.sh
+run "shellcheck .ci scripts" shellcheck .ci/*.sh scripts/*.sh
 run "Kubernetes schemas" kubernetes_schemas
 run "Kubernetes manifests, Bicep, workflows and configs" python3 .ci/check_manifests.py .
 run "Dockerfile without BuildKit" python3 .ci/check_dockerfile.py Dockerfile

@@ -342,7 +342,7 @@ impl Context<'_> {
             };
         }
         format!(
-            "add {} in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {}` prints it), then run `jwk-rotator promote {set}`",
+            "add {} in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints that one key), then run `jwk-rotator promote {set}`",
             p.kid, p.kid
         )
     }

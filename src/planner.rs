@@ -257,16 +257,17 @@ impl Planner<'_> {
         };
         let Some(t) = pending.published else {
             return Err(Refusal(format!(
-                "pending key {} of {set} has not been published yet: run `jwk-rotator rotate {set}` to publish it, upload {set}.maskinporten.json, then promote",
-                pending.kid
+                "pending key {} of {set} has not been published yet: run `jwk-rotator rotate {set}` to publish it, add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote",
+                pending.kid, pending.kid
             )));
         };
         if t >= self.now {
             return Err(Refusal(format!(
-                "pending key {} of {set} was published at {} ({}), not before this run; upload {set}.maskinporten.json, then promote in a later run",
+                "pending key {} of {set} was published at {} ({}), not before this run; add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote in a later run",
                 pending.kid,
                 t.to_rfc3339(),
-                if t == self.now { "in this run" } else { "after this run's time: check the clock" }
+                if t == self.now { "in this run" } else { "after this run's time: check the clock" },
+                pending.kid
             )));
         }
         if !lifecycle::published_before(&pending, self.at) {

@@ -69,10 +69,17 @@ param cronExpression string = '0 5 * * *'
 @maxValue(86400)
 param replicaTimeoutSeconds int = 1800
 
-@description('How often a failed execution is retried before it counts as failed.')
+// No retry by default. Container Apps retries a failed replica whatever its exit code (Microsoft
+// Learn, "Jobs in Azure Container Apps", advanced job configuration: replicaRetryLimit is "the
+// maximum number of times to retry a failed replica"; 0 fails it without retrying). rotate
+// exits 11-13 for a WARNING, CRITICAL or UNKNOWN finding, which a second run does not change, so
+// a retry would run rotate again after every warning. A briefly unreachable vault or Digdir is
+// retried inside the run ([store.retry], [maskinporten.ENV.retry]); beyond that the execution
+// fails, the alert fires, and the next scheduled execution is the retry.
+@description('How often a failed replica is retried before the execution counts as failed. 0: rotate is not run again for a finding (exit 11-13); the next scheduled execution retries a failed rotation.')
 @minValue(0)
 @maxValue(10)
-param replicaRetryLimit int = 1
+param replicaRetryLimit int = 0
 
 @description('Prefix of the Key Vault secret names that jwk-rotator writes.')
 param secretPrefix string = 'jwk-'

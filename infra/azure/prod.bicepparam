@@ -13,7 +13,8 @@ param exitOn = 'warning'
 // 05:30 UTC every day, after TEST
 param cronExpression = '30 5 * * *'
 param replicaTimeoutSeconds = 1800
-param replicaRetryLimit = 1
+// No retry: a WARNING (exit 11) would run rotate again; the next scheduled execution retries.
+param replicaRetryLimit = 0
 param actionGroupId = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.Insights/actionGroups/ag-platform-prod'
 // Set from the environment so that a webhook token never lands in the repository:
 //   JWKROT_NEAR_EXPIRY_WEBHOOK=https://... az deployment group create ...
@@ -23,7 +24,8 @@ param tags = {
   system: 'jwk-rotator'
   environment: 'prod'
 }
-// PROD promotes by hand: upload {set}.maskinporten.json in Samarbeidsportalen, then `jwk-rotator promote SET`.
+// PROD promotes by hand: add the pending key in Samarbeidsportalen, one key at a time
+// (`jwk-rotator jwks SET --kid KID --format maskinporten` prints it), then `jwk-rotator promote SET`.
 param rotatorPolicyToml = '''
 [defaults]
 promotion = "manual"

@@ -13,7 +13,8 @@ param exitOn = 'warning'
 // 05:00 UTC every day
 param cronExpression = '0 5 * * *'
 param replicaTimeoutSeconds = 1800
-param replicaRetryLimit = 1
+// No retry: a WARNING (exit 11) would run rotate again; the next scheduled execution retries.
+param replicaRetryLimit = 0
 param actionGroupId = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-monitoring/providers/Microsoft.Insights/actionGroups/ag-platform-test'
 // Set from the environment so that a webhook token never lands in the repository:
 //   JWKROT_NEAR_EXPIRY_WEBHOOK=https://... az deployment group create ...
@@ -23,8 +24,9 @@ param tags = {
   system: 'jwk-rotator'
   environment: 'test'
 }
-// Only the TEST key sets live in this vault. Promotion stays manual while the public set is
-// uploaded by hand in Samarbeidsportalen: upload {set}.maskinporten.json, then `jwk-rotator promote SET`.
+// Only the TEST key sets live in this vault. Promotion stays manual while keys are added by hand
+// in Samarbeidsportalen, one at a time: add the pending key (`jwk-rotator jwks SET --kid KID
+// --format maskinporten` prints it), then `jwk-rotator promote SET`.
 param rotatorPolicyToml = '''
 [defaults]
 promotion = "manual"

@@ -175,7 +175,8 @@ Examples:
     /// The public key set of a key set, to stdout
     #[command(after_help = "Examples:
   jwk-rotator jwks testklient-TEST
-  jwk-rotator jwks testklient-TEST --format maskinporten > upload.json
+  jwk-rotator jwks testklient-TEST --format maskinporten
+      the whole set as altinn-jwks 1.x prints it (for tools; the portal takes one key)
   jwk-rotator jwks testklient-TEST --kid testklient-TEST.2026-11-21 --format maskinporten
       one key, to paste into Samarbeidsportalen's \"add key\" field")]
     Jwks {

@@ -79,6 +79,12 @@ fn promote_without_a_pending_key_writes_nothing_even_when_a_rotation_is_due() {
     let (code, _, err) = p.run(&day(100), &["promote", "testklient-TEST"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not before this run"), "{err}");
+    // Samarbeidsportalen takes one key at a time: the refusal names that key, not a file.
+    assert!(
+        err.contains("jwks testklient-TEST --kid testklient-TEST.2027-03-01 --format maskinporten"),
+        "{err}"
+    );
+    assert!(!err.contains(".maskinporten.json"), "{err}");
     assert_eq!(p.snapshot(), before);
     p.ok(&day(101), &["promote", "testklient-TEST"]);
     assert_eq!(currents(&p, &day(101)), ["testklient-TEST.2027-03-01"]);
