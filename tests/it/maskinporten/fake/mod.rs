@@ -38,7 +38,7 @@ use serde_json::Value;
 pub use certs::{BusinessCa, BusinessCert};
 pub use clock::Clock;
 pub use grant::GRANT_TYPE;
-pub use model::{EmptyJwks, GrantOutcome, GrantRecord, Key, RequestRecord};
+pub use model::{EmptyJwks, GrantOutcome, GrantRecord, Key, ORG, RequestRecord, Storage};
 
 use crate::azure::fake::net::TlsListener;
 use crate::support::tls::localhost_certificates;
@@ -126,6 +126,38 @@ impl FakeDigdir {
         registry.clients.insert(client_id.to_owned(), client);
     }
 
+    /// Registers an ordinary client of another organisation than the admin clients' ([`ORG`]).
+    pub fn add_client_in_org(&self, client_id: &str, scopes: &[&str], org: &str) {
+        let mut registry = self.state();
+        let mut client = Client::new(client_id, scopes, None, registry.now());
+        client.org = org.to_owned();
+        registry.clients.insert(client_id.to_owned(), client);
+    }
+
+    /// Registers an organisation's self-service client whose business certificate `cert` is
+    /// registered on it as a key under `kid`: like any client with a registered key it must sign
+    /// with `kid`, and a grant with `x5c` is refused (`maskinporten_protocol_jwtgrant`: "'kid'
+    /// can and must be used by clients having a pre-registered certificate / asymmetric key").
+    pub fn add_admin_client_with_kid(
+        &self,
+        client_id: &str,
+        subject_cn: &str,
+        scopes: &[&str],
+        kid: &str,
+        cert: &BusinessCert,
+    ) {
+        self.add_admin_client(client_id, subject_cn, scopes);
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&cert.key_der).expect("business key");
+        let public = aws_lc_rs::signature::KeyPair::public_key(&pair);
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let jwk = serde_json::json!({
+            "kid": kid, "kty": "RSA", "alg": "RS256", "use": "sig",
+            "n": b64(public.modulus().big_endian_without_leading_zero()),
+            "e": b64(public.exponent().big_endian_without_leading_zero()),
+        });
+        self.add_key(client_id, &jwk);
+    }
+
     /// Registers an organisation's self-service client, bound to the business certificate
     /// whose subject CN is `subject_cn`, with `scopes` such as `idporten:dcr.read`.
     pub fn add_admin_client(&self, client_id: &str, subject_cn: &str, scopes: &[&str]) {
@@ -172,6 +204,11 @@ impl FakeDigdir {
         keys.retain(|k| k.kid != key.kid);
         keys.push(key);
         client.set_keys(now, keys);
+    }
+
+    /// How the API stores what it is sent (`exp` clamped, `n` with a sign byte).
+    pub fn set_storage(&self, storage: Storage) {
+        self.state().storage = storage;
     }
 
     /// How GET answers for a client without keys.
@@ -252,7 +289,7 @@ impl FakeDigdir {
         self.state().requests.iter().filter(|r| r.method == method).count()
     }
 
-    /// DELETE requests on a key set: our tool must never send one.
+    /// DELETE requests on a key set: our tool sends one only to remove a client's last keys.
     pub fn deletes(&self) -> usize {
         self.request_count("DELETE")
     }
