@@ -701,7 +701,8 @@ impl SetRun<'_> {
 
     async fn write_outputs(&mut self) -> Result<(), RunError> {
         self.reload().await?;
-        let set = PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy);
+        let set =
+            PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy, self.now);
         let written = self.engine.publisher.publish(&set).await;
         self.outputs_failed = written.is_err();
         Ok(written?)

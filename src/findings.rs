@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
+use crate::maskinporten::compare::same_exp;
+use crate::maskinporten::publisher::EXPIRY_MARGIN;
 use crate::policy::Policy;
 use crate::policy::Target;
 use crate::proof::Attempt;
@@ -521,6 +523,9 @@ impl Context<'_> {
         for r in self.records.iter().filter(|r| r.stage.is_published() && r.published.is_some()) {
             let kid = r.kid.to_string();
             let Some(theirs) = registered.get(&kid) else {
+                if r.expires(self.policy) <= self.now + EXPIRY_MARGIN {
+                    continue; // not sent, as Maskinporten refuses it: `expired` reports it
+                }
                 let (severity, effect) = if r.stage == Stage::Current {
                     (Severity::Critical, "token requests signed with it fail until it is registered again")
                 } else {
@@ -534,7 +539,7 @@ impl Context<'_> {
                 continue;
             };
             let ours = r.expires(self.policy);
-            if let Some(exp) = theirs.exp.filter(|e| e.timestamp() != ours.timestamp()) {
+            if let Some(exp) = theirs.exp.filter(|e| !same_exp(Some(e.timestamp()), Some(ours.timestamp()))) {
                 let effect = if exp < ours {
                     "Maskinporten stops accepting it earlier; expiry alerts use Maskinporten's date"
                 } else {

@@ -28,10 +28,14 @@ pub struct PublishedSet {
     /// Every kid the store holds for the key set, published or not: a key registered in
     /// Maskinporten under one of these is this tool's to remove; any other is left alone.
     pub managed: Vec<Kid>,
+    /// The run's now (`--at`, `JWK_ROTATOR_NOW`, else the clock): what Digdir's API publisher
+    /// judges keys expired by and caps their `exp` from, the one clock of the run.
+    pub at: DateTime<Utc>,
 }
 
 impl PublishedSet {
-    pub fn from_records(key_set: &KeySet, records: &[KeyRecord], policy: &Policy) -> Self {
+    /// The set of `records` as a run at `at` publishes it.
+    pub fn from_records(key_set: &KeySet, records: &[KeyRecord], policy: &Policy, at: DateTime<Utc>) -> Self {
         let mut recs: Vec<&KeyRecord> = records.iter().filter(|r| r.stage.is_published()).collect();
         let rank = |s: Stage| match s {
             Stage::Current => 0,
@@ -43,6 +47,7 @@ impl PublishedSet {
             key_set: key_set.clone(),
             keys: recs.into_iter().map(|r| (r.public.clone(), r.expires(policy))).collect(),
             managed: records.iter().map(|r| r.kid.clone()).collect(),
+            at,
         }
     }
 

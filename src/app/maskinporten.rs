@@ -192,8 +192,7 @@ pub async fn adapters(config: &Config, clock: WallClock) -> Result<Adapters, App
                 })
             })
             .collect();
-        let api: Arc<dyn Publisher> =
-            Arc::new(ApiPublisher::new(api_bindings.clone(), certificates, clock.clone()));
+        let api: Arc<dyn Publisher> = Arc::new(ApiPublisher::new(api_bindings.clone(), certificates));
         for set in api_bindings.keys() {
             routed.route(set.clone(), api.clone());
         }

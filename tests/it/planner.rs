@@ -81,7 +81,7 @@ fn check_invariants(
     let public = published(&after);
     assert!(public.len() <= policy.max_published() as usize, "{} published: {public:?}", public.len());
     let set = plan.key_set.clone();
-    let outputs = PublishedSet::from_records(&set, &after, policy);
+    let outputs = PublishedSet::from_records(&set, &after, policy, now);
     for text in [outputs.jwks_json(), outputs.maskinporten_json()] {
         for member in ["\"d\"", "\"p\"", "\"q\"", "\"dp\"", "\"dq\"", "\"qi\""] {
             assert!(!text.contains(member), "private member {member} in {text}");
