@@ -337,6 +337,34 @@ impl Context<'_> {
         )
     }
 
+    /// The way out of an expired current key, step by step from where the key set is.
+    fn rescue_steps(&self) -> String {
+        let set = self.set;
+        let promote = format!(
+            "`jwk-rotator promote {set}` makes it current as soon as Maskinporten grants a token signed with it (it proves the key first when the client has client_id and verify_scope)"
+        );
+        let api = self.registered.is_some();
+        match self.pending() {
+            Some(p) if p.published.is_some() && api => {
+                format!("Pending key {} is registered through Digdir's API: {promote}", p.kid)
+            }
+            Some(p) if p.published.is_some() => {
+                format!("Pending key {}: {}", p.kid, self.add_then_promote(p))
+            }
+            Some(p) => format!(
+                "1. `jwk-rotator rotate {set}` publishes pending key {}{}; 2. {promote}",
+                p.kid,
+                if api { " and registers it through Digdir's API" } else { ", add it in Samarbeidsportalen" }
+            ),
+            None if api => format!(
+                "1. `jwk-rotator rotate {set}` makes a new key and registers it through Digdir's API (the expired key is not sent); 2. {promote}"
+            ),
+            None => format!(
+                "1. `jwk-rotator rotate {set}` makes a new key; 2. add it in Samarbeidsportalen (`jwk-rotator jwks {set} --kid KID`); 3. {promote}"
+            ),
+        }
+    }
+
     /// No current key, or one that expires soon or has expired.
     fn current_key(&self) -> Option<Finding> {
         let set = self.set;
@@ -353,8 +381,9 @@ impl Context<'_> {
         let (days, date) = (left.num_days(), expires.date_naive());
         if left <= TimeDelta::zero() {
             let msg = format!(
-                "{set}: current key {} expired on {date}; token requests fail with MP-121. Rotate now: `jwk-rotator rotate --force {set}`, add the new key in Samarbeidsportalen, then `jwk-rotator promote {set}`",
-                c.kid
+                "{set}: current key {} expired on {date}; token requests fail with MP-121. {}",
+                c.kid,
+                self.rescue_steps()
             );
             return Some(self.finding(
                 Severity::Critical,

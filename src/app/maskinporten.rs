@@ -125,6 +125,7 @@ async fn env_clients(
     let tokens = Arc::new(AdminTokens::new(
         admin_endpoint,
         credential.clone(),
+        admin.auth.clone(),
         admin.client_id.clone(),
         admin.scopes.clone(),
     ));

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use crate::kid::Environment;
+use crate::maskinporten::jwt::AdminAuth;
 use crate::policy::Span;
 
 /// Digdir's addresses for one environment ("Maskinporten facts", reference/maskinporten.md;
@@ -63,6 +64,8 @@ pub struct RawEnvironment {
     admin_certificate_pem: Option<PathBuf>,
     admin_key_pem: Option<PathBuf>,
     admin_certificate_secret: Option<String>,
+    admin_auth: Option<String>,
+    admin_kid: Option<String>,
     verify_wait: Option<String>,
     #[serde(default)]
     retry: RetrySettings,
@@ -161,6 +164,8 @@ pub struct AdminClient {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub certificate: AdminCertificate,
+    /// How its grants name the certificate: `x5c` (the default) or a registered `kid`.
+    pub auth: AdminAuth,
 }
 
 /// `[maskinporten.ENV]`, resolved.
@@ -335,7 +340,7 @@ fn admin_client(raw: &RawEnvironment, base: &Path) -> Result<Option<AdminClient>
     ];
     let given = sources.iter().filter(|s| **s).count();
     let Some(client_id) = &raw.admin_client_id else {
-        if given > 0 || raw.admin_scopes.is_some() {
+        if given > 0 || raw.admin_scopes.is_some() || raw.admin_auth.is_some() || raw.admin_kid.is_some() {
             return Err(ConfigError(
                 "an admin certificate is set but admin_client_id is missing: give the organisation's self-service client id, as Digdir's service desk issued it".to_owned(),
             ));
@@ -405,7 +410,31 @@ fn admin_client(raw: &RawEnvironment, base: &Path) -> Result<Option<AdminClient>
         }
         Some(scopes) => scopes.clone(),
     };
-    Ok(Some(AdminClient { client_id: client_id.clone(), scopes, certificate }))
+    let auth = admin_auth(raw)?;
+    Ok(Some(AdminClient { client_id: client_id.clone(), scopes, certificate, auth }))
+}
+
+/// `admin_auth` and `admin_kid`: whether the admin client's grants carry the certificate chain
+/// (`x5c`, the default) or the kid under which Digdir registered the certificate on the admin
+/// client, which such a client "can and must" use (docs.digdir.no `maskinporten_protocol_jwtgrant`).
+fn admin_auth(raw: &RawEnvironment) -> Result<AdminAuth, ConfigError> {
+    let kid_ok = |kid: &str| !kid.is_empty() && kid.len() <= 200 && kid.bytes().all(|b| b.is_ascii_graphic());
+    match (raw.admin_auth.as_deref(), &raw.admin_kid) {
+        (None | Some("x5c"), None) => Ok(AdminAuth::X5c),
+        (Some("kid"), Some(kid)) if kid_ok(kid) => Ok(AdminAuth::Kid(kid.clone())),
+        (Some("kid"), Some(kid)) => Err(ConfigError(format!(
+            "admin_kid = {kid:?} is not a kid: give the key id Digdir registered the business certificate under, without spaces"
+        ))),
+        (Some("kid"), None) => Err(ConfigError(
+            "admin_auth = \"kid\" needs admin_kid: the key id under which Digdir registered the business certificate on the admin client (ask the service desk), or leave admin_auth out to send the certificate chain (x5c)".to_owned(),
+        )),
+        (None | Some("x5c"), Some(kid)) => Err(ConfigError(format!(
+            "admin_kid = {kid:?} is set but admin_auth is not \"kid\": set admin_auth = \"kid\" when Digdir registered the business certificate on the admin client, or remove admin_kid"
+        ))),
+        (Some(other), _) => Err(ConfigError(format!(
+            "admin_auth = {other:?} is not \"x5c\" (send the business certificate's chain, the default) or \"kid\" (name the certificate Digdir registered on the admin client, with admin_kid)"
+        ))),
+    }
 }
 
 /// Reads `[maskinporten]`: one table per environment.

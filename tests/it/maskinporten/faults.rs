@@ -7,6 +7,7 @@ mod credentials;
 mod outage;
 mod promotion;
 mod registration;
+mod rescue;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use jwk_rotator::engine::{Evaluation, RunError, SetReport};

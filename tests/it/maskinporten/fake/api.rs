@@ -118,6 +118,8 @@ fn replace(registry: &mut Registry, client_id: &str, body: &[u8]) -> Answer {
         Ok(value) => value,
         Err(e) => return error(registry, 400, "invalid_request", &format!("The body is not JSON: {e}"), &[]),
     };
+    let sent = parsed.get("keys").and_then(Value::as_array).cloned().unwrap_or_default();
+    registry.posted.push((now, sent));
     let keys = match jwks::validate(&parsed, now) {
         Ok(keys) => keys,
         Err(found) => return invalid(registry, &found),

@@ -134,20 +134,13 @@ impl FakeDigdir {
         registry.clients.insert(client_id.to_owned(), client);
     }
 
-    /// Registers an organisation's self-service client whose business certificate `cert` is
-    /// registered on it as a key under `kid`: like any client with a registered key it must sign
-    /// with `kid`, and a grant with `x5c` is refused (`maskinporten_protocol_jwtgrant`: "'kid'
-    /// can and must be used by clients having a pre-registered certificate / asymmetric key").
-    pub fn add_admin_client_with_kid(
-        &self,
-        client_id: &str,
-        subject_cn: &str,
-        scopes: &[&str],
-        kid: &str,
-        cert: &BusinessCert,
-    ) {
-        self.add_admin_client(client_id, subject_cn, scopes);
-        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&cert.key_der).expect("business key");
+    /// Registers a business certificate on `client_id` (an admin client) as a key under `kid`,
+    /// from its private key (PKCS#8 DER): like any client with a registered key, the client must
+    /// then sign with `kid`, and a grant with `x5c` is refused (`maskinporten_protocol_jwtgrant`:
+    /// "'kid' can and must be used by clients having a pre-registered certificate / asymmetric
+    /// key").
+    pub fn register_certificate(&self, client_id: &str, kid: &str, key_der: &[u8]) {
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(key_der).expect("business key");
         let public = aws_lc_rs::signature::KeyPair::public_key(&pair);
         let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         let jwk = serde_json::json!({
@@ -284,6 +277,11 @@ impl FakeDigdir {
         self.state().requests.clone()
     }
 
+    /// The keys of every POST (or PUT) on a key set so far, as sent, with the fake's time then.
+    pub fn posted(&self) -> Vec<(DateTime<Utc>, Vec<Value>)> {
+        self.state().posted.clone()
+    }
+
     /// Requests answered so far with `method` (`"GET"`, `"POST"`, `"DELETE"`).
     pub fn request_count(&self, method: &str) -> usize {
         self.state().requests.iter().filter(|r| r.method == method).count()
@@ -307,6 +305,7 @@ impl FakeDigdir {
     pub fn clear_logs(&self) {
         let mut registry = self.state();
         registry.requests.clear();
+        registry.posted.clear();
         registry.grants.clear();
     }
 

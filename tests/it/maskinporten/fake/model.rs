@@ -251,6 +251,8 @@ pub struct Registry {
     pub tokens: HashMap<String, Token>,
     pub used_jtis: HashSet<String>,
     pub requests: Vec<RequestRecord>,
+    /// The `keys` of every POST or PUT on a key set, as sent, with the fake's time.
+    pub posted: Vec<(DateTime<Utc>, Vec<Value>)>,
     pub grants: Vec<GrantRecord>,
     pub faults: Faults,
 }

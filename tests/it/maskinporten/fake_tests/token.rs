@@ -263,7 +263,8 @@ async fn a_real_clock_follows_utc_now() {
 async fn an_admin_client_with_its_certificate_registered_must_sign_with_kid() {
     let s = Setup::new().await;
     let cert = s.admin_certificate();
-    s.fake.add_admin_client_with_kid("kid-admin", ADMIN_CN, &[DCR_READ], "admin-cert-kid", &cert);
+    s.fake.add_admin_client("kid-admin", ADMIN_CN, &[DCR_READ]);
+    s.fake.register_certificate("kid-admin", "admin-cert-kid", &cert.key_der);
     let claims = || claims(&s.fake, "kid-admin", DCR_READ);
     let (status, body) = s.token(&x5c_grant(&cert, &claims())).await;
     assert_eq!(status, 400, "{body}");
