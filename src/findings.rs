@@ -575,7 +575,7 @@ impl Context<'_> {
                     "jwk-rotator retires it on its own date"
                 };
                 let msg = format!(
-                    "{set}: Maskinporten client {client} has {kid} registered until {}, jwk-rotator until {} (kid date + max_age {}): it was changed by hand; {effect}. The next upload sets it back",
+                    "{set}: Maskinporten client {client} has {kid} registered until {}, jwk-rotator until {} (kid date + max_age {}): it was changed by hand, or Digdir keeps another exp than it is sent; {effect}. An upload sends jwk-rotator's again",
                     exp.to_rfc3339(),
                     ours.to_rfc3339(),
                     self.policy.max_age()

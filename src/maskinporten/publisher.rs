@@ -12,8 +12,8 @@
 //! if it is still missing, the upload fails and the keys do not count as published. Times are
 //! the run's now ([`PublishedSet::at`]), the clock every other decision of the run uses.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -48,11 +48,45 @@ pub struct Binding {
 pub struct ApiPublisher {
     bindings: BTreeMap<KeySet, Binding>,
     certificates: Vec<CertificateExpiry>,
+    /// Per client and kid, an `exp` that a read-back showed Digdir keeping in place of the one
+    /// sent (sent, kept): a set that differs from ours only by that is not uploaded again.
+    kept: Mutex<HashMap<(String, String), (i64, i64)>>,
 }
 
 impl ApiPublisher {
     pub fn new(bindings: BTreeMap<KeySet, Binding>, certificates: Vec<CertificateExpiry>) -> Self {
-        ApiPublisher { bindings, certificates }
+        ApiPublisher { bindings, certificates, kept: Mutex::default() }
+    }
+
+    /// `keys` with each `exp` as Digdir kept it when it was last sent, as far as this process
+    /// has seen: what a client that holds our set holds.
+    fn as_kept(&self, client: &str, keys: &[Value]) -> Vec<Value> {
+        let Ok(kept) = self.kept.lock() else { return keys.to_vec() };
+        let mut keys = keys.to_vec();
+        for key in &mut keys {
+            let seen = kept.get(&(client.to_owned(), kid_of(key).to_owned()));
+            if let Some((sent, held)) = seen.filter(|(sent, _)| exp_of(key) == Some(*sent)) {
+                tracing::debug!(
+                    client,
+                    kid = kid_of(key),
+                    sent,
+                    held,
+                    "Digdir keeps another exp for this key"
+                );
+                key["exp"] = (*held).into();
+            }
+        }
+        keys
+    }
+
+    /// Notes the `exp` values Digdir kept in place of those sent.
+    fn remember(&self, client: &str, changed: &[OtherExp]) {
+        let Ok(mut kept) = self.kept.lock() else { return };
+        for c in changed {
+            if let (Some(sent), Some(held)) = (c.sent, c.registered) {
+                kept.insert((client.to_owned(), c.kid.clone()), (sent, held));
+            }
+        }
     }
 
     fn binding(&self, set: &KeySet) -> Result<&Binding, PublishError> {
@@ -139,18 +173,34 @@ fn missing<'a>(registered: &[RegisteredKey], ours: &'a [Value]) -> Vec<&'a str> 
         .collect()
 }
 
-/// Our keys that `registered` holds with an `exp` other than the one sent, as
-/// `kid (sent ..., registered ...)`.
-fn other_exp(registered: &[RegisteredKey], ours: &[Value]) -> Vec<String> {
-    let date = |exp: Option<i64>| {
-        exp.and_then(|s| DateTime::from_timestamp(s, 0)).map_or_else(|| "none".to_owned(), |t| t.to_rfc3339())
-    };
+/// A key of ours that Digdir holds with another `exp` than the one sent.
+#[derive(Debug, PartialEq, Eq)]
+struct OtherExp {
+    kid: String,
+    sent: Option<i64>,
+    registered: Option<i64>,
+}
+
+impl std::fmt::Display for OtherExp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let date = |exp: Option<i64>| {
+            exp.and_then(|s| DateTime::from_timestamp(s, 0))
+                .map_or_else(|| "none".to_owned(), |t| t.to_rfc3339())
+        };
+        write!(f, "{} (sent {}, registered {})", self.kid, date(self.sent), date(self.registered))
+    }
+}
+
+/// Our keys that `registered` holds with an `exp` other than the one sent.
+fn other_exp(registered: &[RegisteredKey], ours: &[Value]) -> Vec<OtherExp> {
     ours.iter()
         .filter_map(|sent| {
             let theirs = registered.iter().find(|k| k.kid == kid_of(sent))?;
             let (sent_exp, their_exp) = (exp_of(sent), exp_of(&theirs.jwk));
-            (!same_exp(sent_exp, their_exp)).then(|| {
-                format!("{} (sent {}, registered {})", kid_of(sent), date(sent_exp), date(their_exp))
+            (!same_exp(sent_exp, their_exp)).then(|| OtherExp {
+                kid: kid_of(sent).to_owned(),
+                sent: sent_exp,
+                registered: their_exp,
             })
         })
         .collect()
@@ -200,7 +250,7 @@ impl Publisher for ApiPublisher {
         // A few rounds at most: a later one merges a change someone made while we wrote.
         for round in 0..3 {
             let want = desired(set, &ours, &registered, binding.prune_unmanaged, client)?;
-            if same_set(jwks(&registered), &want.keys) {
+            if same_set(jwks(&registered), &self.as_kept(client, &want.keys)) {
                 return Ok(());
             }
             if round == 0 {
@@ -228,7 +278,9 @@ impl Publisher for ApiPublisher {
             if lacking.is_empty() {
                 let changed = other_exp(&registered, &ours);
                 if !changed.is_empty() {
-                    tracing::warn!(key_set = %set.key_set, client, exp = ?changed, "Digdir registered another exp than was sent; the earlier is when Maskinporten stops accepting the key, and status reports it");
+                    let exp: Vec<String> = changed.iter().map(ToString::to_string).collect();
+                    tracing::warn!(key_set = %set.key_set, client, ?exp, "Digdir registered another exp than was sent; the earlier is when Maskinporten stops accepting the key, and status reports it");
+                    self.remember(client, &changed);
                 }
                 tracing::info!(key_set = %set.key_set, client, keys = want.keys.len(), kept = ?want.kept, "registered on Maskinporten");
                 return Ok(());
@@ -349,7 +401,18 @@ mod tests {
         assert_eq!(missing(&registered, &[key("a", Some(1)).jwk, key("c", Some(1)).jwk]), ["c"]);
         assert_eq!(missing(&registered, &[key("b", Some(5)).jwk]), Vec::<&str>::new(), "exp aside");
         let changed = other_exp(&registered, &[key("b", Some(400_000)).jwk, key("a", Some(100_000)).jwk]);
-        assert_eq!(changed, ["b (sent 1970-01-05T15:06:40+00:00, registered 1970-01-03T07:33:20+00:00)"]);
+        let shown: Vec<String> = changed.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["b (sent 1970-01-05T15:06:40+00:00, registered 1970-01-03T07:33:20+00:00)"]);
+
+        // Once seen, the exp Digdir keeps for a sent one is what a client that holds our set has.
+        let publisher = ApiPublisher::new(BTreeMap::new(), Vec::new());
+        let ours = [key("b", Some(400_000)).jwk, key("a", Some(100_000)).jwk];
+        assert!(!same_set(jwks(&registered), &publisher.as_kept("cid", &ours)));
+        publisher.remember("cid", &changed);
+        assert!(same_set(jwks(&registered), &publisher.as_kept("cid", &ours)));
+        assert!(!same_set(jwks(&registered), &publisher.as_kept("other", &ours)), "per client");
+        let later = [key("b", Some(500_000)).jwk, key("a", Some(100_000)).jwk];
+        assert!(!same_set(jwks(&registered), &publisher.as_kept("cid", &later)), "for that exp only");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! finds.
 
 mod credentials;
+mod edges;
 mod outage;
 mod promotion;
 mod registration;

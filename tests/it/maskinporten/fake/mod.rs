@@ -38,7 +38,7 @@ use serde_json::Value;
 pub use certs::{BusinessCa, BusinessCert};
 pub use clock::Clock;
 pub use grant::GRANT_TYPE;
-pub use model::{EmptyJwks, GrantOutcome, GrantRecord, Key, ORG, RequestRecord, Storage};
+pub use model::{EmptyJwks, GrantOutcome, GrantRecord, Key, RequestRecord, Storage};
 
 use crate::azure::fake::net::TlsListener;
 use crate::support::tls::localhost_certificates;
