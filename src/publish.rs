@@ -28,8 +28,9 @@ pub struct PublishedSet {
     /// Every kid the store holds for the key set, published or not: a key registered in
     /// Maskinporten under one of these is this tool's to remove; any other is left alone.
     pub managed: Vec<Kid>,
-    /// The run's now (`--at`, `JWK_ROTATOR_NOW`, else the clock): what Digdir's API publisher
-    /// judges keys expired by and caps their `exp` from, the one clock of the run.
+    /// The run's now (`--at`, `JWK_ROTATOR_NOW`, else the clock): Digdir's API publisher judges
+    /// keys expired by it, and caps their `exp` from it, as every other decision of the run (and
+    /// by the wall clock too where that is stricter: Digdir judges `exp` by its own clock).
     pub at: DateTime<Utc>,
 }
 

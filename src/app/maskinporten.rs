@@ -193,7 +193,8 @@ pub async fn adapters(config: &Config, clock: WallClock) -> Result<Adapters, App
                 })
             })
             .collect();
-        let api: Arc<dyn Publisher> = Arc::new(ApiPublisher::new(api_bindings.clone(), certificates));
+        let api: Arc<dyn Publisher> =
+            Arc::new(ApiPublisher::new(api_bindings.clone(), certificates, clock.clone()));
         for set in api_bindings.keys() {
             routed.route(set.clone(), api.clone());
         }

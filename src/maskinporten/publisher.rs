@@ -9,8 +9,9 @@
 //! with `DELETE`. A `POST` replaces the whole set with no version check, so the set is read
 //! again just before writing, and read back after: a key of ours missing from the read-back
 //! (someone changed the client in between) is merged with what is there and written once more;
-//! if it is still missing, the upload fails and the keys do not count as published. Times are
-//! the run's now ([`PublishedSet::at`]), the clock every other decision of the run uses.
+//! if it is still missing, the upload fails and the keys do not count as published. Expiry is
+//! judged by the run's now ([`PublishedSet::at`]), the clock of every other decision of the run,
+//! and, where it is stricter, by the wall clock that Digdir judges `exp` by ([`Times`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use super::api::{ApiError, SelfServiceApi};
+use super::api::{ApiError, SelfServiceApi, WallClock};
 use super::compare::{exp_of, kid_of, same_exp, same_key, same_set, with_use};
 use crate::kid::KeySet;
 use crate::publish::{CertificateExpiry, PublishError, PublishedSet, Publisher, Registered, RegisteredKey};
@@ -51,11 +52,17 @@ pub struct ApiPublisher {
     /// Per client and kid, an `exp` that a read-back showed Digdir keeping in place of the one
     /// sent (sent, kept): a set that differs from ours only by that is not uploaded again.
     kept: Mutex<HashMap<(String, String), (i64, i64)>>,
+    /// The wall clock (a simulated one in tests), by which Digdir judges `exp`.
+    clock: WallClock,
 }
 
 impl ApiPublisher {
-    pub fn new(bindings: BTreeMap<KeySet, Binding>, certificates: Vec<CertificateExpiry>) -> Self {
-        ApiPublisher { bindings, certificates, kept: Mutex::default() }
+    pub fn new(
+        bindings: BTreeMap<KeySet, Binding>,
+        certificates: Vec<CertificateExpiry>,
+        clock: WallClock,
+    ) -> Self {
+        ApiPublisher { bindings, certificates, kept: Mutex::default(), clock }
     }
 
     /// `keys` with each `exp` as Digdir kept it when it was last sent, as far as this process
@@ -96,19 +103,37 @@ impl ApiPublisher {
     }
 }
 
-/// Whether a key with `exp` (epoch seconds) may still be sent at `at`.
-fn usable(exp: i64, at: DateTime<Utc>) -> bool {
-    exp > (at + EXPIRY_MARGIN).timestamp()
+/// The two times an upload answers to: the run's now ([`PublishedSet::at`]: `--at`,
+/// `JWK_ROTATOR_NOW`, else the clock), by which the run decides everything, and the wall clock,
+/// by which Digdir judges an `exp` it is sent (in the future, at most a year ahead). Where they
+/// differ, the stricter wins: a key either calls expired is not sent, and `exp` is capped a year
+/// after the earlier.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    run: DateTime<Utc>,
+    wall: DateTime<Utc>,
+}
+
+impl Times {
+    /// Whether a key with `exp` (epoch seconds) may still be sent.
+    fn usable(self, exp: i64) -> bool {
+        exp > (self.run.max(self.wall) + EXPIRY_MARGIN).timestamp()
+    }
+
+    /// The latest `exp` Digdir takes, by either clock.
+    fn latest(self) -> DateTime<Utc> {
+        self.run.min(self.wall) + MAX_LIFETIME
+    }
 }
 
 /// The keys this tool registers: public members, `use` and an explicit `exp`, capped a year
-/// after the run's now. Keys whose `exp` has passed (or comes within [`EXPIRY_MARGIN`]) are
-/// left out, and named in the second list.
-fn ours(set: &PublishedSet) -> (Vec<Value>, Vec<String>) {
+/// ahead ([`Times::latest`]). Keys whose `exp` has passed (or comes within [`EXPIRY_MARGIN`])
+/// are left out, and named in the second list.
+fn ours(set: &PublishedSet, times: Times) -> (Vec<Value>, Vec<String>) {
     let (mut keys, mut expired) = (Vec::new(), Vec::new());
     for (key, expires) in &set.keys {
-        let exp = (*expires).min(set.at + MAX_LIFETIME).timestamp();
-        if usable(exp, set.at) {
+        let exp = (*expires).min(times.latest()).timestamp();
+        if times.usable(exp) {
             keys.push(key.to_jwks_member(exp));
         } else {
             expired.push(key.kid.to_string());
@@ -135,12 +160,13 @@ fn desired(
     ours: &[Value],
     registered: &[RegisteredKey],
     prune: bool,
+    times: Times,
     client_id: &str,
 ) -> Result<Desired, PublishError> {
     let managed: Vec<String> = set.managed.iter().map(ToString::to_string).collect();
     let mut out = Desired { keys: ours.to_vec(), kept: Vec::new(), dropped: Vec::new() };
     for key in registered.iter().filter(|k| !managed.contains(&k.kid)) {
-        if prune || key.exp.is_some_and(|exp| !usable(exp.timestamp(), set.at)) {
+        if prune || key.exp.is_some_and(|exp| !times.usable(exp.timestamp())) {
             out.dropped.push(key.kid.clone());
         } else {
             out.kept.push(key.kid.clone());
@@ -240,7 +266,8 @@ impl Publisher for ApiPublisher {
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
         let binding = self.binding(&set.key_set)?;
         let (api, client) = (&binding.api, binding.client_id.as_str());
-        let (ours, expired) = ours(set);
+        let times = Times { run: set.at, wall: (self.clock)() };
+        let (ours, expired) = ours(set, times);
         if !expired.is_empty() {
             tracing::warn!(key_set = %set.key_set, client, ?expired, "keys whose exp has passed are not sent: Maskinporten no longer accepts them (MP-121)");
         }
@@ -249,7 +276,7 @@ impl Publisher for ApiPublisher {
         let mut lacking = Vec::new();
         // A few rounds at most: a later one merges a change someone made while we wrote.
         for round in 0..3 {
-            let want = desired(set, &ours, &registered, binding.prune_unmanaged, client)?;
+            let want = desired(set, &ours, &registered, binding.prune_unmanaged, times, client)?;
             if same_set(jwks(&registered), &self.as_kept(client, &want.keys)) {
                 return Ok(());
             }
@@ -343,7 +370,8 @@ mod tests {
             key("soon", Some(1_800_000_000 + 60)), // expires within the margin
         ];
         let s = set(&["a-TEST.2026-11-01", "a-TEST.2026-08-01", "a-TEST.2026-05-01"], 1_800_000_000);
-        let want = desired(&s, &ours, &registered, false, "cid").expect("desired");
+        let times = Times { run: s.at, wall: s.at };
+        let want = desired(&s, &ours, &registered, false, times, "cid").expect("desired");
         assert_eq!(want.kept, ["legacy-1"]);
         assert_eq!(want.dropped, ["old", "soon"]);
         assert_eq!(
@@ -351,12 +379,12 @@ mod tests {
             ["a-TEST.2026-11-01", "a-TEST.2026-08-01", "legacy-1"]
         );
         assert_eq!(want.keys[2]["use"], "sig", "a legacy key is sent with use");
-        let pruned = desired(&s, &ours, &registered, true, "cid").expect("pruned");
+        let pruned = desired(&s, &ours, &registered, true, times, "cid").expect("pruned");
         assert_eq!(pruned.keys.len(), 2);
 
         let crowd: Vec<RegisteredKey> =
             (1..=4).map(|i| key(&format!("theirs-{i}"), Some(1_900_000_000))).collect();
-        let err = desired(&s, &ours, &crowd, false, "cid").expect_err("six keys");
+        let err = desired(&s, &ours, &crowd, false, times, "cid").expect_err("six keys");
         for name in [
             "6 keys",
             "allows 5",
@@ -371,7 +399,7 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_key_of_ours_is_never_sent_and_exp_is_capped_from_the_runs_now() {
+    fn an_expired_key_is_never_sent_by_either_clock_and_exp_is_capped_from_the_earlier() {
         let public = |kid: &str| PublicJwk {
             kid: kid.parse().expect("kid"),
             alg: Algorithm::RS256,
@@ -383,12 +411,26 @@ mod tests {
         s.keys = vec![
             (public("a-TEST.2025-01-01"), at - TimeDelta::days(3)),
             (public("a-TEST.2025-02-01"), at + TimeDelta::minutes(4)),
+            (public("a-TEST.2025-03-01"), at + TimeDelta::days(10)),
             (public("a-TEST.2026-11-01"), at + TimeDelta::days(400)),
         ];
-        let (keys, expired) = ours(&s);
+        let (keys, expired) = ours(&s, Times { run: at, wall: at });
         assert_eq!(expired, ["a-TEST.2025-01-01", "a-TEST.2025-02-01"]);
-        assert_eq!(keys.iter().map(kid_of).collect::<Vec<_>>(), ["a-TEST.2026-11-01"]);
+        let sent: Vec<&str> = keys.iter().map(kid_of).collect();
+        assert_eq!(sent, ["a-TEST.2025-03-01", "a-TEST.2026-11-01"]);
+        assert_eq!(exp_of(&keys[1]), Some((at + MAX_LIFETIME).timestamp()));
+        // The run's now (`--at`) 20 days ahead of the wall clock: it calls the third key expired,
+        // and Digdir, on the wall clock, takes an exp a year from its own time at most.
+        let ahead = Times { run: at + TimeDelta::days(20), wall: at };
+        let (keys, expired) = ours(&s, ahead);
+        assert_eq!(expired.len(), 3);
         assert_eq!(exp_of(&keys[0]), Some((at + MAX_LIFETIME).timestamp()));
+        // 20 days behind: the cap follows the run, and the wall clock still drops what Digdir
+        // would refuse.
+        let behind = Times { run: at - TimeDelta::days(20), wall: at };
+        let (keys, expired) = ours(&s, behind);
+        assert_eq!(expired.len(), 2);
+        assert_eq!(exp_of(&keys[1]), Some((at - TimeDelta::days(20) + MAX_LIFETIME).timestamp()));
     }
 
     #[test]
@@ -405,7 +447,7 @@ mod tests {
         assert_eq!(shown, ["b (sent 1970-01-05T15:06:40+00:00, registered 1970-01-03T07:33:20+00:00)"]);
 
         // Once seen, the exp Digdir keeps for a sent one is what a client that holds our set has.
-        let publisher = ApiPublisher::new(BTreeMap::new(), Vec::new());
+        let publisher = ApiPublisher::new(BTreeMap::new(), Vec::new(), Arc::new(Utc::now));
         let ours = [key("b", Some(400_000)).jwk, key("a", Some(100_000)).jwk];
         assert!(!same_set(jwks(&registered), &publisher.as_kept("cid", &ours)));
         publisher.remember("cid", &changed);
