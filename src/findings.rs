@@ -8,12 +8,10 @@ use serde::Serialize;
 
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
-use crate::maskinporten::compare::same_exp;
-use crate::maskinporten::publisher::EXPIRY_MARGIN;
 use crate::policy::Policy;
 use crate::policy::Target;
 use crate::proof::Attempt;
-use crate::publish::{CertificateExpiry, PublishError, Registered};
+use crate::publish::{CertificateExpiry, EXPIRY_MARGIN, PublishError, Registered, same_exp};
 use crate::record::{KeyRecord, Stage};
 use crate::store::{Consumers, Loaded, StoreError};
 

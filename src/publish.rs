@@ -72,6 +72,25 @@ impl PublishedSet {
 #[error("{0}")]
 pub struct PublishError(pub String);
 
+/// How far two `exp` values of one registered key may be apart and still be the same: a service
+/// that keeps `exp` at a coarser resolution (minutes, days) than it was sent. Far below the days
+/// that expiry alerts work in (`critical_before` is 7 days by default), so no alert comes late.
+pub const EXP_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// A key whose `exp` comes within this of now is not sent to Maskinporten: Digdir refuses an
+/// `exp` that has passed (MP-121 "Expired key" in every grant), an upload takes time, and Digdir's
+/// clock differs from ours by seconds; a key that expires in minutes is no use anyway.
+pub const EXPIRY_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Whether two `exp` values (epoch seconds) are the same within [`EXP_TOLERANCE`].
+pub fn same_exp(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.abs_diff(b) <= EXP_TOLERANCE.num_seconds().unsigned_abs(),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 /// One key as Maskinporten has it registered on a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredKey {

@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use crate::kid::Environment;
-use crate::maskinporten::jwt::AdminAuth;
 use crate::policy::Span;
 
 /// Digdir's addresses for one environment ("Maskinporten facts", reference/maskinporten.md;
@@ -164,8 +163,9 @@ pub struct AdminClient {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub certificate: AdminCertificate,
-    /// How its grants name the certificate: `x5c` (the default) or a registered `kid`.
-    pub auth: AdminAuth,
+    /// `admin_auth = "kid"`: the kid under which Digdir registered the certificate on the admin
+    /// client, which its grants then carry instead of the chain (`x5c`, the default: `None`).
+    pub kid: Option<String>,
 }
 
 /// `[maskinporten.ENV]`, resolved.
@@ -410,18 +410,18 @@ fn admin_client(raw: &RawEnvironment, base: &Path) -> Result<Option<AdminClient>
         }
         Some(scopes) => scopes.clone(),
     };
-    let auth = admin_auth(raw)?;
-    Ok(Some(AdminClient { client_id: client_id.clone(), scopes, certificate, auth }))
+    let kid = admin_kid(raw)?;
+    Ok(Some(AdminClient { client_id: client_id.clone(), scopes, certificate, kid }))
 }
 
 /// `admin_auth` and `admin_kid`: whether the admin client's grants carry the certificate chain
 /// (`x5c`, the default) or the kid under which Digdir registered the certificate on the admin
 /// client, which such a client "can and must" use (docs.digdir.no `maskinporten_protocol_jwtgrant`).
-fn admin_auth(raw: &RawEnvironment) -> Result<AdminAuth, ConfigError> {
+fn admin_kid(raw: &RawEnvironment) -> Result<Option<String>, ConfigError> {
     let kid_ok = |kid: &str| !kid.is_empty() && kid.len() <= 200 && kid.bytes().all(|b| b.is_ascii_graphic());
     match (raw.admin_auth.as_deref(), &raw.admin_kid) {
-        (None | Some("x5c"), None) => Ok(AdminAuth::X5c),
-        (Some("kid"), Some(kid)) if kid_ok(kid) => Ok(AdminAuth::Kid(kid.clone())),
+        (None | Some("x5c"), None) => Ok(None),
+        (Some("kid"), Some(kid)) if kid_ok(kid) => Ok(Some(kid.clone())),
         (Some("kid"), Some(kid)) => Err(ConfigError(format!(
             "admin_kid = {kid:?} is not a kid: give the key id Digdir registered the business certificate under, without spaces"
         ))),

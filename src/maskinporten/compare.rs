@@ -10,15 +10,11 @@
 //! - `exp` is the same within [`EXP_TOLERANCE`]; a larger difference is the caller's to judge
 //!   (the earlier one is when Maskinporten stops accepting the key).
 
+pub use crate::publish::{EXP_TOLERANCE, same_exp};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::TimeDelta;
 use serde_json::Value;
-
-/// How far two `exp` values of one key may be apart and still be the same: a service that keeps
-/// `exp` at a coarser resolution (minutes, days) than it was sent. Far below the days that
-/// expiry alerts work in (`critical_before` is 7 days by default), so no alert comes late.
-pub const EXP_TOLERANCE: TimeDelta = TimeDelta::days(1);
 
 /// A member as text.
 fn text<'a>(jwk: &'a Value, name: &str) -> Option<&'a str> {
@@ -55,15 +51,6 @@ pub fn same_key(a: &Value, b: &Value) -> bool {
         && usage(a) == usage(b)
         && same_number("n")
         && same_number("e")
-}
-
-/// Whether two `exp` values are the same within [`EXP_TOLERANCE`].
-pub fn same_exp(a: Option<i64>, b: Option<i64>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a.abs_diff(b) <= EXP_TOLERANCE.num_seconds().unsigned_abs(),
-        (None, None) => true,
-        _ => false,
-    }
 }
 
 /// Whether `a` and `b` are the same key with the same lifetime.

@@ -11,7 +11,7 @@
 //! (someone changed the client in between) is merged with what is there and written once more;
 //! if it is still missing, the upload fails and the keys do not count as published. Expiry is
 //! judged by the run's now ([`PublishedSet::at`]), the clock of every other decision of the run,
-//! and, where it is stricter, by the wall clock that Digdir judges `exp` by ([`Times`]).
+//! and, where it is stricter, by the wall clock that Digdir judges `exp` by.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,15 +23,13 @@ use serde_json::Value;
 use super::api::{ApiError, SelfServiceApi, WallClock};
 use super::compare::{exp_of, kid_of, same_exp, same_key, same_set, with_use};
 use crate::kid::KeySet;
-use crate::publish::{CertificateExpiry, PublishError, PublishedSet, Publisher, Registered, RegisteredKey};
+use crate::publish::{
+    CertificateExpiry, EXPIRY_MARGIN, PublishError, PublishedSet, Publisher, Registered, RegisteredKey,
+};
 
 /// Maskinporten keeps a key at most a year after it is posted, and refuses an `exp` further
 /// ahead (reference/maskinporten.md, "Keys on a client").
 const MAX_LIFETIME: TimeDelta = TimeDelta::days(365);
-
-/// A key whose `exp` comes within this of the run's now is not sent: the upload takes time and
-/// Digdir's clock differs from ours by seconds, and a key that expires in minutes is no use.
-pub const EXPIRY_MARGIN: TimeDelta = TimeDelta::minutes(5);
 
 /// Maskinporten accepts at most 5 keys per client.
 pub const MAX_KEYS: usize = 5;

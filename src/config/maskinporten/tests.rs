@@ -2,7 +2,6 @@
 //! setting that can not work is refused at load, by name.
 
 use super::super::Config;
-use crate::maskinporten::jwt::AdminAuth;
 
 const TABLE: &str = r#"
 [maskinporten.TEST]
@@ -43,7 +42,7 @@ fn a_complete_config_loads_with_digdirs_addresses_for_test() {
     assert_eq!(admin.scopes, ["idporten:dcr.read", "idporten:dcr.write"]);
     let shown = format!("{:?}", admin.certificate);
     assert!(shown.contains("P12_PASSWORD") && shown.contains("/etc/jwk-rotator/cert.p12"), "{shown}");
-    assert_eq!(admin.auth, AdminAuth::X5c, "the chain in x5c by default");
+    assert_eq!(admin.kid, None, "the chain in x5c by default");
     let client = &config.clients[0].maskinporten;
     assert_eq!(client.client_id[&"TEST".parse().expect("env")], "cid");
     assert!(!client.prune_unmanaged);
@@ -147,13 +146,10 @@ fn admin_auth_is_x5c_or_kid_with_admin_kid() {
     let with = |lines: &str| format!("{TABLE}{lines}\n{CLIENT}");
     let auth = |lines: &str| {
         let config = load(&with(lines)).expect("loads");
-        config.maskinporten[&"TEST".parse().expect("env")].admin.clone().expect("admin").auth
+        config.maskinporten[&"TEST".parse().expect("env")].admin.clone().expect("admin").kid
     };
-    assert_eq!(auth("admin_auth = \"x5c\""), AdminAuth::X5c);
-    assert_eq!(
-        auth("admin_auth = \"kid\"\nadmin_kid = \"org-cert-1\""),
-        AdminAuth::Kid("org-cert-1".to_owned())
-    );
+    assert_eq!(auth("admin_auth = \"x5c\""), None);
+    assert_eq!(auth("admin_auth = \"kid\"\nadmin_kid = \"org-cert-1\""), Some("org-cert-1".to_owned()));
     refused(&with("admin_auth = \"kid\""), &["[maskinporten.TEST]", "admin_auth = \"kid\" needs admin_kid"]);
     refused(
         &with("admin_kid = \"org-cert-1\""),

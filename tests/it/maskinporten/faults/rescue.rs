@@ -86,7 +86,7 @@ async fn after_a_year_without_runs_the_expired_key_is_left_out_and_its_replaceme
     let kids: Vec<&str> = posted[0].1.iter().filter_map(|k| k["kid"].as_str()).collect();
     assert_eq!(kids, [second.as_str()]);
     assert_eq!(posted[0].1[0]["exp"], exp(400));
-    assert_eq!(world.registered("a-id"), [second.clone()]);
+    assert_eq!(world.registered("a-id"), [second.as_str()]);
     let records = world.records("a-TEST").await;
     assert_eq!(state(&records, &first), (Stage::Current, Some(day(0))));
     assert_eq!(state(&records, &second), (Stage::Pending, Some(day(400))));
