@@ -29,8 +29,8 @@ pub struct PublishedSet {
     /// Maskinporten under one of these is this tool's to remove; any other is left alone.
     pub managed: Vec<Kid>,
     /// The run's now (`--at`, `JWK_ROTATOR_NOW`, else the clock): Digdir's API publisher judges
-    /// keys expired by it, and caps their `exp` from it, as every other decision of the run (and
-    /// by the wall clock too where that is stricter: Digdir judges `exp` by its own clock).
+    /// the keys it does not manage expired by it, and caps `exp` from it, as every other decision
+    /// of the run (and by the wall clock too, by which Digdir judges an `exp` it is sent).
     pub at: DateTime<Utc>,
 }
 

@@ -9,9 +9,10 @@
 //! with `DELETE`. A `POST` replaces the whole set with no version check, so the set is read
 //! again just before writing, and read back after: a key of ours missing from the read-back
 //! (someone changed the client in between) is merged with what is there and written once more;
-//! if it is still missing, the upload fails and the keys do not count as published. Expiry is
-//! judged by the run's now ([`PublishedSet::at`]), the clock of every other decision of the run,
-//! and, where it is stricter, by the wall clock that Digdir judges `exp` by.
+//! if it is still missing, the upload fails and the keys do not count as published. A key that
+//! this tool does not manage is judged expired by the run's now ([`PublishedSet::at`]), the
+//! clock of every other decision of the run, or by the wall clock, Digdir's; a key of ours is
+//! sent while Digdir, by the wall clock, still takes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -103,9 +104,10 @@ impl ApiPublisher {
 
 /// The two times an upload answers to: the run's now ([`PublishedSet::at`]: `--at`,
 /// `JWK_ROTATOR_NOW`, else the clock), by which the run decides everything, and the wall clock,
-/// by which Digdir judges an `exp` it is sent (in the future, at most a year ahead). Where they
-/// differ, the stricter wins: a key either calls expired is not sent, and `exp` is capped a year
-/// after the earlier.
+/// by which Digdir judges an `exp` it is sent (in the future, at most a year ahead). The wall
+/// clock is Digdir's as far as an upload is concerned: the admin client's grants are refused
+/// unless their `iat` is within 10 seconds of Digdir's clock (`maskinporten_protocol_jwtgrant`),
+/// so no upload is made with a wall clock that disagrees.
 #[derive(Debug, Clone, Copy)]
 struct Times {
     run: DateTime<Utc>,
@@ -113,12 +115,21 @@ struct Times {
 }
 
 impl Times {
-    /// Whether a key with `exp` (epoch seconds) may still be sent.
-    fn usable(self, exp: i64) -> bool {
-        exp > (self.run.max(self.wall) + EXPIRY_MARGIN).timestamp()
+    /// Whether Digdir still takes a key of ours with `exp` (epoch seconds). Judged by the wall
+    /// clock alone: a run's now ahead of it (`--at`) must not take a key that still works off
+    /// the client; the planner has already retired what the run's now calls expired.
+    fn sendable(self, exp: i64) -> bool {
+        exp > (self.wall + EXPIRY_MARGIN).timestamp()
     }
 
-    /// The latest `exp` Digdir takes, by either clock.
+    /// Whether a key this tool does not manage has expired: by the run's now, as every other
+    /// decision of the run, or by the wall clock, by which Digdir would refuse it.
+    fn expired_foreign(self, exp: i64) -> bool {
+        exp <= (self.run.max(self.wall) + EXPIRY_MARGIN).timestamp()
+    }
+
+    /// The latest `exp` to send: a year after the earlier of the two, which Digdir takes by
+    /// either.
     fn latest(self) -> DateTime<Utc> {
         self.run.min(self.wall) + MAX_LIFETIME
     }
@@ -131,7 +142,7 @@ fn ours(set: &PublishedSet, times: Times) -> (Vec<Value>, Vec<String>) {
     let (mut keys, mut expired) = (Vec::new(), Vec::new());
     for (key, expires) in &set.keys {
         let exp = (*expires).min(times.latest()).timestamp();
-        if times.usable(exp) {
+        if times.sendable(exp) {
             keys.push(key.to_jwks_member(exp));
         } else {
             expired.push(key.kid.to_string());
@@ -164,7 +175,7 @@ fn desired(
     let managed: Vec<String> = set.managed.iter().map(ToString::to_string).collect();
     let mut out = Desired { keys: ours.to_vec(), kept: Vec::new(), dropped: Vec::new() };
     for key in registered.iter().filter(|k| !managed.contains(&k.kid)) {
-        if prune || key.exp.is_some_and(|exp| !times.usable(exp.timestamp())) {
+        if prune || key.exp.is_some_and(|exp| times.expired_foreign(exp.timestamp())) {
             out.dropped.push(key.kid.clone());
         } else {
             out.kept.push(key.kid.clone());
@@ -397,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_key_is_never_sent_by_either_clock_and_exp_is_capped_from_the_earlier() {
+    fn an_expired_key_is_never_sent_and_exp_is_capped_from_the_earlier_clock() {
         let public = |kid: &str| PublicJwk {
             kid: kid.parse().expect("kid"),
             alg: Algorithm::RS256,
@@ -417,12 +428,14 @@ mod tests {
         let sent: Vec<&str> = keys.iter().map(kid_of).collect();
         assert_eq!(sent, ["a-TEST.2025-03-01", "a-TEST.2026-11-01"]);
         assert_eq!(exp_of(&keys[1]), Some((at + MAX_LIFETIME).timestamp()));
-        // The run's now (`--at`) 20 days ahead of the wall clock: it calls the third key expired,
-        // and Digdir, on the wall clock, takes an exp a year from its own time at most.
+        // The run's now (`--at`) 20 days ahead of the wall clock: a key of ours that Digdir
+        // still takes is sent (the planner decides what the run's now retires), and Digdir, on
+        // the wall clock, takes an exp a year from its own time at most.
         let ahead = Times { run: at + TimeDelta::days(20), wall: at };
         let (keys, expired) = ours(&s, ahead);
-        assert_eq!(expired.len(), 3);
-        assert_eq!(exp_of(&keys[0]), Some((at + MAX_LIFETIME).timestamp()));
+        assert_eq!(expired.len(), 2);
+        assert_eq!(exp_of(&keys[1]), Some((at + MAX_LIFETIME).timestamp()));
+        assert!(ahead.expired_foreign((at + TimeDelta::days(10)).timestamp()), "theirs: the run's now");
         // 20 days behind: the cap follows the run, and the wall clock still drops what Digdir
         // would refuse.
         let behind = Times { run: at - TimeDelta::days(20), wall: at };

@@ -209,3 +209,20 @@ async fn the_run_s_now_not_the_wall_clock_decides_which_keys_have_expired() {
     assert_eq!(world.registered("a-id"), [kid("a", 0)]);
     assert_eq!(uploads(&world.fake), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_dated_years_ahead_never_takes_a_key_that_still_works_off_the_client() {
+    let world = World::start(day(0), &[("a", "verified")]).await;
+    ok(&run_on(&world, 0).await);
+    // `rotate --at` two years ahead with --allow-future (or JWK_ROTATOR_NOW), while Digdir's
+    // clock is on day 1: the run calls the first key expired, but Digdir still takes it.
+    world.set_now(day(1));
+    world.fake.clear_logs();
+    let reports = world.engine.run(&world.targets(), day(730), &Request::default()).await.expect("run");
+    ok(&reports);
+    let registered = world.registered("a-id");
+    assert!(registered.contains(&kid("a", 0)), "the working key stays registered: {registered:?}");
+    assert_eq!(world.fake.deletes(), 0);
+    let first = world.fake.registered_keys("a-id").into_iter().find(|k| k.kid == kid("a", 0));
+    assert_eq!(first.map(|k| k.exp), Some(super::exp(0)), "with its own exp");
+}
