@@ -85,6 +85,18 @@ impl ApiPublisher {
         keys
     }
 
+    /// After a read-back that holds our keys: an `exp` Digdir keeps in place of the one sent is
+    /// logged and remembered.
+    fn note_exp(&self, set: &PublishedSet, client: &str, registered: &[RegisteredKey], ours: &[Value]) {
+        let changed = other_exp(registered, ours);
+        if changed.is_empty() {
+            return;
+        }
+        let exp: Vec<String> = changed.iter().map(ToString::to_string).collect();
+        tracing::warn!(key_set = %set.key_set, client, ?exp, "Digdir registered another exp than was sent; the earlier is when Maskinporten stops accepting the key, and status reports it");
+        self.remember(client, &changed);
+    }
+
     /// Notes the `exp` values Digdir kept in place of those sent.
     fn remember(&self, client: &str, changed: &[OtherExp]) {
         let Ok(mut kept) = self.kept.lock() else { return };
@@ -266,6 +278,26 @@ fn refused(set: &PublishedSet, e: ApiError) -> PublishError {
     ))
 }
 
+/// Replaces the client's keys with `want`; with `DELETE` when no key is left (an empty `POST` is
+/// refused).
+async fn write(
+    api: &SelfServiceApi,
+    client: &str,
+    set: &PublishedSet,
+    want: &Desired,
+) -> Result<(), PublishError> {
+    if !want.dropped.is_empty() {
+        tracing::info!(key_set = %set.key_set, client, dropped = ?want.dropped, "keys not managed by jwk-rotator are removed (expired, or prune_unmanaged)");
+    }
+    let written = if want.keys.is_empty() {
+        tracing::info!(key_set = %set.key_set, client, "no key is left to register; the client's keys are removed with DELETE");
+        api.delete_all(client).await
+    } else {
+        api.replace(client, &want.keys).await
+    };
+    written.map_err(|e| refused(set, e))
+}
+
 #[async_trait]
 impl Publisher for ApiPublisher {
     fn describe(&self) -> String {
@@ -299,25 +331,11 @@ impl Publisher for ApiPublisher {
                     continue;
                 }
             }
-            if !want.dropped.is_empty() {
-                tracing::info!(key_set = %set.key_set, client, dropped = ?want.dropped, "keys not managed by jwk-rotator are removed (expired, or prune_unmanaged)");
-            }
-            let written = if want.keys.is_empty() {
-                tracing::info!(key_set = %set.key_set, client, "no key is left to register; the client's keys are removed with DELETE");
-                api.delete_all(client).await
-            } else {
-                api.replace(client, &want.keys).await
-            };
-            written.map_err(|e| refused(set, e))?;
+            write(api, client, set, &want).await?;
             registered = read().await?;
             lacking = missing(&registered, &ours);
             if lacking.is_empty() {
-                let changed = other_exp(&registered, &ours);
-                if !changed.is_empty() {
-                    let exp: Vec<String> = changed.iter().map(ToString::to_string).collect();
-                    tracing::warn!(key_set = %set.key_set, client, ?exp, "Digdir registered another exp than was sent; the earlier is when Maskinporten stops accepting the key, and status reports it");
-                    self.remember(client, &changed);
-                }
+                self.note_exp(set, client, &registered, &ours);
                 tracing::info!(key_set = %set.key_set, client, keys = want.keys.len(), kept = ?want.kept, "registered on Maskinporten");
                 return Ok(());
             }
