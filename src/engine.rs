@@ -15,7 +15,7 @@ use crate::keygen::{KeyGenError, KeyGenerator};
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
 use crate::planner::{self, Action, Plan, Refusal, Request, Step};
-use crate::policy::Target;
+use crate::policy::{Promotion, Target};
 use crate::proof::{Attempt, Attempts, NoProver, Patience, ProofError, Prover};
 use crate::publish::{PublishError, PublishedSet, Publisher};
 use crate::record::{KeyRecord, Stage};
@@ -422,6 +422,10 @@ impl Engine {
         request: &Request,
     ) -> Option<Attempt> {
         let pending = proof_due(target, records, now, request)?;
+        let verified = target.policy.promotion() == Promotion::Verified;
+        if !verified && !self.prover.can_prove(&target.key_set) {
+            return None; // `after-delay` proves only where it can; it needs no proof otherwise
+        }
         // A key that can not be read is not proved; the rest of the run still goes ahead.
         let outcome = match self.store.private_key(&pending.kid).await {
             Ok(key) => self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await,
@@ -448,22 +452,27 @@ impl Engine {
     }
 }
 
-/// The pending key that a run at `now` must prove before it may promote it, if any.
+/// The pending key that a run at `now` must prove before it may promote it, if any: with
+/// `verified`, when it is due or asked for; with `after-delay`, when no current key works any
+/// more and `publish_ahead` has not passed ([`lifecycle::needs_rescue`]: a proof promotes it at
+/// once). `manual` proves on `promote` only, in the engine's check before the promotion.
 pub fn proof_due<'r>(
     target: &Target,
     records: &'r [KeyRecord],
     now: DateTime<Utc>,
     request: &Request,
 ) -> Option<&'r KeyRecord> {
-    if target.policy.promotion() != crate::policy::Promotion::Verified {
-        return None;
-    }
     let pending = lifecycle::pending(records, now)?;
     let published = pending.published.filter(|_| lifecycle::published_before(pending, now))?;
     let current = lifecycle::current(records, now);
     let hand_over = request.retire.as_ref().is_some_and(|r| current.is_some_and(|c| c.kid == r.kid));
     let waited = now - published >= target.policy.publish_ahead().delta();
-    (request.promote || hand_over || waited).then_some(pending)
+    let rescue = lifecycle::needs_rescue(records, &target.policy, now);
+    match target.policy.promotion() {
+        Promotion::Verified => (request.promote || hand_over || waited || rescue).then_some(pending),
+        Promotion::AfterDelay => (rescue && !waited).then_some(pending),
+        Promotion::Manual => None,
+    }
 }
 
 /// A key set between the two passes of a run.
@@ -646,7 +655,7 @@ impl SetRun<'_> {
         let Some(found) = self.engine.publisher.registered(set).await else { return Ok(()) };
         let registered = found?;
         if registered.get(&kid.to_string()).is_some() {
-            return self.check_propagated(kid);
+            return self.check_propagated(kid).await;
         }
         Err(RunError::Publish(PublishError(format!(
             "{kid} was not promoted: it is not registered on Maskinporten client {} any more (removed in Samarbeidsportalen or by another tool); this run registers it again, and a later run promotes it",
@@ -655,9 +664,10 @@ impl SetRun<'_> {
     }
 
     /// A key registered through the API moments ago may not have reached Maskinporten yet
-    /// (Digdir documents 0-2 minutes): without a proof, it is promoted only once
+    /// (Digdir documents 0-2 minutes): it is promoted once a token grant signed with it
+    /// succeeds (in this run, or here when the key set can be proved), or without a proof once
     /// [`PROPAGATION_MARGIN`] has passed since it was registered.
-    fn check_propagated(&self, kid: &Kid) -> Result<(), RunError> {
+    async fn check_propagated(&self, kid: &Kid) -> Result<(), RunError> {
         if self.proven.as_ref() == Some(kid) {
             return Ok(());
         }
@@ -667,12 +677,34 @@ impl SetRun<'_> {
         if self.now >= ready {
             return Ok(());
         }
+        let set = &self.target.key_set;
+        let failed = match self.prove_now(kid).await {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(e)) => format!("; a token grant signed with it failed: {e}"),
+            None => String::new(),
+        };
         Err(RunError::Refused(planner::Refusal(format!(
-            "{kid} was registered on Maskinporten at {}, and Digdir documents up to 2 minutes before Maskinporten knows a new key; promote it after {} (or prove it now with `jwk-rotator verify {}`)",
+            "{kid} was registered on Maskinporten at {}, and Digdir documents up to 2 minutes before Maskinporten knows a new key{failed}; promote it once `jwk-rotator verify {set}` succeeds, or after {} without a proof",
             published.to_rfc3339(),
             ready.to_rfc3339(),
-            self.target.key_set
         ))))
+    }
+
+    /// A token grant signed with `kid`, when the key set can be proved.
+    async fn prove_now(&self, kid: &Kid) -> Option<Result<(), ProofError>> {
+        let set = &self.target.key_set;
+        if !self.engine.prover.can_prove(set) {
+            return None;
+        }
+        let key = match self.engine.store.private_key(kid).await {
+            Ok(key) => key,
+            Err(e) => return Some(Err(ProofError { kind: "store", message: e.to_string() })),
+        };
+        let outcome = self.engine.prover.prove(set, &key, Patience::WaitForPropagation).await;
+        if let Ok(proof) = &outcome {
+            info!(%kid, scope = %proof.scope, "token grant with the key to promote succeeded");
+        }
+        Some(outcome.map(|_| ()))
     }
 
     /// A step that would break the lifecycle's first rule; nothing is written for it.
@@ -701,7 +733,8 @@ impl SetRun<'_> {
 
     async fn write_outputs(&mut self) -> Result<(), RunError> {
         self.reload().await?;
-        let set = PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy);
+        let set =
+            PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy, self.now);
         let written = self.engine.publisher.publish(&set).await;
         self.outputs_failed = written.is_err();
         Ok(written?)
