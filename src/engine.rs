@@ -16,7 +16,7 @@ use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
 use crate::moment::Moment;
 use crate::planner::{self, Action, Plan, Refusal, Request, Step};
-use crate::policy::Target;
+use crate::policy::{Promotion, Target};
 use crate::proof::{Attempt, Attempts, NoProver, Patience, ProofError, Prover};
 use crate::publish::{PublishError, PublishedSet, Publisher};
 use crate::record::{KeyRecord, Stage};
@@ -440,6 +440,10 @@ impl Engine {
         request: &Request,
     ) -> Option<Attempt> {
         let pending = proof_due(target, records, at, request)?;
+        let verified = target.policy.promotion() == Promotion::Verified;
+        if !verified && !self.prover.can_prove(&target.key_set) {
+            return None; // `after-delay` proves only where it can; it needs no proof otherwise
+        }
         // A key that can not be read is not proved; the rest of the run still goes ahead.
         let outcome = match self.store.private_key(&pending.kid).await {
             Ok(key) => self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await,
@@ -472,21 +476,26 @@ impl Engine {
     }
 }
 
-/// The pending key that a run at `at` must prove before it may promote it, if any.
+/// The pending key that a run at `at` must prove before it may promote it, if any: with
+/// `verified`, when it is due or asked for; with `after-delay`, when no current key works any
+/// more and `publish_ahead` has not passed ([`lifecycle::needs_rescue`]: a proof promotes it at
+/// once). `manual` proves on `promote` only, in the engine's check before the promotion.
 pub fn proof_due<'r>(
     target: &Target,
     records: &'r [KeyRecord],
     at: Moment,
     request: &Request,
 ) -> Option<&'r KeyRecord> {
-    if target.policy.promotion() != crate::policy::Promotion::Verified {
-        return None;
-    }
     let pending = lifecycle::pending(records, at.now).filter(|p| lifecycle::published_before(p, at))?;
     let current = lifecycle::current(records, at.now);
     let hand_over = request.retire.as_ref().is_some_and(|r| current.is_some_and(|c| c.kid == r.kid));
     let waited = lifecycle::published_at_least(pending, at, target.policy.publish_ahead().delta());
-    (request.promote || hand_over || waited).then_some(pending)
+    let rescue = lifecycle::needs_rescue(records, &target.policy, at.now);
+    match target.policy.promotion() {
+        Promotion::Verified => (request.promote || hand_over || waited || rescue).then_some(pending),
+        Promotion::AfterDelay => (rescue && !waited).then_some(pending),
+        Promotion::Manual => None,
+    }
 }
 
 /// A key set between the two passes of a run.
@@ -683,7 +692,7 @@ impl SetRun<'_> {
         let Some(found) = self.engine.publisher.registered(set).await else { return Ok(()) };
         let registered = found?;
         if registered.get(&kid.to_string()).is_some() {
-            return self.check_propagated(kid);
+            return self.check_propagated(kid).await;
         }
         Err(RunError::Publish(PublishError(format!(
             "{kid} was not promoted: it is not registered on Maskinporten client {} any more (removed in Samarbeidsportalen or by another tool); this run registers it again, and a later run promotes it",
@@ -692,10 +701,11 @@ impl SetRun<'_> {
     }
 
     /// A key registered through the API moments ago may not have reached Maskinporten yet
-    /// (Digdir documents 0-2 minutes): without a proof, it is promoted only once
+    /// (Digdir documents 0-2 minutes): it is promoted once a token grant signed with it
+    /// succeeds (in this run, or here when the key set can be proved), or without a proof once
     /// [`PROPAGATION_MARGIN`] has passed since it was registered, by the run's time and by the
     /// host's real clock.
-    fn check_propagated(&self, kid: &Kid) -> Result<(), RunError> {
+    async fn check_propagated(&self, kid: &Kid) -> Result<(), RunError> {
         if self.proven.as_ref() == Some(kid) {
             return Ok(());
         }
@@ -705,12 +715,35 @@ impl SetRun<'_> {
             return Ok(());
         }
         let ready = self.at.now + (PROPAGATION_MARGIN - waited);
+        let set = &self.target.key_set;
+        let failed = match self.prove_now(kid).await {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(e)) => format!("; a token grant signed with it failed: {e}"),
+            None => String::new(),
+        };
         Err(RunError::Refused(planner::Refusal(format!(
-            "{kid} was registered on Maskinporten {}s ago, and Digdir documents up to 2 minutes before Maskinporten knows a new key; promote it after {} (or prove it now with `jwk-rotator verify {}`)",
+            "{kid} was registered on Maskinporten at {} ({}s ago by this host's real clock), and Digdir documents up to 2 minutes before Maskinporten knows a new key{failed}; promote it once `jwk-rotator verify {set}` succeeds, or after {} without a proof",
+            record.published.map(|t| t.to_rfc3339()).unwrap_or_default(),
             waited.num_seconds(),
             ready.to_rfc3339(),
-            self.target.key_set
         ))))
+    }
+
+    /// A token grant signed with `kid`, when the key set can be proved.
+    async fn prove_now(&self, kid: &Kid) -> Option<Result<(), ProofError>> {
+        let set = &self.target.key_set;
+        if !self.engine.prover.can_prove(set) {
+            return None;
+        }
+        let key = match self.engine.store.private_key(kid).await {
+            Ok(key) => key,
+            Err(e) => return Some(Err(ProofError { kind: "store", message: e.to_string() })),
+        };
+        let outcome = self.engine.prover.prove(set, &key, Patience::WaitForPropagation).await;
+        if let Ok(proof) = &outcome {
+            info!(%kid, scope = %proof.scope, "token grant with the key to promote succeeded");
+        }
+        Some(outcome.map(|_| ()))
     }
 
     /// A step that would break the lifecycle's first rule; nothing is written for it.
@@ -739,7 +772,8 @@ impl SetRun<'_> {
 
     async fn write_outputs(&mut self) -> Result<(), RunError> {
         self.reload().await?;
-        let set = PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy);
+        let set =
+            PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy, self.at.now);
         let written = self.engine.publisher.publish(&set).await;
         self.outputs_failed = written.is_err();
         Ok(written?)

@@ -12,7 +12,7 @@ use crate::moment::Moment;
 use crate::policy::Policy;
 use crate::policy::Target;
 use crate::proof::Attempt;
-use crate::publish::{CertificateExpiry, PublishError, Registered};
+use crate::publish::{CertificateExpiry, EXPIRY_MARGIN, PublishError, Registered, same_exp};
 use crate::record::{KeyRecord, Stage};
 use crate::store::{Consumer, Consumers, Loaded, StoreError};
 
@@ -347,6 +347,34 @@ impl Context<'_> {
         )
     }
 
+    /// The way out of an expired current key, step by step from where the key set is.
+    fn rescue_steps(&self) -> String {
+        let set = self.set;
+        let promote = format!(
+            "`jwk-rotator promote {set}` makes it current as soon as Maskinporten grants a token signed with it (it proves the key first when the client has client_id and verify_scope)"
+        );
+        let api = self.registered.is_some();
+        match self.pending() {
+            Some(p) if p.published.is_some() && api => {
+                format!("Pending key {} is registered through Digdir's API: {promote}", p.kid)
+            }
+            Some(p) if p.published.is_some() => {
+                format!("Pending key {}: {}", p.kid, self.add_then_promote(p))
+            }
+            Some(p) => format!(
+                "1. `jwk-rotator rotate {set}` publishes pending key {}{}; 2. {promote}",
+                p.kid,
+                if api { " and registers it through Digdir's API" } else { ", add it in Samarbeidsportalen" }
+            ),
+            None if api => format!(
+                "1. `jwk-rotator rotate {set}` makes a new key and registers it through Digdir's API (the expired key is not sent); 2. {promote}"
+            ),
+            None => format!(
+                "1. `jwk-rotator rotate {set}` makes a new key; 2. add it in Samarbeidsportalen (`jwk-rotator jwks {set} --kid KID`); 3. {promote}"
+            ),
+        }
+    }
+
     /// No current key, or one that expires soon or has expired.
     fn current_key(&self) -> Option<Finding> {
         let set = self.set;
@@ -368,8 +396,9 @@ impl Context<'_> {
         let (days, date) = (left.num_days(), expires.date_naive());
         if left <= TimeDelta::zero() {
             let msg = format!(
-                "{set}: current key {} expired on {date}; token requests fail with MP-121. Rotate now: `jwk-rotator rotate --force {set}`, add the new key in Samarbeidsportalen, then `jwk-rotator promote {set}`",
-                c.kid
+                "{set}: current key {} expired on {date}; token requests fail with MP-121. {}",
+                c.kid,
+                self.rescue_steps()
             );
             return Some(self.finding(
                 Severity::Critical,
@@ -574,6 +603,9 @@ impl Context<'_> {
         for r in self.records.iter().filter(|r| r.stage.is_published() && r.published.is_some()) {
             let kid = r.kid.to_string();
             let Some(theirs) = registered.get(&kid) else {
+                if r.expires(self.policy) <= self.now + EXPIRY_MARGIN {
+                    continue; // not sent, as Maskinporten refuses it: `expired` reports it
+                }
                 let (severity, effect) = if r.stage == Stage::Current {
                     (Severity::Critical, "token requests signed with it fail until it is registered again")
                 } else {
@@ -587,14 +619,14 @@ impl Context<'_> {
                 continue;
             };
             let ours = r.expires(self.policy);
-            if let Some(exp) = theirs.exp.filter(|e| e.timestamp() != ours.timestamp()) {
+            if let Some(exp) = theirs.exp.filter(|e| !same_exp(Some(e.timestamp()), Some(ours.timestamp()))) {
                 let effect = if exp < ours {
                     "Maskinporten stops accepting it earlier; expiry alerts use Maskinporten's date"
                 } else {
                     "jwk-rotator retires it on its own date"
                 };
                 let msg = format!(
-                    "{set}: Maskinporten client {client} has {kid} registered until {}, jwk-rotator until {} (kid date + max_age {}): it was changed by hand; {effect}. The next upload sets it back",
+                    "{set}: Maskinporten client {client} has {kid} registered until {}, jwk-rotator until {} (kid date + max_age {}): it was changed by hand, or Digdir keeps another exp than it is sent; {effect}. An upload sends jwk-rotator's again",
                     exp.to_rfc3339(),
                     ours.to_rfc3339(),
                     self.policy.max_age()

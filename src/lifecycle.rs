@@ -83,6 +83,14 @@ pub fn written_after(r: &KeyRecord, at: Moment) -> Option<DateTime<Utc>> {
     r.written.filter(|w| *w > at.wall + CLOCK_SKEW)
 }
 
+/// Whether no current key works at `now`: there is none, or its expiry (kid date + `max_age`)
+/// has passed, so that every token request fails (MP-121). Getting out is what counts then: a
+/// pending key that an earlier run published is promoted as soon as a token grant signed with
+/// it succeeds, without waiting for `publish_ahead`; the proof shows that Maskinporten knows it.
+pub fn needs_rescue(records: &[KeyRecord], policy: &Policy, now: DateTime<Utc>) -> bool {
+    current(records, now).is_none_or(|c| c.expires(policy) <= now)
+}
+
 /// When a new pending key is due for the current key `current`: `rotate_after` after its
 /// creation, or `warn_before` ahead of its expiry if that comes first. A key dated in the future
 /// is due at once, so that a clock that ran ahead does not stall rotation.

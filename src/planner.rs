@@ -461,6 +461,8 @@ impl Planner<'_> {
                 (self.now - published).num_days(),
                 self.policy.publish_ahead()
             )
+        } else if let Some(why) = self.rescue(&pending) {
+            why
         } else {
             return;
         };
@@ -474,6 +476,27 @@ impl Planner<'_> {
             );
             self.push(Action::Demote { kid: old.kid }, reason);
         }
+    }
+
+    /// Why `p` is promoted at once: no current key works any more and a token grant signed with
+    /// `p` succeeded in this run ([`lifecycle::needs_rescue`]). Not in `manual` mode, where only
+    /// `promote` promotes.
+    fn rescue(&self, p: &KeyRecord) -> Option<String> {
+        let proved = self.proven.as_ref() == Some(&p.kid);
+        if !proved
+            || self.policy.promotion() == Promotion::Manual
+            || !lifecycle::needs_rescue(&self.recs, self.policy, self.now)
+        {
+            return None;
+        }
+        let broken = match self.current() {
+            Some(c) => format!("current key {} expired on {}", c.kid, c.expires(self.policy).date_naive()),
+            None => "there is no current key".to_owned(),
+        };
+        Some(format!(
+            "{broken}; a token grant signed with {} succeeded in this run, so it is promoted without waiting for publish_ahead",
+            p.kid
+        ))
     }
 
     fn retire_scheduled(&mut self) {

@@ -30,10 +30,15 @@ pub struct PublishedSet {
     /// Every kid the store holds for the key set, published or not: a key registered in
     /// Maskinporten under one of these is this tool's to remove; any other is left alone.
     pub managed: Vec<Kid>,
+    /// The run's now (`--at`, `JWK_ROTATOR_NOW`, else the clock): Digdir's API publisher judges
+    /// the keys it does not manage expired by it, and caps `exp` from it, as every other decision
+    /// of the run (and by the wall clock too, by which Digdir judges an `exp` it is sent).
+    pub at: DateTime<Utc>,
 }
 
 impl PublishedSet {
-    pub fn from_records(key_set: &KeySet, records: &[KeyRecord], policy: &Policy) -> Self {
+    /// The set of `records` as a run at `at` publishes it.
+    pub fn from_records(key_set: &KeySet, records: &[KeyRecord], policy: &Policy, at: DateTime<Utc>) -> Self {
         let mut recs: Vec<&KeyRecord> = records.iter().filter(|r| r.stage.is_published()).collect();
         let rank = |s: Stage| match s {
             Stage::Current => 0,
@@ -45,6 +50,7 @@ impl PublishedSet {
             key_set: key_set.clone(),
             keys: recs.into_iter().map(|r| (r.public.clone(), r.expires(policy))).collect(),
             managed: records.iter().map(|r| r.kid.clone()).collect(),
+            at,
         }
     }
 
@@ -67,6 +73,25 @@ impl PublishedSet {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct PublishError(pub String);
+
+/// How far two `exp` values of one registered key may be apart and still be the same: a service
+/// that keeps `exp` at a coarser resolution (minutes, days) than it was sent. Far below the days
+/// that expiry alerts work in (`critical_before` is 7 days by default), so no alert comes late.
+pub const EXP_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// A key whose `exp` comes within this of now is not sent to Maskinporten: Digdir refuses an
+/// `exp` that has passed (MP-121 "Expired key" in every grant), an upload takes time, and Digdir's
+/// clock differs from ours by seconds; a key that expires in minutes is no use anyway.
+pub const EXPIRY_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Whether two `exp` values (epoch seconds) are the same within [`EXP_TOLERANCE`].
+pub fn same_exp(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.abs_diff(b) <= EXP_TOLERANCE.num_seconds().unsigned_abs(),
+        (None, None) => true,
+        _ => false,
+    }
+}
 
 /// One key as Maskinporten has it registered on a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

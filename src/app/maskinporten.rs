@@ -12,6 +12,7 @@ use crate::kid::{Environment, KeySet};
 use crate::maskinporten::admin::{AdminCredential, Concerns};
 use crate::maskinporten::api::{SelfServiceApi, WallClock};
 use crate::maskinporten::http::{Retry, http_client};
+use crate::maskinporten::jwt::AdminAuth;
 use crate::maskinporten::publisher::{self, ApiPublisher};
 use crate::maskinporten::token::{AdminTokens, TokenEndpoint};
 use crate::maskinporten::verify::{self, TokenProver};
@@ -142,6 +143,7 @@ async fn env_clients(
     let tokens = Arc::new(AdminTokens::new(
         admin_endpoint,
         credential.clone(),
+        admin.kid.clone().map_or(AdminAuth::X5c, AdminAuth::Kid),
         admin.client_id.clone(),
         admin.scopes.clone(),
     ));

@@ -79,7 +79,7 @@ async fn dispatch(command: Command, config: &Config, clocks: Clocks) -> anyhow::
         }
         Command::Plan { sets, at, format } => rotate_plan(config, &sets, what_if(at), format).await,
         Command::Status { sets, format, at } => Ok(status(config, &sets, what_if(at), format).await),
-        Command::Jwks { set, format, kid: None } => jwks(config, &set, format).await,
+        Command::Jwks { set, format, kid: None } => jwks(config, &set, format, what_if(None).now).await,
         Command::Jwks { set, format, kid: Some(kid) } => jwks_key(config, &set, &kid, format).await,
         Command::ExportKey { set, kid, base64 } => {
             export_key(config, &set, kid.as_deref(), base64, what_if(None).now).await
@@ -311,7 +311,7 @@ pub(super) fn select_one(config: &Config, set: &str) -> Result<Target, Exit> {
     select(config, &[set.to_owned()]).map(|mut targets| targets.remove(0))
 }
 
-async fn jwks(config: &Config, set: &str, format: JwksFormat) -> anyhow::Result<Exit> {
+async fn jwks(config: &Config, set: &str, format: JwksFormat, now: DateTime<Utc>) -> anyhow::Result<Exit> {
     let target = match select_one(config, set) {
         Ok(target) => target,
         Err(exit) => return Ok(exit),
@@ -320,7 +320,7 @@ async fn jwks(config: &Config, set: &str, format: JwksFormat) -> anyhow::Result<
     if records.iter().all(|r| !r.stage.is_published()) {
         bail!("key set {set} has no published keys yet: run `jwk-rotator rotate {set}` first");
     }
-    let published = PublishedSet::from_records(&target.key_set, &records, &target.policy);
+    let published = PublishedSet::from_records(&target.key_set, &records, &target.policy, now);
     let text = match format {
         JwksFormat::Jwks => published.jwks_json(),
         JwksFormat::Maskinporten => published.maskinporten_json(),

@@ -63,6 +63,8 @@ pub struct RawEnvironment {
     admin_certificate_pem: Option<PathBuf>,
     admin_key_pem: Option<PathBuf>,
     admin_certificate_secret: Option<String>,
+    admin_auth: Option<String>,
+    admin_kid: Option<String>,
     verify_wait: Option<String>,
     #[serde(default)]
     retry: RetrySettings,
@@ -161,6 +163,9 @@ pub struct AdminClient {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub certificate: AdminCertificate,
+    /// `admin_auth = "kid"`: the kid under which Digdir registered the certificate on the admin
+    /// client, which its grants then carry instead of the chain (`x5c`, the default: `None`).
+    pub kid: Option<String>,
 }
 
 /// `[maskinporten.ENV]`, resolved.
@@ -335,7 +340,7 @@ fn admin_client(raw: &RawEnvironment, base: &Path) -> Result<Option<AdminClient>
     ];
     let given = sources.iter().filter(|s| **s).count();
     let Some(client_id) = &raw.admin_client_id else {
-        if given > 0 || raw.admin_scopes.is_some() {
+        if given > 0 || raw.admin_scopes.is_some() || raw.admin_auth.is_some() || raw.admin_kid.is_some() {
             return Err(ConfigError(
                 "an admin certificate is set but admin_client_id is missing: give the organisation's self-service client id, as Digdir's service desk issued it".to_owned(),
             ));
@@ -405,7 +410,31 @@ fn admin_client(raw: &RawEnvironment, base: &Path) -> Result<Option<AdminClient>
         }
         Some(scopes) => scopes.clone(),
     };
-    Ok(Some(AdminClient { client_id: client_id.clone(), scopes, certificate }))
+    let kid = admin_kid(raw)?;
+    Ok(Some(AdminClient { client_id: client_id.clone(), scopes, certificate, kid }))
+}
+
+/// `admin_auth` and `admin_kid`: whether the admin client's grants carry the certificate chain
+/// (`x5c`, the default) or the kid under which Digdir registered the certificate on the admin
+/// client, which such a client "can and must" use (docs.digdir.no `maskinporten_protocol_jwtgrant`).
+fn admin_kid(raw: &RawEnvironment) -> Result<Option<String>, ConfigError> {
+    let kid_ok = |kid: &str| !kid.is_empty() && kid.len() <= 200 && kid.bytes().all(|b| b.is_ascii_graphic());
+    match (raw.admin_auth.as_deref(), &raw.admin_kid) {
+        (None | Some("x5c"), None) => Ok(None),
+        (Some("kid"), Some(kid)) if kid_ok(kid) => Ok(Some(kid.clone())),
+        (Some("kid"), Some(kid)) => Err(ConfigError(format!(
+            "admin_kid = {kid:?} is not a kid: give the key id Digdir registered the business certificate under, without spaces"
+        ))),
+        (Some("kid"), None) => Err(ConfigError(
+            "admin_auth = \"kid\" needs admin_kid: the key id under which Digdir registered the business certificate on the admin client (ask the service desk), or leave admin_auth out to send the certificate chain (x5c)".to_owned(),
+        )),
+        (None | Some("x5c"), Some(kid)) => Err(ConfigError(format!(
+            "admin_kid = {kid:?} is set but admin_auth is not \"kid\": set admin_auth = \"kid\" when Digdir registered the business certificate on the admin client, or remove admin_kid"
+        ))),
+        (Some(other), _) => Err(ConfigError(format!(
+            "admin_auth = {other:?} is not \"x5c\" (send the business certificate's chain, the default) or \"kid\" (name the certificate Digdir registered on the admin client, with admin_kid)"
+        ))),
+    }
 }
 
 /// Reads `[maskinporten]`: one table per environment.
@@ -546,151 +575,4 @@ fn client_ids(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::Config;
-
-    const TABLE: &str = r#"
-[maskinporten.TEST]
-admin_client_id = "admin"
-admin_certificate = "cert.p12"
-admin_certificate_password_env = "P12_PASSWORD"
-"#;
-
-    const CLIENT: &str = r#"
-[[client]]
-name = "a"
-environments = ["TEST"]
-publish = ["files", "maskinporten-api"]
-client_id = { TEST = "cid" }
-verify_scope = "x:y"
-promotion = "verified"
-"#;
-
-    fn load(text: &str) -> Result<Config, String> {
-        Config::parse(text, std::path::Path::new("/etc/jwk-rotator/jwk-rotator.toml")).map_err(|e| e.0)
-    }
-
-    fn refused(text: &str, expected: &[&str]) {
-        let err = load(text).expect_err("refused");
-        for part in expected {
-            assert!(err.contains(part), "{part:?} not in: {err}");
-        }
-    }
-
-    #[test]
-    fn a_complete_config_loads_with_digdirs_addresses_for_test() {
-        let config = load(&format!("{TABLE}{CLIENT}")).expect("loads");
-        let table = &config.maskinporten[&"TEST".parse().expect("env")];
-        assert_eq!(table.api_url.as_str(), "https://api.test.samarbeid.digdir.no/");
-        assert_eq!(table.issuer, "https://test.maskinporten.no/");
-        assert_eq!(table.token_url.as_str(), "https://test.maskinporten.no/token");
-        let admin = table.admin.as_ref().expect("admin");
-        assert_eq!(admin.scopes, ["idporten:dcr.read", "idporten:dcr.write"]);
-        let shown = format!("{:?}", admin.certificate);
-        assert!(shown.contains("P12_PASSWORD") && shown.contains("/etc/jwk-rotator/cert.p12"), "{shown}");
-        let client = &config.clients[0].maskinporten;
-        assert_eq!(client.client_id[&"TEST".parse().expect("env")], "cid");
-        assert!(!client.prune_unmanaged);
-    }
-
-    #[test]
-    fn each_bad_setting_is_refused_by_name_with_what_to_do() {
-        let client =
-            |extra: &str| format!("{TABLE}\n[[client]]\nname = \"a\"\nenvironments = [\"TEST\"]\n{extra}\n");
-        refused(
-            &client("publish = [\"maskinporten-api\"]"),
-            &[
-                "client a",
-                "publish = [\"maskinporten-api\"] needs the client's Maskinporten client_id for TEST",
-                "client_id = { TEST = \"...\" }",
-            ],
-        );
-        refused(
-            &client("promotion = \"verified\"\nclient_id = { TEST = \"cid\" }"),
-            &["promotion = \"verified\" needs verify_scope"],
-        );
-        refused(&client("publish = [\"portal\"]"), &["publish = [\"portal\"] is not a target"]);
-        refused(&client("publish = []"), &["publish = [] would publish the keys nowhere"]);
-        refused(&client("publish = \"files\""), &["is not a list of targets"]);
-        refused(
-            &client("client_id = { PROD = \"x\" }"),
-            &["client_id.PROD is given, but PROD is not one of this client's environments"],
-        );
-        refused(&client("client_id = \"x\""), &["must be a table of environments"]);
-        refused(&client("verify_scope = \"a b\""), &["verify_scope", "one scope"]);
-        refused(&client("prune_unmanaged = \"yes\""), &["prune_unmanaged", "true or false"]);
-        refused(&client("client_secret = \"x\""), &["unknown setting `client_secret`"]);
-    }
-
-    #[test]
-    fn bad_environment_tables_are_refused_by_name() {
-        let with = |table: &str| format!("{table}{CLIENT}");
-        refused(
-            &with(
-                "[maskinporten.TEST]\napi_url = \"http://localhost:8080\"\nadmin_client_id = \"a\"\nadmin_certificate = \"c.p12\"\n",
-            ),
-            &["[maskinporten.TEST]", "api_url = \"http://localhost:8080\" must use https"],
-        );
-        refused(
-            &with(
-                "[maskinporten.TEST]\nissuer = \"https://test.maskinporten.no\"\nadmin_client_id = \"a\"\nadmin_certificate = \"c.p12\"\n",
-            ),
-            &["issuer = \"https://test.maskinporten.no\" must end with '/'"],
-        );
-        refused(
-            &with(
-                "[maskinporten.TEST]\nadmin_client_id = \"a\"\nadmin_certificate = \"c.p12\"\nadmin_certificate_secret = \"c\"\n",
-            ),
-            &["needs exactly one business certificate", "2 are set"],
-        );
-        refused(
-            &with("[maskinporten.TEST]\nadmin_client_id = \"a\"\n"),
-            &["needs exactly one business certificate", "0 are set"],
-        );
-        refused(
-            &with(
-                "[maskinporten.TEST]\nadmin_client_id = \"a\"\nadmin_certificate = \"c.p12\"\nadmin_certificate_password_env = \"hunter2 secret\"\n",
-            ),
-            &["must name an environment variable"],
-        );
-        refused(
-            &with("[maskinporten.TEST]\nadmin_client_id = \"a\"\nadmin_certificate_pem = \"c.pem\"\n"),
-            &["admin_certificate_pem is set without admin_key_pem"],
-        );
-        refused(
-            &with("[maskinporten.TEST]\nadmin_certificate = \"c.p12\"\n"),
-            &["admin_client_id is missing"],
-        );
-        refused(
-            &with(
-                "[maskinporten.TEST]\nadmin_client_id = \"a\"\nadmin_certificate = \"c.p12\"\nadmin_scopes = []\n",
-            ),
-            &["admin_scopes = [] must list scopes"],
-        );
-        refused(
-            &with(
-                "[maskinporten.TEST]\nadmin_client_id = \"a\"\nadmin_certificate = \"c.p12\"\nverify_wait = \"2h\"\n",
-            ),
-            &["verify_wait = 2h is longer than an hour"],
-        );
-        refused(
-            &with(
-                "[maskinporten.TEST]\nadmin_client_id = \"a\"\nadmin_certificate = \"c.p12\"\nsecret = \"x\"\n",
-            ),
-            &["unknown field `secret`"],
-        );
-        refused(
-            &format!(
-                "[maskinporten.STAGE]\nadmin_client_id = \"a\"\nadmin_certificate = \"c.p12\"\n{CLIENT}"
-            ),
-            &["[maskinporten.STAGE]: api_url is missing", "built in only for TEST and PROD"],
-        );
-        refused(&format!("[maskinporten.test]\n{CLIENT}"), &["[maskinporten.test]"]);
-        // An API client whose environment has no table, and one whose table has no admin.
-        refused(CLIENT, &["add a [maskinporten.TEST] table"]);
-        refused(
-            &with("[maskinporten.TEST]\n"),
-            &["need the organisation's admin client", "set admin_client_id"],
-        );
-    }
-}
+mod tests;

@@ -224,7 +224,7 @@ pub async fn write(
     }
     let loaded = store.load(std::slice::from_ref(set)).await.map_err(|e| format!("{set}: {e}"))?;
     let records = records_in(&loaded, set).map_err(|e| format!("{set}: {e}"))?;
-    let published = PublishedSet::from_records(set, records, &target.policy);
+    let published = PublishedSet::from_records(set, records, &target.policy, at.now);
     publisher.publish(&published).await.map_err(|e| format!("{set}: {e}"))?;
     if let Some(current) = lifecycle::current(records, at.now).filter(|_| !plan.leave_consumer) {
         store.sync_consumer(current).await.map_err(|e| format!("{set}: {e}"))?;

@@ -1,6 +1,8 @@
 //! Digdir's self-service API for a client's key set: `GET` and `POST`
 //! `{api}/api/v1/clients/{client_id}/jwks` with the admin client's token (docs.digdir.no
-//! `oidc_api_admin`). `POST` replaces the whole set; `DELETE` exists but this tool never uses it.
+//! `oidc_api_admin`). `POST` replaces the whole set; `DELETE` removes every key, which an empty
+//! `POST` can not do (okdata-maskinporten-api: "When deleting the last key, we need to DELETE
+//! instead of POST-ing an empty `keys` object").
 
 use std::sync::Arc;
 
@@ -24,7 +26,7 @@ pub fn system_clock() -> WallClock {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Digdir refused the request (4xx): its own words, with the correlation id to quote.
-    #[error("Digdir's self-service API refused {action} (HTTP {status}): {messages}{}", correlation(.correlation_id))]
+    #[error("Digdir's self-service API refused {action} (HTTP {status}): {messages}{}{}", correlation(.correlation_id), refusal_hint(*.status))]
     Refused { action: String, status: u16, messages: String, correlation_id: Option<String> },
     /// No usable answer after every retry.
     #[error("Digdir's self-service API is unavailable ({action}): {reason}; tried {tries} times")]
@@ -35,6 +37,21 @@ pub enum ApiError {
     /// An answer this tool does not understand.
     #[error("Digdir's self-service API gave an answer this tool does not understand ({action}): {reason}")]
     Protocol { action: String, reason: String },
+}
+
+/// What a refusal's status means for this tool's requests. Digdir's `dcr` scopes reach only the
+/// clients "bundet mot samme org.nr. som gitt i access_token" (`oidc_api_admin`, "Bruk av
+/// Oauth2"): a client id of another organisation is refused (403), or not found (404).
+fn refusal_hint(status: u16) -> &'static str {
+    match status {
+        403 => {
+            ". An admin client reaches only the clients of its own organisation, with the scopes Digdir gave it: check that client_id for this environment is a client of the organisation whose business certificate signs, and admin_scopes"
+        }
+        404 => {
+            ". Check that client_id for this environment is right: a client of another organisation or environment is not found"
+        }
+        _ => "",
+    }
 }
 
 fn correlation(id: &Option<String>) -> String {
@@ -115,6 +132,13 @@ impl SelfServiceApi {
         let url = self.jwks_url(client_id)?;
         let body = serde_json::json!({ "keys": keys });
         self.send(&action, || self.http.post(url.clone()).json(&body)).await.map(|_| ())
+    }
+
+    /// Removes every key of `client_id`: the way to leave a client without keys.
+    pub async fn delete_all(&self, client_id: &str) -> Result<(), ApiError> {
+        let action = format!("removing the last keys of client {client_id}");
+        let url = self.jwks_url(client_id)?;
+        self.send(&action, || self.http.delete(url.clone())).await.map(|_| ())
     }
 
     /// Sends a request with the admin token, retrying network errors, 429 and 5xx with backoff;

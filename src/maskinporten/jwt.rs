@@ -101,12 +101,39 @@ pub fn client_grant(key: &PrivateJwk, claims: &GrantClaims) -> Result<String, Jw
     sign(header, &claims.to_json(), key.public().alg, &pair)
 }
 
-/// A grant signed with the organisation's business certificate: header `alg` RS256 and `x5c`
-/// the chain, leaf first, each certificate standard base64 (not base64url) DER (RFC 7515 4.1.6).
-pub fn admin_grant(cred: &AdminCredential, claims: &GrantClaims) -> Result<String, JwtError> {
-    let x5c = cred.chain().iter().map(|c| Value::String(STANDARD.encode(c.as_ref()))).collect();
+/// How the admin client's grants name the business certificate they are signed with
+/// (docs.digdir.no `maskinporten_protocol_jwtgrant`, the header): "x5c: The business
+/// certificate/eseal (virksomhetssertifikat) of the organization. Full certificate chain", or
+/// "kid: Key identifier to a previously registered certificate / asymmetric key bound to the
+/// client"; "Either 'kid' or 'x5c' must be present. 'kid' can and must be used by clients
+/// having a pre-registered certificate / asymmetric key."
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AdminAuth {
+    /// The chain in `x5c`: an admin client bound to the organisation by its certificate.
+    #[default]
+    X5c,
+    /// `kid` alone: an admin client on which Digdir registered the certificate under this kid.
+    Kid(String),
+}
+
+/// A grant signed with the organisation's business certificate, header `alg` RS256 and, as
+/// `auth` says, `x5c` (the chain, leaf first, each certificate standard base64, not base64url,
+/// DER: RFC 7515 4.1.6) or `kid`.
+pub fn admin_grant(
+    cred: &AdminCredential,
+    auth: &AdminAuth,
+    claims: &GrantClaims,
+) -> Result<String, JwtError> {
     let mut header = Map::new();
-    header.insert("x5c".to_owned(), Value::Array(x5c));
+    match auth {
+        AdminAuth::X5c => {
+            let x5c = cred.chain().iter().map(|c| Value::String(STANDARD.encode(c.as_ref()))).collect();
+            header.insert("x5c".to_owned(), Value::Array(x5c));
+        }
+        AdminAuth::Kid(kid) => {
+            header.insert("kid".to_owned(), Value::String(kid.clone()));
+        }
+    }
     sign(header, &claims.to_json(), Algorithm::RS256, cred.key())
 }
 
@@ -214,7 +241,7 @@ mod tests {
     fn an_admin_grant_carries_the_chain_in_x5c_as_standard_base64() {
         let der = include_bytes!("../../tests/data/admin/business-aes.p12");
         let cred = AdminCredential::from_pkcs12(der, "fixture-password").unwrap();
-        let jwt = admin_grant(&cred, &claims()).unwrap();
+        let jwt = admin_grant(&cred, &AdminAuth::X5c, &claims()).unwrap();
         let (header, claims) = check::with_x5c(&jwt);
         assert_eq!(header["alg"], "RS256");
         assert_eq!(header.as_object().unwrap().len(), 2, "alg and x5c only: {header}");
@@ -223,6 +250,30 @@ mod tests {
         assert_eq!(x5c.len(), 2);
         assert_eq!(claims["iss"], "3f1c-client");
         assert_eq!(claims.as_object().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn an_admin_grant_in_kid_mode_carries_the_kid_and_no_chain() {
+        let der = include_bytes!("../../tests/data/admin/business-aes.p12");
+        let cred = AdminCredential::from_pkcs12(der, "fixture-password").unwrap();
+        let jwt = admin_grant(&cred, &AdminAuth::Kid("org-cert-1".to_owned()), &claims()).unwrap();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header, json!({"alg": "RS256", "kid": "org-cert-1"}));
+        // The same key signs as in x5c mode: the certificate's.
+        let x5c = admin_grant(&cred, &AdminAuth::X5c, &claims()).unwrap();
+        let (x5c_header, _) = check::with_x5c(&x5c);
+        let leaf = STANDARD.decode(x5c_header["x5c"][0].as_str().unwrap()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        let public = cert.public_key().subject_public_key.data.to_vec();
+        let input = format!("{}.{}", parts[0], parts[1]);
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            public,
+        )
+        .verify(input.as_bytes(), &signature)
+        .expect("signed with the certificate's key");
     }
 
     #[test]

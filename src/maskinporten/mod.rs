@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod compare;
 pub mod http;
 pub mod jwt;
 pub mod publisher;

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use super::admin::AdminCredential;
 use super::http::{Retry, describe, retry_after, retryable_error, retryable_status};
-use super::jwt::{self, GrantClaims, JwtError};
+use super::jwt::{self, AdminAuth, GrantClaims, JwtError};
 
 /// The grant type of a JWT grant (RFC 7523 2.1).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -333,6 +333,8 @@ fn excerpt(body: &[u8]) -> String {
 pub struct AdminTokens {
     endpoint: TokenEndpoint,
     credential: Arc<AdminCredential>,
+    /// `x5c` or `kid` in the grant's header.
+    auth: AdminAuth,
     client_id: String,
     scopes: Vec<String>,
     cache: Mutex<Option<Cached>>,
@@ -349,14 +351,23 @@ const REFRESH_BEFORE: TimeDelta = TimeDelta::seconds(60);
 
 impl AdminTokens {
     /// Tokens for the admin client `client_id` with `scopes` (typically `idporten:dcr.read` and
-    /// `idporten:dcr.write`), from `endpoint`, with grants signed by `credential`.
+    /// `idporten:dcr.write`), from `endpoint`, with grants signed by `credential` that name it
+    /// as `auth` says.
     pub fn new(
         endpoint: TokenEndpoint,
         credential: Arc<AdminCredential>,
+        auth: AdminAuth,
         client_id: impl Into<String>,
         scopes: Vec<String>,
     ) -> Self {
-        AdminTokens { endpoint, credential, client_id: client_id.into(), scopes, cache: Mutex::new(None) }
+        AdminTokens {
+            endpoint,
+            credential,
+            auth,
+            client_id: client_id.into(),
+            scopes,
+            cache: Mutex::new(None),
+        }
     }
 
     /// The business certificate the grants are signed with.
@@ -392,7 +403,7 @@ impl AdminTokens {
                     scope: &scope,
                     now: iat,
                 };
-                jwt::admin_grant(&self.credential, &claims)
+                jwt::admin_grant(&self.credential, &self.auth, &claims)
             })
             .await?;
         let lifetime = TimeDelta::try_seconds(i64::try_from(granted.expires_in).unwrap_or(i64::MAX));

@@ -84,12 +84,31 @@ fn check_invariants(
                 let really = real.get(kid).unwrap_or_else(|| panic!("{kid} promoted, never published"));
                 assert!(*really < at.wall, "{kid} promoted in the run that really published it");
                 if !request.promote && request.retire.is_none() {
+                    // The one exception: no current key works, and a grant with this one succeeded.
+                    let rescued =
+                        request.proven.as_ref() == Some(kid) && lifecycle::needs_rescue(before, policy, now);
                     let waited = now - was.published.expect("published");
-                    assert!(waited >= policy.publish_ahead().delta(), "{kid} promoted after {waited}");
+                    assert!(
+                        waited >= policy.publish_ahead().delta() || rescued,
+                        "{kid} promoted after {waited}"
+                    );
                     let really_waited = at.wall - *really;
                     assert!(
-                        really_waited >= policy.publish_ahead().delta(),
+                        really_waited >= policy.publish_ahead().delta() || rescued,
                         "{kid} promoted {really_waited} after it was really published"
+                    );
+                }
+                if policy.promotion() == Promotion::Verified {
+                    assert_eq!(
+                        request.proven.as_ref(),
+                        Some(kid),
+                        "verified: {kid} promoted without a proof"
+                    );
+                }
+                if policy.promotion() == Promotion::Manual {
+                    assert!(
+                        request.promote || request.retire.is_some(),
+                        "manual: {kid} promoted on schedule"
                     );
                 }
             }
@@ -104,7 +123,7 @@ fn check_invariants(
     let public = published(&after);
     assert!(public.len() <= policy.max_published() as usize, "{} published: {public:?}", public.len());
     let set = plan.key_set.clone();
-    let outputs = PublishedSet::from_records(&set, &after, policy);
+    let outputs = PublishedSet::from_records(&set, &after, policy, now);
     for text in [outputs.jwks_json(), outputs.maskinporten_json()] {
         for member in ["\"d\"", "\"p\"", "\"q\"", "\"dp\"", "\"dq\"", "\"qi\""] {
             assert!(!text.contains(member), "private member {member} in {text}");
@@ -126,14 +145,20 @@ fn plan_ok(set: &KeySet, recs: &[KeyRecord], policy: &Policy, at: impl Into<Mome
 #[derive(Debug, Clone)]
 enum Op {
     Run,
+    /// A scheduled run in which a token grant with the pending key succeeded.
+    Proved,
     Force,
     Promote,
-    Retire { pick: usize, force: bool },
+    Retire {
+        pick: usize,
+        force: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => Just(Op::Run),
+        5 => Just(Op::Run),
+        2 => Just(Op::Proved),
         1 => Just(Op::Force),
         1 => Just(Op::Promote),
         1 => (0usize..8, any::<bool>()).prop_map(|(pick, force)| Op::Retire { pick, force }),
@@ -141,11 +166,13 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn a_policy() -> impl Strategy<Value = PolicyOverrides> {
-    (any::<bool>(), 0i64..=10, 1i64..=20, 40i64..=120, 2u32..=5, 0i64..=40).prop_map(
-        |(after_delay, ahead, overlap, rotate, max_published, retain)| PolicyOverrides {
-            promotion: Some(if after_delay { Promotion::AfterDelay } else { Promotion::Manual }),
+    (0u8..3, 0i64..=10, 1i64..=20, 40i64..=120, 2u32..=5, 0i64..=40).prop_map(
+        |(mode, ahead, overlap, rotate, max_published, retain)| PolicyOverrides {
+            promotion: Some(
+                [Promotion::Manual, Promotion::AfterDelay, Promotion::Verified][usize::from(mode)],
+            ),
             // after-delay needs publish_ahead of at least 1h (a key is never promoted at once)
-            publish_ahead: Some(Span::days(if after_delay { ahead.max(1) } else { ahead })),
+            publish_ahead: Some(Span::days(if mode == 1 { ahead.max(1) } else { ahead })),
             overlap: Some(Span::days(overlap)),
             rotate_after: Some(Span::days(rotate)),
             max_published: Some(max_published),
@@ -244,8 +271,16 @@ fn replay(policy: &Policy, steps: impl IntoIterator<Item = (Moment, Op)>) -> (Ve
     for (at, op) in steps {
         let request = match op {
             Op::Run => Request::default(),
+            Op::Proved => Request {
+                proven: lifecycle::pending(&recs, at.now).map(|p| p.kid.clone()),
+                ..Request::default()
+            },
             Op::Force => Request { force: true, ..Request::default() },
-            Op::Promote => Request { promote: true, ..Request::default() },
+            Op::Promote => Request {
+                promote: true,
+                proven: lifecycle::pending(&recs, at.now).map(|p| p.kid.clone()),
+                ..Request::default()
+            },
             Op::Retire { pick, force } => match recs.get(pick % recs.len().max(1)) {
                 Some(r) => {
                     Request { retire: Some(Retire { kid: r.kid.clone(), force }), ..Request::default() }
@@ -406,4 +441,29 @@ fn an_expired_current_key_stays_until_replaced() {
     assert!(after.iter().any(|r| r.stage == Stage::Pending));
     let found = findings::evaluate(&set, Ok(&after), &policy, late);
     assert!(found.iter().any(|f| f.kind == FindingKind::Expired && f.severity == Severity::Critical));
+
+    // The next run: without a proof the new key waits publish_ahead; with one, in after-delay
+    // and verified (not manual), it is current at once.
+    let pending = after.iter().find(|r| r.stage == Stage::Pending).expect("pending").kid.clone();
+    let next = late + TimeDelta::minutes(1);
+    let proved = Request { proven: Some(pending.clone()), ..Request::default() };
+    for promotion in [Promotion::Manual, Promotion::AfterDelay, Promotion::Verified] {
+        let policy =
+            Policy::new(&PolicyOverrides { promotion: Some(promotion), ..PolicyOverrides::default() })
+                .expect("policy");
+        assert!(plan_ok(&set, &after, &policy, next, &Request::default()).is_empty(), "{promotion:?}");
+        let p = plan_ok(&set, &after, &policy, next, &proved);
+        let promoted = p.steps.iter().find(|s| s.action == Action::Promote { kid: pending.clone() });
+        assert_eq!(promoted.is_some(), promotion != Promotion::Manual, "{promotion:?}: {:?}", p.steps);
+        if let Some(step) = promoted {
+            assert!(
+                step.reason.contains("expired on 2027-11-21")
+                    && step.reason.contains("without waiting for publish_ahead"),
+                "{}",
+                step.reason
+            );
+            let retired = Action::Retire { kid: recs[0].kid.clone() };
+            assert!(p.steps.iter().any(|s| s.action == retired), "the expired key goes: {:?}", p.steps);
+        }
+    }
 }

@@ -116,9 +116,9 @@ pub async fn assert_outputs_follow_store(
 ) {
     for t in targets {
         let recs = records(store, std::slice::from_ref(t)).await;
-        let expected = PublishedSet::from_records(&t.key_set, &recs, &t.policy);
         let sets = publisher.sets.lock().expect("publisher");
         let Some(got) = sets.get(&t.key_set) else { panic!("{} never published", t.key_set) };
+        let expected = PublishedSet::from_records(&t.key_set, &recs, &t.policy, got.at);
         assert_eq!(got, &expected, "{}", t.key_set);
         if let Some((first, _)) = got.keys.first() {
             let current = recs.iter().find(|r| r.stage == Stage::Current).expect("current");

@@ -316,7 +316,7 @@ fn admin_credential() -> Arc<AdminCredential> {
 
 fn admin_tokens(url: Url) -> AdminTokens {
     let scopes = vec!["idporten:dcr.read".to_owned(), "idporten:dcr.write".to_owned()];
-    AdminTokens::new(endpoint(url, fast_retry()), admin_credential(), "admin-client", scopes)
+    AdminTokens::new(endpoint(url, fast_retry()), admin_credential(), AdminAuth::X5c, "admin-client", scopes)
 }
 
 #[tokio::test]

@@ -112,9 +112,10 @@ async fn assert_converged(
         assert_eq!(current.len(), 1, "{}: {:?}", t.key_set, stages(&recs));
         let consumer = vault.versions(&format!("{}-jwk", t.key_set));
         assert_eq!(consumer.last().and_then(|v| v.tag("kid")), Some(current[0].kid.to_string().as_str()));
-        let expected = PublishedSet::from_records(&t.key_set, &recs, &t.policy);
         for p in published {
-            assert_eq!(p.sets.lock().expect("lock").get(&t.key_set), Some(&expected), "{}", t.key_set);
+            let got = p.sets.lock().expect("lock").get(&t.key_set).cloned().expect("published");
+            let expected = PublishedSet::from_records(&t.key_set, &recs, &t.policy, got.at);
+            assert_eq!(got, expected, "{}", t.key_set);
         }
     }
     for name in vault.names().iter().filter(|n| n.starts_with("jwk-")) {

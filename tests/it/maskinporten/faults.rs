@@ -4,9 +4,11 @@
 //! finds.
 
 mod credentials;
+mod edges;
 mod outage;
 mod promotion;
 mod registration;
+mod rescue;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use jwk_rotator::engine::{Evaluation, RunError, SetReport};

@@ -149,30 +149,53 @@ async fn a_pending_key_removed_by_hand_is_registered_again_before_it_is_promoted
     assert_eq!(current.kid.to_string(), kid);
 }
 
-/// `promote` right after a key was registered through the API is refused until Digdir's
-/// propagation (0-2 minutes, with a margin) has surely passed; then it goes ahead.
+/// `promote` right after a key was registered through the API: a client that can be proved
+/// (`client_id` and `verify_scope`) is promoted as soon as a token grant signed with the key
+/// succeeds; one that can not is refused until Digdir's propagation (0-2 minutes, with a
+/// margin) has surely passed, and then goes ahead.
 #[tokio::test(flavor = "multi_thread")]
-async fn promote_waits_for_propagation_after_the_api_registered_the_key() {
-    let world = World::start(t0(), &[("a", "manual")]).await;
-    ok(&world.run().await);
-    world.set_now(t0() + TimeDelta::hours(1));
-    ok(&world.run_with(&force()).await);
+async fn promote_waits_for_propagation_after_the_api_registered_the_key_unless_it_proves_it() {
     let promote = Request { promote: true, ..Request::default() };
-    world.set_now(t0() + TimeDelta::hours(1) + TimeDelta::minutes(1));
-    let reports = world.run_with(&promote).await;
+    let proved = World::start(t0(), &[("a", "manual")]).await;
+    let fake = super::fake::FakeDigdir::start().await;
+    fake.set_now(t0());
+    let text = super::world::config_text(&fake, &[("a", "manual")], "");
+    let unproved = World::with_config(
+        fake,
+        &text.replace("verify_scope = \"test:scope\"\n", ""),
+        t0() + TimeDelta::days(900),
+    )
+    .await;
+    for world in [&proved, &unproved] {
+        ok(&world.run().await);
+        world.set_now(t0() + TimeDelta::hours(1));
+        ok(&world.run_with(&force()).await);
+        world.set_now(t0() + TimeDelta::hours(1) + TimeDelta::minutes(1));
+    }
+    ok(&proved.run_with(&promote).await);
+    assert_eq!(
+        current_kid(&proved).await,
+        "a-TEST.2026-11-21-2",
+        "proved, so promoted a minute after the upload"
+    );
+
+    let reports = unproved.run_with(&promote).await;
     let error = reports[0].error.as_ref().expect("refused").to_string();
     assert!(
-        error.contains("up to 2 minutes") && error.contains("promote it after 2026-11-21T07:10:00"),
+        error.contains("up to 2 minutes")
+            && error.contains("or after 2026-11-21T07:10:00+00:00 without a proof"),
         "{error}"
     );
-    assert_eq!(pending(&world.records("a-TEST").await).kid.to_string(), "a-TEST.2026-11-21-2");
-    world.set_now(t0() + TimeDelta::hours(1) + TimeDelta::minutes(10));
-    ok(&world.run_with(&promote).await);
+    assert!(!error.contains("failed"), "no grant was tried: {error}");
+    assert_eq!(pending(&unproved.records("a-TEST").await).kid.to_string(), "a-TEST.2026-11-21-2");
+    unproved.set_now(t0() + TimeDelta::hours(1) + TimeDelta::minutes(10));
+    ok(&unproved.run_with(&promote).await);
+    assert_eq!(current_kid(&unproved).await, "a-TEST.2026-11-21-2");
+}
+
+async fn current_kid(world: &World) -> String {
     let records = world.records("a-TEST").await;
-    assert_eq!(
-        jwk_rotator::lifecycle::current(&records, world.now()).map(|r| r.kid.to_string()).as_deref(),
-        Some("a-TEST.2026-11-21-2")
-    );
+    jwk_rotator::lifecycle::current(&records, world.now()).expect("current").kid.to_string()
 }
 
 /// A key registered through the API by a run whose time was fixed 30 days back is not
@@ -183,6 +206,9 @@ async fn the_propagation_guard_waits_by_the_real_clock_too() {
     use jwk_rotator::moment::Moment;
     let world = World::start(t0(), &[("a", "manual")]).await;
     ok(&world.run().await);
+    // Digdir takes two minutes to know a new key: `promote` proves it first, and a grant with
+    // it is refused until then.
+    world.fake.set_propagation(TimeDelta::minutes(2));
     let real = t0() + TimeDelta::hours(1);
     world.set_now(real);
     let targets = world.targets();
@@ -195,7 +221,11 @@ async fn the_propagation_guard_waits_by_the_real_clock_too() {
     world.set_now(minute.now);
     let reports = world.engine.run(&targets, minute, &promote).await.expect("run");
     let error = reports[0].error.as_ref().expect("refused").to_string();
-    assert!(error.contains("up to 2 minutes") && error.contains("60s ago"), "{error}");
+    assert!(
+        error.contains("up to 2 minutes") && error.contains("60s ago by this host's real clock"),
+        "{error}"
+    );
+    assert!(error.contains("Unknown key identifier"), "{error}");
     assert_eq!(pending(&world.records("a-TEST").await).kid, kid);
     let later = Moment::from(real + TimeDelta::minutes(10));
     world.set_now(later.now);

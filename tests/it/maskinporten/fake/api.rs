@@ -3,12 +3,14 @@
 //! with the `idporten:dcr.*` scopes ("Tilgangstyring av APIet"); GET, POST (and PUT) that
 //! replace the whole set ("både POST og PUT erstatter evt. eksisterende JWKS"), and DELETE.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::errors::{FieldError, api_error};
 use super::jwks;
-use super::model::{EmptyJwks, Key, Registry};
+use super::model::{EmptyJwks, Key, Registry, Storage};
 
 /// GET needs one of these ("idporten:dcr.read: Gir tilgang til å lese klientregistreringer";
 /// write and modify also read).
@@ -40,11 +42,18 @@ pub fn handle(
     body: &[u8],
 ) -> Answer {
     let needed: &[&str] = if method == "GET" { &READ_SCOPES } else { &WRITE_SCOPES };
-    if let Err(refused) = authorize(registry, bearer, needed) {
-        return refused;
-    }
-    if !registry.clients.contains_key(client_id) {
+    let org = match authorize(registry, bearer, needed) {
+        Ok(org) => org,
+        Err(refused) => return refused,
+    };
+    let Some(client) = registry.clients.get(client_id) else {
         return not_found(registry, &format!("Client {client_id} not found"));
+    };
+    if client.org != org {
+        let description = format!(
+            "Client {client_id} is not bound to organisation {org}, the organisation of the access token"
+        );
+        return error(registry, 403, "access_denied", &description, &[]);
     }
     match method {
         "GET" => read(registry, client_id),
@@ -54,8 +63,10 @@ pub fn handle(
     }
 }
 
-/// 401 without a token the fake issued (or with an expired one), 403 without the scope.
-fn authorize(registry: &Registry, bearer: Option<&str>, needed: &[&str]) -> Result<(), Answer> {
+/// 401 without a token the fake issued (or with an expired one), 403 without the scope; the
+/// organisation of the token's client when it may go on. The `dcr` scopes reach only clients
+/// "bundet mot samme org.nr. som gitt i access_token" (`oidc_api_admin`, "Bruk av Oauth2").
+fn authorize(registry: &Registry, bearer: Option<&str>, needed: &[&str]) -> Result<String, Answer> {
     let Some(token) = bearer.and_then(|b| registry.valid_token(b)) else {
         let mut answer =
             error(registry, 401, "invalid_token", "Missing, unknown or expired bearer token", &[]);
@@ -63,7 +74,7 @@ fn authorize(registry: &Registry, bearer: Option<&str>, needed: &[&str]) -> Resu
         return Err(answer);
     };
     if needed.iter().any(|scope| token.scopes.contains(*scope)) {
-        return Ok(());
+        return Ok(registry.clients.get(&token.client_id).map(|c| c.org.clone()).unwrap_or_default());
     }
     let description = format!("The access token has none of the scopes {}", needed.join(", "));
     Err(error(registry, 403, "insufficient_scope", &description, &[]))
@@ -107,6 +118,8 @@ fn replace(registry: &mut Registry, client_id: &str, body: &[u8]) -> Answer {
         Ok(value) => value,
         Err(e) => return error(registry, 400, "invalid_request", &format!("The body is not JSON: {e}"), &[]),
     };
+    let sent = parsed.get("keys").and_then(Value::as_array).cloned().unwrap_or_default();
+    registry.posted.push((now, sent));
     let keys = match jwks::validate(&parsed, now) {
         Ok(keys) => keys,
         Err(found) => return invalid(registry, &found),
@@ -115,11 +128,26 @@ fn replace(registry: &mut Registry, client_id: &str, body: &[u8]) -> Answer {
     if !taken.is_empty() {
         return invalid(registry, &taken);
     }
+    let keys = keys.into_iter().map(|k| store(registry.storage, k, now)).collect();
     let client = registry.clients.get_mut(client_id).expect("client exists");
     client.set_keys(now, keys);
     let body =
         json!({"keys": client.keys(), "created": timestamp(client.created), "last_updated": timestamp(now)});
     Answer::json(201, body)
+}
+
+/// A key as the API stores it, with the [`Storage`] quirks a test switched on.
+fn store(storage: Storage, mut key: Key, now: DateTime<Utc>) -> Key {
+    if let Some(clamp) = storage.exp_clamp {
+        key.exp = key.exp.min((now + clamp).timestamp());
+    }
+    if storage.n_sign_byte
+        && let Ok(n) = URL_SAFE_NO_PAD.decode(&key.n)
+        && n.first().is_some_and(|b| *b >= 0x80)
+    {
+        key.n = URL_SAFE_NO_PAD.encode([&[0u8][..], &n].concat());
+    }
+    key
 }
 
 /// "kid ... må være unik innenfor alle ID-porten/Maskinportens kunder".

@@ -5,7 +5,9 @@
 //! customer chooses that "må være unik innenfor alle ID-porten/Maskinportens kunder".
 //! `maskinporten_protocol_jwtgrant`: RS256, RS384, RS512. Since 2025-05-22 keys without
 //! `use` are refused. A key lives at most one year (`oidc_func_clientreg`): `exp` is set to
-//! now + 1 year when absent, and may not be later than that.
+//! now + 1 year when absent, and may not be later than that; a key whose `exp` has passed is
+//! refused, as Maskinporten refuses it in every grant (`maskinporten_feilsoking`, MP-121
+//! "Expired key"). An empty set is refused: the last key is removed with DELETE.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,6 +28,12 @@ pub fn validate(body: &Value, now: DateTime<Utc>) -> Result<Vec<Key>, Vec<FieldE
     let Some(keys) = body.get("keys").and_then(Value::as_array) else {
         return Err(vec![FieldError::new("keys", "The body must be a JWKS: an object with a keys array")]);
     };
+    if keys.is_empty() {
+        // okdata-maskinporten-api (`delete_client_key`): "When deleting the last key, we need
+        // to DELETE instead of POST-ing an empty `keys` object".
+        let message = "A key set must hold at least one key; DELETE removes every key";
+        return Err(vec![FieldError::new("keys", message)]);
+    }
     if keys.len() > MAX_KEYS {
         let message = format!("A client can have at most {MAX_KEYS} keys, this set has {}", keys.len());
         return Err(vec![FieldError::new("keys", message)]);
@@ -84,7 +92,7 @@ fn validate_key(jwk: &Value, field: &str, now: DateTime<Utc>) -> Result<Key, Vec
     Ok(Key {
         kid: owned("kid"),
         alg: owned("alg"),
-        use_: owned("use"),
+        use_: Some(owned("use")),
         kty: owned("kty"),
         e: owned("e"),
         n: owned("n"),

@@ -38,7 +38,7 @@ use serde_json::Value;
 pub use certs::{BusinessCa, BusinessCert};
 pub use clock::Clock;
 pub use grant::GRANT_TYPE;
-pub use model::{EmptyJwks, GrantOutcome, GrantRecord, Key, RequestRecord};
+pub use model::{EmptyJwks, GrantOutcome, GrantRecord, Key, RequestRecord, Storage};
 
 use crate::azure::fake::net::TlsListener;
 use crate::support::tls::localhost_certificates;
@@ -126,6 +126,31 @@ impl FakeDigdir {
         registry.clients.insert(client_id.to_owned(), client);
     }
 
+    /// Registers an ordinary client of another organisation than the admin clients' ([`ORG`]).
+    pub fn add_client_in_org(&self, client_id: &str, scopes: &[&str], org: &str) {
+        let mut registry = self.state();
+        let mut client = Client::new(client_id, scopes, None, registry.now());
+        client.org = org.to_owned();
+        registry.clients.insert(client_id.to_owned(), client);
+    }
+
+    /// Registers a business certificate on `client_id` (an admin client) as a key under `kid`,
+    /// from its private key (PKCS#8 DER): like any client with a registered key, the client must
+    /// then sign with `kid`, and a grant with `x5c` is refused (`maskinporten_protocol_jwtgrant`:
+    /// "'kid' can and must be used by clients having a pre-registered certificate / asymmetric
+    /// key").
+    pub fn register_certificate(&self, client_id: &str, kid: &str, key_der: &[u8]) {
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(key_der).expect("business key");
+        let public = aws_lc_rs::signature::KeyPair::public_key(&pair);
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let jwk = serde_json::json!({
+            "kid": kid, "kty": "RSA", "alg": "RS256", "use": "sig",
+            "n": b64(public.modulus().big_endian_without_leading_zero()),
+            "e": b64(public.exponent().big_endian_without_leading_zero()),
+        });
+        self.add_key(client_id, &jwk);
+    }
+
     /// Registers an organisation's self-service client, bound to the business certificate
     /// whose subject CN is `subject_cn`, with `scopes` such as `idporten:dcr.read`.
     pub fn add_admin_client(&self, client_id: &str, subject_cn: &str, scopes: &[&str]) {
@@ -172,6 +197,11 @@ impl FakeDigdir {
         keys.retain(|k| k.kid != key.kid);
         keys.push(key);
         client.set_keys(now, keys);
+    }
+
+    /// How the API stores what it is sent (`exp` clamped, `n` with a sign byte).
+    pub fn set_storage(&self, storage: Storage) {
+        self.state().storage = storage;
     }
 
     /// How GET answers for a client without keys.
@@ -247,12 +277,17 @@ impl FakeDigdir {
         self.state().requests.clone()
     }
 
+    /// The keys of every POST (or PUT) on a key set so far, as sent, with the fake's time then.
+    pub fn posted(&self) -> Vec<(DateTime<Utc>, Vec<Value>)> {
+        self.state().posted.clone()
+    }
+
     /// Requests answered so far with `method` (`"GET"`, `"POST"`, `"DELETE"`).
     pub fn request_count(&self, method: &str) -> usize {
         self.state().requests.iter().filter(|r| r.method == method).count()
     }
 
-    /// DELETE requests on a key set: our tool must never send one.
+    /// DELETE requests on a key set: our tool sends one only to remove a client's last keys.
     pub fn deletes(&self) -> usize {
         self.request_count("DELETE")
     }
@@ -270,6 +305,7 @@ impl FakeDigdir {
     pub fn clear_logs(&self) {
         let mut registry = self.state();
         registry.requests.clear();
+        registry.posted.clear();
         registry.grants.clear();
     }
 

@@ -26,8 +26,11 @@ pub fn one_year_after(at: DateTime<Utc>) -> DateTime<Utc> {
 pub struct Key {
     pub kid: String,
     pub alg: String,
-    #[serde(rename = "use")]
-    pub use_: String,
+    /// `None` for a key registered before Digdir required `use` (2025-05-22): GET returns it
+    /// without the member, and a POST of it as returned is refused (okdata-maskinporten-api,
+    /// commit e12da91: "Existing keys don't have this field, so it has to be patched in").
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
     pub kty: String,
     pub e: String,
     pub n: String,
@@ -43,7 +46,7 @@ impl Key {
         Key {
             kid: member("kid"),
             alg: member("alg"),
-            use_: member("use"),
+            use_: jwk["use"].as_str().map(str::to_owned),
             kty: member("kty"),
             e: member("e"),
             n: member("n"),
@@ -52,10 +55,17 @@ impl Key {
     }
 }
 
+/// The organisation number every client of the fake belongs to unless a test says otherwise.
+pub const ORG: &str = "910000001";
+
 /// One Maskinporten client (an "integrasjon"), an ordinary one or an organisation's
 /// self-service (admin) client.
 pub struct Client {
     pub id: String,
+    /// The organisation number the client is bound to. An admin client's token reaches only
+    /// the clients of its own organisation (`oidc_api_admin`, "Bruk av Oauth2": the `dcr`
+    /// scopes give access to "klienter bundet mot samme org.nr. som gitt i access_token").
+    pub org: String,
     /// Scopes the client may ask for (`maskinporten_protocol_jwtgrant`: "the client must have
     /// pre-registered with rights to all the scopes").
     pub scopes: BTreeSet<String>,
@@ -71,6 +81,7 @@ impl Client {
     pub fn new(id: &str, scopes: &[&str], certificate_subject: Option<&str>, now: DateTime<Utc>) -> Client {
         Client {
             id: id.to_owned(),
+            org: ORG.to_owned(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             certificate_subject: certificate_subject.map(str::to_owned),
             created: now,
@@ -215,10 +226,24 @@ impl Faults {
     }
 }
 
+/// How the API may store a key differently from how it was sent, as a real service may
+/// (issue 19: compare by value, not by JSON text). Both are off by default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Storage {
+    /// `exp` is stored as at most this far ahead of the fake's clock: a service that clamps
+    /// the lifetime it was sent ("Maks tillatt levetid er satt til 1 år", `oidc_func_clientreg`,
+    /// counted its own way).
+    pub exp_clamp: Option<TimeDelta>,
+    /// `n` is stored with a leading zero byte when its first bit is set, as a two's-complement
+    /// big integer (Java's `BigInteger.toByteArray`) writes it.
+    pub n_sign_byte: bool,
+}
+
 /// Everything the fake knows; one lock guards it.
 #[derive(Default)]
 pub struct Registry {
     pub clock: Clock,
+    pub storage: Storage,
     /// How long a change to a key set takes to reach the token endpoint.
     pub propagation: TimeDelta,
     pub empty_jwks: EmptyJwks,
@@ -226,6 +251,8 @@ pub struct Registry {
     pub tokens: HashMap<String, Token>,
     pub used_jtis: HashSet<String>,
     pub requests: Vec<RequestRecord>,
+    /// The `keys` of every POST or PUT on a key set, as sent, with the fake's time.
+    pub posted: Vec<(DateTime<Utc>, Vec<Value>)>,
     pub grants: Vec<GrantRecord>,
     pub faults: Faults,
 }

@@ -1,6 +1,8 @@
 //! The self-service API's key-set resource: its answers, its checks on a posted set, and its
 //! bearer and scope checks.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Months, TimeDelta};
 use serde_json::{Value, json};
 
@@ -191,4 +193,58 @@ async fn every_error_has_a_fresh_correlation_id() {
     let (_, second) = s.jwks("GET", CLIENT, None, None).await;
     assert_ne!(first["correlation_id"], second["correlation_id"]);
     assert_eq!(first["correlation_id"].as_str().map(str::len), Some(36));
+}
+
+#[tokio::test]
+async fn an_empty_set_is_refused_and_delete_removes_the_last_key() {
+    let s = Setup::new().await;
+    s.register(CLIENT, vec![jwk(rsa(0), "k")]).await;
+    assert_eq!(post(&s, Vec::new()).await, (400, Some("keys".to_owned())));
+    assert_eq!(s.fake.registered_keys(CLIENT).len(), 1, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_key_registered_before_use_was_required_comes_back_without_use() {
+    let s = Setup::new().await;
+    let mut legacy = jwk(rsa(0), "legacy");
+    legacy.as_object_mut().expect("key").remove("use");
+    s.fake.add_key(CLIENT, &legacy);
+    let token = s.admin_token(DCR_WRITE).await;
+    let (status, body) = s.jwks("GET", CLIENT, Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["keys"][0].get("use").is_none(), "{body}");
+    let (status, body) = s.jwks("POST", CLIENT, Some(&token), Some(&json!({"keys": body["keys"]}))).await;
+    assert_eq!((status, assert_api_error(&body, 400)), (400, Some("keys[0].use".to_owned())));
+}
+
+#[tokio::test]
+async fn a_client_of_another_organisation_is_403_for_every_method() {
+    let s = Setup::new().await;
+    s.fake.add_client_in_org("theirs", &[CLIENT_SCOPE], "920000002");
+    let token = s.admin_token(DCR_WRITE).await;
+    let body = json!({"keys": [jwk(rsa(0), "k")]});
+    for method in ["GET", "POST", "DELETE"] {
+        let (status, answer) = s.jwks(method, "theirs", Some(&token), Some(&body)).await;
+        assert_eq!(status, 403, "{method}: {answer}");
+        assert_api_error(&answer, 403);
+        let description = answer["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains("Client theirs is not bound to organisation"), "{answer}");
+    }
+    assert!(s.fake.registered_keys("theirs").is_empty());
+}
+
+#[tokio::test]
+async fn storage_can_clamp_exp_and_give_n_a_sign_byte() {
+    let s = Setup::new().await;
+    s.fake.set_storage(crate::maskinporten::fake::Storage {
+        exp_clamp: Some(TimeDelta::days(300)),
+        n_sign_byte: true,
+    });
+    let mut key = jwk(rsa(0), "k");
+    key["exp"] = json!((t0() + TimeDelta::days(360)).timestamp());
+    let stored = s.register(CLIENT, vec![key.clone()]).await;
+    assert_eq!(stored["keys"][0]["exp"], (t0() + TimeDelta::days(300)).timestamp());
+    let n = |v: &Value| URL_SAFE_NO_PAD.decode(v.as_str().expect("n")).expect("base64url");
+    let (sent, kept) = (n(&key["n"]), n(&stored["keys"][0]["n"]));
+    assert_eq!((kept[0], &kept[1..]), (0, sent.as_slice()), "the same number, one byte longer");
 }

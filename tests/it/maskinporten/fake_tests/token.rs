@@ -258,3 +258,19 @@ async fn a_real_clock_follows_utc_now() {
     let (status, body) = grant(&s, &client_claims(&s)).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn an_admin_client_with_its_certificate_registered_must_sign_with_kid() {
+    let s = Setup::new().await;
+    let cert = s.admin_certificate();
+    s.fake.add_admin_client("kid-admin", ADMIN_CN, &[DCR_READ]);
+    s.fake.register_certificate("kid-admin", "admin-cert-kid", &cert.key_der);
+    let claims = || claims(&s.fake, "kid-admin", DCR_READ);
+    let (status, body) = s.token(&x5c_grant(&cert, &claims())).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(refusal(&body).1.as_deref(), Some("MP-100"));
+    assert!(s.fake.grants().pop().expect("logged").reason().contains("must sign with kid"));
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&cert.key_der).expect("business key");
+    let (status, body) = s.token(&kid_grant(&pair, "admin-cert-kid", &claims())).await;
+    assert_eq!(status, 200, "{body}");
+}

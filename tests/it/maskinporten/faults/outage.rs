@@ -1,6 +1,8 @@
 //! Digdir unavailable, slow or refusing: an outage of days holds the rotation back and
 //! `status` escalates; bursts of 5xx and 429 are retried; a refused upload stops only its key set.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwk_rotator::findings::{FindingKind, Severity};
 use jwk_rotator::record::Stage;
 
@@ -117,9 +119,11 @@ async fn bursts_of_5xx_and_429_on_the_api_and_the_token_endpoint_are_retried() {
 async fn an_upload_digdir_refuses_shows_its_message_and_correlation_id_and_stops_only_that_key_set() {
     let world = World::start(day(0), &[("a", "verified"), ("b", "verified")]).await;
     ok(&run_on(&world, 0).await);
-    // A key registered before Digdir required `use`; it is kept as Digdir returns it.
-    let mut legacy = foreign_jwk(1, "legacy-no-use");
-    legacy.as_object_mut().expect("object").remove("use");
+    // A 1024-bit key someone registered by hand long ago; it is kept as Digdir returns it, and
+    // Digdir refuses it in the next upload (it takes 2048 bits and more).
+    let mut legacy = foreign_jwk(1, "legacy-1024");
+    let n = URL_SAFE_NO_PAD.decode(legacy["n"].as_str().expect("n")).expect("base64url");
+    legacy["n"] = URL_SAFE_NO_PAD.encode(&n[..128]).into();
     world.fake.add_key("a-id", &legacy);
     ok(&run_on(&world, 1).await);
     assert_eq!(uploads(&world.fake), 0);
@@ -132,7 +136,7 @@ async fn an_upload_digdir_refuses_shows_its_message_and_correlation_id_and_stops
         &text,
         &[
             "Digdir's self-service API refused replacing the keys of client a-id (HTTP 400)",
-            "keys[2].use: use must be sig",
+            "keys[2].n: RSA keys must have at least 2048 bits, this one has 1024",
             "quote it to Digdir's service desk",
         ],
     );
@@ -149,7 +153,7 @@ async fn an_upload_digdir_refuses_shows_its_message_and_correlation_id_and_stops
     // A refusal is not retried, and the run's closing write does not try the same set again.
     assert_eq!(a_posts, [400]);
     assert_eq!(state(&world.records("a-TEST").await, &kid("a", 90)), (Stage::Pending, None));
-    assert_eq!(world.registered("a-id"), [kid("a", 0), "legacy-no-use".to_owned()]);
+    assert_eq!(world.registered("a-id"), [kid("a", 0), "legacy-1024".to_owned()]);
 
     // The other client in the same run.
     assert!(reports.iter().find(|r| r.key_set.to_string() == "b-TEST").is_some_and(|r| r.ok()));

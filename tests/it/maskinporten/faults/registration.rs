@@ -82,7 +82,7 @@ async fn a_key_missing_from_the_read_back_is_not_published_and_never_promoted() 
         assert_contains(
             &error.to_string(),
             &[
-                &format!("client a-id does not hold {second} with the exp that was sent"),
+                &format!("client a-id does not hold {second} after repeated uploads and read-backs"),
                 "do not count as published",
             ],
         );
