@@ -103,28 +103,39 @@ fn file_time(t: &str) -> SystemTime {
 }
 
 /// A key file an older version wrote has no `written`: the file's modification time stands in
-/// for it, never "long ago".
+/// for it, never "long ago". (Both clocks read the same here, as for a release before this one.)
 #[test]
 fn a_key_file_without_written_counts_from_its_modification_time() {
     let p = Project::new("[defaults]\npromotion = \"after-delay\"");
-    let t0 = w(-TimeDelta::days(20));
-    p.run_at(Some(&t0), Some(&t0), &["rotate", "testklient-TEST"]);
-    let t1 = w(-TimeDelta::days(19));
-    let (code, out, err) = p.run_at(Some(&t1), Some(&t1), &["rotate", "--force", "testklient-TEST"]);
-    assert_eq!(code, 0, "{err}");
+    p.ok(&w(-TimeDelta::days(20)), &["rotate", "testklient-TEST"]);
+    let out = p.ok(&w(-TimeDelta::days(19)), &["rotate", "--force", "testklient-TEST"]);
     let kid = out.lines().find_map(|l| l.split("generate ").nth(1)?.split(' ').next()).expect("kid");
     let path = p.path(&format!("keys/{kid}.json"));
     let mut file: serde_json::Value = serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
     file.as_object_mut().expect("object").remove("written");
     fs::write(&path, serde_json::to_vec_pretty(&file).expect("json")).expect("write");
-    // As if an older version had written it a day ago (real time), though it says it was
-    // published 19 days ago.
+    // As if an older version had last written it a day ago, though it says it was published
+    // 19 days ago (a run whose time was fixed in the past).
     let written = fs::File::options().write(true).open(&path).expect("open");
     written.set_modified(file_time(&w(-TimeDelta::days(1)))).expect("mtime");
-    let (code, out, err) = p.run_at(None, Some(W), &["rotate", "testklient-TEST"]);
-    assert_eq!(code, 0, "{err}");
+    let out = p.ok(W, &["rotate", "testklient-TEST"]);
     assert!(!out.contains("promote"), "a day of real time is not publish_ahead: {out}");
-    let (code, out, err) = p.run_at(None, Some(&w(TimeDelta::days(6))), &["rotate", "testklient-TEST"]);
-    assert_eq!(code, 0, "{err}");
+    let out = p.ok(&w(TimeDelta::days(6)), &["rotate", "testklient-TEST"]);
     assert!(out.contains(&format!("done: promote {kid}")), "{out}");
+}
+
+/// A host whose clock went back a day and a half: no time on the records lies after the run's
+/// own time by more than a day (so nothing is dated in the future), but a write does, by the
+/// real clock. `status` says so.
+#[test]
+fn a_clock_that_went_back_a_day_and_a_half_is_a_finding() {
+    let p = Project::new("");
+    // Within a day behind the real clock: allowed without --allow-past.
+    let (code, _, err) = p.run_at(Some(&w(-TimeDelta::hours(23))), Some(W), &["rotate", "testklient-TEST"]);
+    assert_eq!(code, 0, "{err}");
+    let back = w(-TimeDelta::hours(36));
+    let (code, out, _) = p.run_at(Some(&back), Some(&back), &["status", "testklient-TEST"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("clock went back"), "{out}");
+    assert!(!out.contains("was made at"), "not dated in the future: {out}");
 }
