@@ -4,10 +4,9 @@
 //! tests and what-if runs. Keys are dated and aged by it. But a run whose `now` was fixed in the
 //! past (or whose clock was behind) would record a key as published long ago, and the next run
 //! with the right time would promote it at once. So every write also records `wall`, the host's
-//! real clock when the run began ([`crate::record::KeyRecord::written`]), and a key becomes
-//! current only once both clocks say it was published long enough ago
-//! ([`crate::lifecycle::published_for`]). Only the edge reads the clocks (`cli`, the worker);
-//! everything below takes a `Moment`.
+//! real clock when the run began (`KeyRecord::written`), and a key becomes current only once both
+//! clocks say it was published long enough ago (`lifecycle::published_for`). Only the edge reads
+//! the clocks (`cli`, the worker); everything below takes a `Moment`.
 
 use chrono::{DateTime, Utc};
 

@@ -108,3 +108,50 @@ fn a_store_setting_of_the_wrong_type_is_named() {
         assert!(err.contains(want), "{want:?} not in: {err}");
     }
 }
+
+/// A config with secrets in its URLs, broken at random (a character dropped or added, a value
+/// of another type, a line cut or doubled): whatever the error, the secrets are never shown.
+/// `CONFIG_FUZZ=N` sets how many (default 60); the seed is printed.
+#[test]
+fn randomly_broken_configs_never_show_a_url_secret() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let good = format!(
+        "[store]\nkind = \"file\"\npath = \"keys\"\n\n[[alerts.webhook]]\nformat = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/{SECRET}\"\n\n[[alerts.webhook]]\nformat = \"json\"\nurl = \"https://user:pw@hooks.example/in?sig={SECRET}\"\n\n{CLIENT}"
+    );
+    let runs: usize = std::env::var("CONFIG_FUZZ").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let seed: u64 =
+        std::env::var("CONFIG_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let p = Project::new("");
+    let (mut refused, mut accepted) = (0, 0);
+    for i in 0..runs {
+        let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
+        let at = rng.random_range(0..lines.len());
+        let line = lines[at].clone();
+        let cut = if line.is_empty() { 0 } else { rng.random_range(0..line.len()) };
+        match rng.random_range(0..6) {
+            0 if !line.is_empty() => lines[at] = format!("{}{}", &line[..cut], &line[cut + 1..]),
+            1 => lines[at] = format!("{}\"{}", &line[..cut], &line[cut..]),
+            2 => lines[at] = line.split_once('=').map_or(line.clone(), |(k, _)| format!("{k}= 7")),
+            3 => lines.insert(at, line.clone()),
+            4 => lines.truncate(at),
+            _ => {
+                lines[at] =
+                    format!("{}{}", &line[..cut], ["[", "]", "=", "\\", "#", "{"][rng.random_range(0..6)])
+            }
+        }
+        fs::write(p.path("jwk-rotator.toml"), lines.join("\n")).expect("config");
+        let (code, out, err) = p.run(T0, &["plan"]);
+        for part in [SECRET, "services/T0", "user:pw", "sig="] {
+            assert!(
+                !out.contains(part) && !err.contains(part),
+                "CONFIG_FUZZ_SEED={seed}, case {i}: {part:?} shown for\n{}\n---\n{out}{err}",
+                lines.join("\n")
+            );
+        }
+        if code == 0 { accepted += 1 } else { refused += 1 }
+    }
+    eprintln!(
+        "broken configs: {runs} (seed {seed}): {refused} refused, {accepted} still valid; no secret shown"
+    );
+}

@@ -12,9 +12,12 @@ use crate::moment::Moment;
 use crate::policy::Policy;
 use crate::policy::Target;
 use crate::proof::Attempt;
-use crate::publish::{CertificateExpiry, EXPIRY_MARGIN, PublishError, Registered, same_exp};
+use crate::publish::{CertificateExpiry, PublishError, Registered};
 use crate::record::{KeyRecord, Stage};
 use crate::store::{Consumer, Consumers, Loaded, StoreError};
+
+mod clocks;
+mod registered;
 
 /// How bad a finding is; also `status`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -508,62 +511,6 @@ impl Context<'_> {
             .collect()
     }
 
-    fn future_dated(&self) -> Vec<Finding> {
-        let set = self.set;
-        self.records
-            .iter()
-            .filter(|r| lifecycle::is_future_dated(r, self.now))
-            .map(|r| {
-                // A retired key is out of use; only its purge waits.
-                let severity = if r.stage == Stage::Retired { Severity::Warning } else { Severity::Critical };
-                let msg = format!(
-                    "{set}: {} key {} was made at {}, after now ({}): a run with its clock ahead (or `--at` in the future) made it, or this host's clock is behind. Check the clock (NTP); with the clock right, `jwk-rotator rotate {set}` replaces it",
-                    r.stage,
-                    r.kid,
-                    r.created.to_rfc3339(),
-                    self.now.to_rfc3339()
-                );
-                self.finding(severity, FindingKind::FutureDated, Some(&r.kid), None, msg)
-            })
-            .collect()
-    }
-
-    fn clock_behind(&self) -> Option<Finding> {
-        let latest = self
-            .records
-            .iter()
-            .filter(|r| !lifecycle::is_future_dated(r, self.now))
-            .map(lifecycle::latest_time)
-            .max()
-            .filter(|t| *t > self.now + lifecycle::CLOCK_SKEW)?;
-        let msg = format!(
-            "{}: the store holds a time ({}) later than now ({}): this host's clock is behind, or a run with its clock ahead wrote it. Check the clock (NTP) before the next run: until then promotion and retirement wait",
-            self.set,
-            latest.to_rfc3339(),
-            self.now.to_rfc3339()
-        );
-        Some(self.finding(Severity::Critical, FindingKind::ClockBehind, None, None, msg))
-    }
-
-    /// A write the store recorded at a real time after this host's real clock: the clock went
-    /// back since (or the host that wrote it was ahead). A key this host publishes now is
-    /// recorded as published earlier than it is, and a later run would wait too little for it.
-    fn clock_went_back(&self) -> Option<Finding> {
-        let at = Moment::new(self.now, self.wall);
-        let (kid, written) = self
-            .records
-            .iter()
-            .filter_map(|r| Some((&r.kid, lifecycle::written_after(r, at)?)))
-            .max_by_key(|(_, w)| *w)?;
-        let msg = format!(
-            "{}: {kid} was written at {} by the real clock of the host that wrote it, after this host's clock ({}): this host's clock went back, or that host's was ahead. Check the clocks (NTP): a key published by a host whose clock is behind looks published earlier than it was",
-            self.set,
-            written.to_rfc3339(),
-            self.wall.to_rfc3339()
-        );
-        Some(self.finding(Severity::Critical, FindingKind::ClockBehind, Some(kid), None, msg))
-    }
-
     /// What the consumer secret holds when applications read a key there that this key set
     /// does not hold: another tool's key, or one whose record is gone.
     fn consumer_in_use(&self) -> Option<String> {
@@ -593,105 +540,5 @@ impl Context<'_> {
             self.set, c.kid, self.set
         );
         Some(self.finding(Severity::Critical, FindingKind::ConsumerNotCurrent, Some(&c.kid), None, msg))
-    }
-
-    /// The client's registered keys against the store: keys removed or added by hand in
-    /// Samarbeidsportalen, an `exp` other than ours, and keys this tool does not manage.
-    fn drift(&self, registered: &Registered) -> Vec<Finding> {
-        let (set, client) = (self.set, &registered.client_id);
-        let mut out = Vec::new();
-        for r in self.records.iter().filter(|r| r.stage.is_published() && r.published.is_some()) {
-            let kid = r.kid.to_string();
-            let Some(theirs) = registered.get(&kid) else {
-                if r.expires(self.policy) <= self.now + EXPIRY_MARGIN {
-                    continue; // not sent, as Maskinporten refuses it: `expired` reports it
-                }
-                let (severity, effect) = if r.stage == Stage::Current {
-                    (Severity::Critical, "token requests signed with it fail until it is registered again")
-                } else {
-                    (Severity::Warning, "it must be registered before it is used")
-                };
-                let msg = format!(
-                    "{set}: {} key {kid} is not registered on Maskinporten client {client}: someone removed it in Samarbeidsportalen, or another tool replaced the key set; {effect}. `jwk-rotator rotate {set}` registers it again",
-                    r.stage
-                );
-                out.push(self.finding(severity, FindingKind::RegistrationDrift, Some(&r.kid), None, msg));
-                continue;
-            };
-            let ours = r.expires(self.policy);
-            if let Some(exp) = theirs.exp.filter(|e| !same_exp(Some(e.timestamp()), Some(ours.timestamp()))) {
-                let effect = if exp < ours {
-                    "Maskinporten stops accepting it earlier; expiry alerts use Maskinporten's date"
-                } else {
-                    "jwk-rotator retires it on its own date"
-                };
-                let msg = format!(
-                    "{set}: Maskinporten client {client} has {kid} registered until {}, jwk-rotator until {} (kid date + max_age {}): it was changed by hand, or Digdir keeps another exp than it is sent; {effect}. An upload sends jwk-rotator's again",
-                    exp.to_rfc3339(),
-                    ours.to_rfc3339(),
-                    self.policy.max_age()
-                );
-                out.push(self.finding(
-                    Severity::Warning,
-                    FindingKind::RegisteredExpiry,
-                    Some(&r.kid),
-                    None,
-                    msg,
-                ));
-            }
-        }
-        for theirs in &registered.keys {
-            let ours = self.records.iter().find(|r| r.kid.to_string() == theirs.kid);
-            match ours {
-                Some(r) if r.stage.is_published() => {}
-                Some(r) => {
-                    let msg = format!(
-                        "{set}: {} key {} is registered on Maskinporten client {client} again: someone added it in Samarbeidsportalen. `jwk-rotator rotate {set}` removes it; if it is still in use, find out why before the next run",
-                        r.stage, theirs.kid
-                    );
-                    out.push(self.finding(
-                        Severity::Warning,
-                        FindingKind::RegistrationDrift,
-                        Some(&r.kid),
-                        None,
-                        msg,
-                    ));
-                }
-                None => {
-                    let until = theirs
-                        .exp
-                        .map_or_else(|| "no exp".to_owned(), |e| format!("until {}", e.date_naive()));
-                    let msg = format!(
-                        "{set}: Maskinporten client {client} has key {:?} ({until}) that jwk-rotator does not manage; it is kept on every upload and counts towards the 5 keys a client may have (prune_unmanaged = true removes it)",
-                        theirs.kid
-                    );
-                    out.push(self.finding(Severity::Ok, FindingKind::UnmanagedKey, None, None, msg));
-                }
-            }
-        }
-        out
-    }
-
-    fn unreachable(&self, e: &PublishError) -> Finding {
-        let msg = format!(
-            "{}: what Maskinporten has registered could not be read: {e}; until it can, new keys are not registered and not promoted",
-            self.set
-        );
-        self.finding(Severity::Warning, FindingKind::MaskinportenUnreachable, None, None, msg)
-    }
-
-    /// The pending key is due for a verified promotion and the last grant with it failed.
-    fn verification_failing(&self, attempt: Option<&Attempt>) -> Option<Finding> {
-        let attempt = attempt?;
-        let error = attempt.outcome.as_ref().err()?;
-        let p = self.pending().filter(|p| p.kid == attempt.kid)?;
-        let set = self.set;
-        let msg = format!(
-            "{set}: pending key {} is due for promotion, but a token grant signed with it failed at {}: {error}. It stays pending; `jwk-rotator verify {set}` tries again",
-            p.kid,
-            attempt.at.to_rfc3339()
-        );
-        let days = (self.expires(p) - self.now).num_days();
-        Some(self.finding(Severity::Warning, FindingKind::VerificationFailing, Some(&p.kid), Some(days), msg))
     }
 }
