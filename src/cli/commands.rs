@@ -109,9 +109,11 @@ async fn dispatch(command: Command, config: &Config, clocks: Clocks) -> anyhow::
             super::import::import(config, source, at).await
         }
         Command::Worker { allow_past } => {
-            let Ok(at) = clocks.writing(None, false, allow_past) else { return Ok(Exit::USAGE) };
-            let start = clocks.fixed.map(|_| at.now);
-            crate::app::worker::run(config, start, clocks.test_wall)
+            // The worker's clock starts at JWK_ROTATOR_NOW when it is set; its runs write.
+            if clocks.writing(None, false, allow_past).is_err() {
+                return Ok(Exit::USAGE);
+            }
+            crate::app::worker::run(config, clocks.fixed, clocks.test_wall)
                 .await
                 .map(|()| Exit::OK)
                 .map_err(anyhow::Error::from)
