@@ -34,6 +34,24 @@ where
     T: FromStr,
     T::Err: Display,
 {
-    let text = String::deserialize(d)?;
+    let text = named_text(name, d)?;
     text.parse().map_err(|e| serde::de::Error::custom(format!("{name}: {e}")))
+}
+
+/// A setting that is written as a string; a value of another type (`lock_timeout = 30`) is
+/// refused naming the setting, which serde's own message ("invalid type: integer `30`,
+/// expected a string") does not.
+pub fn named_text<'de, D: Deserializer<'de>>(name: &str, d: D) -> Result<String, D::Error> {
+    let shown = match toml::Value::deserialize(d)? {
+        toml::Value::String(text) => return Ok(text),
+        toml::Value::Integer(n) => format!("{name} = {n} is a number"),
+        toml::Value::Float(n) => format!("{name} = {n} is a number"),
+        toml::Value::Boolean(b) => format!("{name} = {b} is a boolean"),
+        toml::Value::Datetime(_) => format!("{name} is a date"),
+        toml::Value::Array(_) => format!("{name} is a list"),
+        toml::Value::Table(_) => format!("{name} is a table"),
+    };
+    Err(serde::de::Error::custom(format!(
+        "{shown}, not a string: write it in quotes, such as {name} = \"30s\" for a duration"
+    )))
 }

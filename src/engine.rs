@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::TimeDelta;
 use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -14,6 +14,7 @@ use crate::findings::{self, Finding};
 use crate::keygen::{KeyGenError, KeyGenerator};
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
+use crate::moment::Moment;
 use crate::planner::{self, Action, Plan, Refusal, Request, Step};
 use crate::policy::{Promotion, Target};
 use crate::proof::{Attempt, Attempts, NoProver, Patience, ProofError, Prover};
@@ -82,11 +83,21 @@ pub struct SetReport {
     /// The records after the run (as loaded, for a dry run).
     pub records: Vec<KeyRecord>,
     pub error: Option<RunError>,
+    /// A new key that another run wrote at the same moment (Key Vault, no lock): its version was
+    /// kept and ours disabled, and this run left the rest of the key set to it. Not a failure.
+    pub raced: Option<Kid>,
 }
 
 impl SetReport {
     fn new(key_set: &KeySet) -> Self {
-        SetReport { key_set: key_set.clone(), plan: None, done: 0, records: Vec::new(), error: None }
+        SetReport {
+            key_set: key_set.clone(),
+            plan: None,
+            done: 0,
+            records: Vec::new(),
+            error: None,
+            raced: None,
+        }
     }
 
     pub fn ok(&self) -> bool {
@@ -219,11 +230,12 @@ impl Engine {
         self.store.load(&sets).await
     }
 
-    /// Loads `targets` and evaluates their findings, as `status` and the worker do.
-    pub async fn evaluate(&self, targets: &[Target], now: DateTime<Utc>) -> Evaluation {
+    /// Loads `targets` and evaluates their findings at `at`, as `status` and the worker do.
+    pub async fn evaluate(&self, targets: &[Target], at: impl Into<Moment>) -> Evaluation {
+        let at = at.into();
         let loaded = self.load(targets).await;
-        let observed = self.observe(targets, &loaded, now).await;
-        let findings = findings::evaluate_all(targets, &loaded, &observed, now);
+        let observed = self.observe(targets, &loaded, at).await;
+        let findings = findings::evaluate_all(targets, &loaded, &observed, at);
         Evaluation { loaded, observed, findings }
     }
 
@@ -241,7 +253,7 @@ impl Engine {
         &self,
         targets: &[Target],
         loaded: &Result<crate::store::Loaded, StoreError>,
-        now: DateTime<Utc>,
+        at: Moment,
     ) -> findings::Observed {
         let sets: Vec<KeySet> = targets.iter().map(|t| t.key_set.clone()).collect();
         let consumers = crate::store::consumers(self.store.as_ref(), &sets);
@@ -252,7 +264,7 @@ impl Engine {
         let mut proofs = BTreeMap::new();
         for t in targets {
             let Ok(records) = findings::records_of(loaded, &t.key_set) else { continue };
-            let Some(pending) = proof_due(t, records, now, &Request::default()) else { continue };
+            let Some(pending) = proof_due(t, records, at, &Request::default()) else { continue };
             let last = self.attempts.last(&t.key_set).filter(|a| a.kid == pending.kid);
             let attempt = match last {
                 Some(a) => a,
@@ -261,7 +273,7 @@ impl Engine {
                         Ok(key) => self.prover.prove(&t.key_set, &key, Patience::Once).await,
                         Err(e) => Err(ProofError { kind: "store", message: e.to_string() }),
                     };
-                    let a = Attempt { kid: pending.kid.clone(), at: now, outcome };
+                    let a = Attempt { kid: pending.kid.clone(), at: at.now, outcome };
                     self.attempts.record(&t.key_set, a.clone());
                     a
                 }
@@ -272,13 +284,14 @@ impl Engine {
         findings::Observed { consumers, registered, proofs, certificates: self.publisher.certificates() }
     }
 
-    /// Plans every target without writing anything: `plan`, and `rotate --dry-run`.
+    /// Plans every target at `at` without writing anything: `plan`, and `rotate --dry-run`.
     pub async fn plan(
         &self,
         targets: &[Target],
-        now: DateTime<Utc>,
+        at: impl Into<Moment>,
         request: &Request,
     ) -> Result<Vec<SetReport>, StoreError> {
+        let at = at.into();
         let targets = distinct(targets);
         let loaded = self.load(&targets).await?;
         Ok(targets
@@ -287,7 +300,9 @@ impl Engine {
                 let mut report = SetReport::new(&t.key_set);
                 match crate::store::records_in(&loaded, &t.key_set) {
                     Ok(records) => {
-                        match planner::plan(&t.key_set, records, &t.policy, now, request) {
+                        let consumer_in_use = self.consumer_in_use(t, records);
+                        let request = Request { consumer_in_use, ..request.clone() };
+                        match planner::plan(&t.key_set, records, &t.policy, at, &request) {
                             Ok(plan) => report.plan = Some(plan),
                             Err(refusal) => report.error = Some(refusal.into()),
                         }
@@ -300,15 +315,16 @@ impl Engine {
             .collect())
     }
 
-    /// One run: lock the store, then plan and carry out every target, several at once.
+    /// One run at `at`: lock the store, then plan and carry out every target, several at once.
     /// A failing key set does not stop the others; its report holds the error. A key set
     /// named twice is worked on once.
     pub async fn run(
         &self,
         targets: &[Target],
-        now: DateTime<Utc>,
+        at: impl Into<Moment>,
         request: &Request,
     ) -> Result<Vec<SetReport>, StoreError> {
+        let at = at.into();
         let targets = distinct(targets);
         let _lock = self.store.lock(self.lock_timeout).await?;
         if let Err(e) = self.publisher.tidy().await {
@@ -327,7 +343,7 @@ impl Engine {
             .map(|t| {
                 let records = crate::store::records_in(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec);
                 let span = info_span!("key_set", key_set = %t.key_set);
-                self.start_set(t, records, now, request).instrument(span)
+                self.start_set(t, records, at, request).instrument(span)
             })
             .collect();
         drop(loaded);
@@ -354,7 +370,7 @@ impl Engine {
         &'a self,
         target: &'a Target,
         records: Result<Vec<KeyRecord>, StoreError>,
-        now: DateTime<Utc>,
+        at: Moment,
         request: &Request,
     ) -> Started<'a> {
         let mut report = SetReport::new(&target.key_set);
@@ -370,12 +386,13 @@ impl Engine {
                 return Started { report, run: None };
             }
         };
-        let proof = self.prove_if_due(target, &records, now, request).await;
+        let proof = self.prove_if_due(target, &records, at, request).await;
         let proven = proof.as_ref().filter(|a| a.outcome.is_ok()).map(|a| a.kid.clone());
         let unproven =
             proof.and_then(|a| a.outcome.err().map(|error| RunError::Unproven { kid: a.kid, error }));
-        let request = Request { proven: proven.clone(), ..request.clone() };
-        let plan = match planner::plan(&target.key_set, &records, &target.policy, now, &request) {
+        let consumer_in_use = self.consumer_in_use(target, &records);
+        let request = Request { proven: proven.clone(), consumer_in_use, ..request.clone() };
+        let plan = match planner::plan(&target.key_set, &records, &target.policy, at, &request) {
             Ok(plan) => plan,
             Err(refusal) => {
                 report.records = records;
@@ -387,7 +404,7 @@ impl Engine {
         let mut run = SetRun {
             engine: self,
             target,
-            now,
+            at,
             records,
             first_key,
             proven,
@@ -395,6 +412,7 @@ impl Engine {
             dirty: false,
             outputs_failed: false,
             unconfirmed: None,
+            raced: None,
             next: 0,
         };
         let result = run.execute(&plan.steps, &mut report.done).await;
@@ -418,10 +436,10 @@ impl Engine {
         &self,
         target: &Target,
         records: &[KeyRecord],
-        now: DateTime<Utc>,
+        at: Moment,
         request: &Request,
     ) -> Option<Attempt> {
-        let pending = proof_due(target, records, now, request)?;
+        let pending = proof_due(target, records, at, request)?;
         let verified = target.policy.promotion() == Promotion::Verified;
         if !verified && !self.prover.can_prove(&target.key_set) {
             return None; // `after-delay` proves only where it can; it needs no proof otherwise
@@ -441,7 +459,7 @@ impl Engine {
                 warn!(kid = %pending.kid, error = %e, kind = e.kind, "token grant with the pending key failed")
             }
         }
-        let attempt = Attempt { kid: pending.kid.clone(), at: now, outcome };
+        let attempt = Attempt { kid: pending.kid.clone(), at: at.now, outcome };
         self.attempts.record(&target.key_set, attempt.clone());
         Some(attempt)
     }
@@ -450,24 +468,29 @@ impl Engine {
     pub fn attempts(&self) -> &Attempts {
         &self.attempts
     }
+
+    /// Whether a key set without keys has a consumer secret that applications read a key from
+    /// already (see [`Request::consumer_in_use`]), as the store's last load saw it.
+    fn consumer_in_use(&self, target: &Target, records: &[KeyRecord]) -> bool {
+        records.is_empty() && self.store.consumer(&target.key_set).is_some_and(|held| held.holds_a_key())
+    }
 }
 
-/// The pending key that a run at `now` must prove before it may promote it, if any: with
+/// The pending key that a run at `at` must prove before it may promote it, if any: with
 /// `verified`, when it is due or asked for; with `after-delay`, when no current key works any
 /// more and `publish_ahead` has not passed ([`lifecycle::needs_rescue`]: a proof promotes it at
 /// once). `manual` proves on `promote` only, in the engine's check before the promotion.
 pub fn proof_due<'r>(
     target: &Target,
     records: &'r [KeyRecord],
-    now: DateTime<Utc>,
+    at: Moment,
     request: &Request,
 ) -> Option<&'r KeyRecord> {
-    let pending = lifecycle::pending(records, now)?;
-    let published = pending.published.filter(|_| lifecycle::published_before(pending, now))?;
-    let current = lifecycle::current(records, now);
+    let pending = lifecycle::pending(records, at.now).filter(|p| lifecycle::published_before(p, at))?;
+    let current = lifecycle::current(records, at.now);
     let hand_over = request.retire.as_ref().is_some_and(|r| current.is_some_and(|c| c.kid == r.kid));
-    let waited = now - published >= target.policy.publish_ahead().delta();
-    let rescue = lifecycle::needs_rescue(records, &target.policy, now);
+    let waited = lifecycle::published_at_least(pending, at, target.policy.publish_ahead().delta());
+    let rescue = lifecycle::needs_rescue(records, &target.policy, at.now);
     match target.policy.promotion() {
         Promotion::Verified => (request.promote || hand_over || waited || rescue).then_some(pending),
         Promotion::AfterDelay => (rescue && !waited).then_some(pending),
@@ -492,6 +515,14 @@ impl Started<'_> {
         let mut result = Ok(());
         while result.is_ok() && run.unconfirmed.is_some() {
             result = run.confirm(&mut self.report.done).await;
+            if let Err(RunError::Store(StoreError::Exists(why))) = &result {
+                // Two runs made the same kid; the vault kept the other run's version. It
+                // carries out the same steps, so this one stops here, and did not fail.
+                info!(kid = ?run.raced, %why, "another run wrote this key at the same moment; it carries out the rest");
+                self.report.raced = run.raced.take();
+                result = Ok(());
+                break;
+            }
             if result.is_ok()
                 && let Some(plan) = &self.report.plan
             {
@@ -519,7 +550,7 @@ impl Started<'_> {
 struct SetRun<'a> {
     engine: &'a Engine,
     target: &'a Target,
-    now: DateTime<Utc>,
+    at: Moment,
     records: Vec<KeyRecord>,
     /// Whether the key set held no key at all when the run loaded it: only then may a new key
     /// be current at once.
@@ -534,6 +565,8 @@ struct SetRun<'a> {
     outputs_failed: bool,
     /// A new key written to the store but not yet confirmed (see [`KeyStore::write_new`]).
     unconfirmed: Option<KeyRecord>,
+    /// The new key whose confirmation found that another run's write of it won.
+    raced: Option<Kid>,
     /// The next step to carry out.
     next: usize,
 }
@@ -572,7 +605,10 @@ impl SetRun<'_> {
     /// one applications read.
     async fn confirm(&mut self, done: &mut usize) -> Result<(), RunError> {
         let Some(record) = self.unconfirmed.take() else { return Ok(()) };
-        self.engine.store.confirm_new(&record).await?;
+        if let Err(e) = self.engine.store.confirm_new(&record).await {
+            self.raced = matches!(e, StoreError::Exists(_)).then(|| record.kid.clone());
+            return Err(e.into());
+        }
         *done += 1;
         if record.stage == Stage::Current {
             self.engine.store.sync_consumer(&record).await?;
@@ -611,7 +647,7 @@ impl SetRun<'_> {
                 .await
                 .map_err(|e| RunError::Interrupted(e.to_string()))??
         };
-        let record = KeyRecord::new(key.public().clone(), stage, self.now);
+        let record = KeyRecord::new(key.public().clone(), stage, self.at);
         self.dirty = true;
         self.engine.store.write_new(&record, &key).await?;
         drop(key);
@@ -620,12 +656,13 @@ impl SetRun<'_> {
     }
 
     /// Changes a stored key's stage or timestamps. A promotion is refused unless an earlier
-    /// run published the key, whatever the plan says.
+    /// run published the key (by the run's time and by the host's real clock), whatever the
+    /// plan says.
     async fn transition(&mut self, kid: &Kid, action: &Action) -> Result<(), RunError> {
         let mut record = self.record(kid)?;
         let promote = matches!(action, Action::Promote { .. });
-        if promote && !lifecycle::published_before(&record, self.now) {
-            let why = "it was not published by an earlier run, so Maskinporten may not know it";
+        if promote && !lifecycle::published_before(&record, self.at) {
+            let why = "it was not published by an earlier run (by this run's time and this host's real clock), so Maskinporten may not know it";
             return Err(self.refused(kid, why));
         }
         let verified = self.target.policy.promotion() == crate::policy::Promotion::Verified;
@@ -636,7 +673,7 @@ impl SetRun<'_> {
         if promote {
             self.check_registered(kid).await?;
         }
-        planner::transition(&mut record, action, self.now);
+        planner::transition(&mut record, action, self.at);
         self.dirty = true;
         if promote {
             self.engine.store.sync_consumer(&record).await?;
@@ -666,17 +703,18 @@ impl SetRun<'_> {
     /// A key registered through the API moments ago may not have reached Maskinporten yet
     /// (Digdir documents 0-2 minutes): it is promoted once a token grant signed with it
     /// succeeds (in this run, or here when the key set can be proved), or without a proof once
-    /// [`PROPAGATION_MARGIN`] has passed since it was registered.
+    /// [`PROPAGATION_MARGIN`] has passed since it was registered, by the run's time and by the
+    /// host's real clock.
     async fn check_propagated(&self, kid: &Kid) -> Result<(), RunError> {
         if self.proven.as_ref() == Some(kid) {
             return Ok(());
         }
-        let published = self.records.iter().find(|r| r.kid == *kid).and_then(|r| r.published);
-        let Some(published) = published else { return Ok(()) };
-        let ready = published + PROPAGATION_MARGIN;
-        if self.now >= ready {
+        let Some(record) = self.records.iter().find(|r| r.kid == *kid) else { return Ok(()) };
+        let waited = lifecycle::published_for(record, self.at).unwrap_or_default().max(TimeDelta::zero());
+        if waited >= PROPAGATION_MARGIN {
             return Ok(());
         }
+        let ready = self.at.now + (PROPAGATION_MARGIN - waited);
         let set = &self.target.key_set;
         let failed = match self.prove_now(kid).await {
             Some(Ok(())) => return Ok(()),
@@ -684,8 +722,9 @@ impl SetRun<'_> {
             None => String::new(),
         };
         Err(RunError::Refused(planner::Refusal(format!(
-            "{kid} was registered on Maskinporten at {}, and Digdir documents up to 2 minutes before Maskinporten knows a new key{failed}; promote it once `jwk-rotator verify {set}` succeeds, or after {} without a proof",
-            published.to_rfc3339(),
+            "{kid} was registered on Maskinporten at {} ({}s ago by this host's real clock), and Digdir documents up to 2 minutes before Maskinporten knows a new key{failed}; promote it once `jwk-rotator verify {set}` succeeds, or after {} without a proof",
+            record.published.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            waited.num_seconds(),
             ready.to_rfc3339(),
         ))))
     }
@@ -734,7 +773,7 @@ impl SetRun<'_> {
     async fn write_outputs(&mut self) -> Result<(), RunError> {
         self.reload().await?;
         let set =
-            PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy, self.now);
+            PublishedSet::from_records(&self.target.key_set, &self.records, &self.target.policy, self.at.now);
         let written = self.engine.publisher.publish(&set).await;
         self.outputs_failed = written.is_err();
         Ok(written?)
@@ -757,7 +796,7 @@ impl SetRun<'_> {
         if !self.outputs_failed || self.dirty {
             self.write_outputs().await?;
         }
-        let current = lifecycle::current(&self.records, self.now).cloned();
+        let current = lifecycle::current(&self.records, self.at.now).cloned();
         if let Some(current) = current {
             self.engine.store.sync_consumer(&current).await?;
         }
@@ -768,6 +807,8 @@ impl SetRun<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use chrono::{DateTime, Utc};
 
     use crate::policy::Policy;
 
@@ -805,7 +846,7 @@ mod tests {
         SetRun {
             engine,
             target,
-            now,
+            at: now.into(),
             records,
             first_key: false,
             proven: None,
@@ -813,6 +854,7 @@ mod tests {
             dirty: false,
             outputs_failed: false,
             unconfirmed: None,
+            raced: None,
             next: 0,
         }
     }

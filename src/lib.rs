@@ -17,6 +17,7 @@ pub mod keygen;
 pub mod kid;
 pub mod lifecycle;
 pub mod maskinporten;
+pub mod moment;
 pub mod planner;
 pub mod policy;
 pub mod proof;

@@ -6,6 +6,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::kid::Kid;
+use crate::moment::Moment;
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage};
 
@@ -54,11 +55,32 @@ pub fn pending(records: &[KeyRecord], now: DateTime<Utc>) -> Option<&KeyRecord> 
         .max_by_key(|r| (r.created, &r.kid))
 }
 
-/// Whether `r` was published by an earlier run than the one running at `now`. Only such a key
-/// may become current (bar a key set's very first key): Maskinporten must know a key before any
-/// application signs with it.
-pub fn published_before(r: &KeyRecord, now: DateTime<Utc>) -> bool {
-    r.published.is_some_and(|t| t < now)
+/// How long `r` has been published at `at`, by both clocks: the run's time since `published`,
+/// and the host's real clock since the record was last written (for a pending key, the write
+/// that recorded its publication). The shorter counts, so that a run whose time was fixed in the
+/// past (`--at`, `JWK_ROTATOR_NOW`), or whose clock was behind, can not make a key look published
+/// long ago. `None` when either is unknown: never published, or no real time recorded.
+pub fn published_for(r: &KeyRecord, at: Moment) -> Option<TimeDelta> {
+    let (published, written) = (r.published?, r.written?);
+    Some((at.now - published).min(at.wall - written))
+}
+
+/// Whether `r` was published by an earlier run than the one running at `at`, by both clocks.
+/// Only such a key may become current (bar a key set's very first key): Maskinporten must know a
+/// key before any application signs with it.
+pub fn published_before(r: &KeyRecord, at: Moment) -> bool {
+    published_for(r, at).is_some_and(|t| t > TimeDelta::zero())
+}
+
+/// Whether `r` has been published for `wait` at `at`, by both clocks (see [`published_for`]).
+pub fn published_at_least(r: &KeyRecord, at: Moment, wait: TimeDelta) -> bool {
+    published_for(r, at).is_some_and(|t| t >= wait)
+}
+
+/// A record written at a real time more than [`CLOCK_SKEW`] after this run's real clock: this
+/// host's clock went back since, or a host whose clock was ahead wrote it.
+pub fn written_after(r: &KeyRecord, at: Moment) -> Option<DateTime<Utc>> {
+    r.written.filter(|w| *w > at.wall + CLOCK_SKEW)
 }
 
 /// Whether no current key works at `now`: there is none, or its expiry (kid date + `max_age`)
@@ -188,10 +210,28 @@ mod tests {
     fn published_before_means_an_earlier_run() {
         let now = at("2026-11-29T06:00:00Z");
         let mut r = record("a-TEST.2026-11-29", Stage::Pending, "2026-11-29T06:00:00Z");
-        assert!(!published_before(&r, now));
+        assert!(!published_before(&r, now.into()));
         r.published = Some(now);
-        assert!(!published_before(&r, now), "published in this run");
+        assert!(!published_before(&r, now.into()), "published in this run");
         r.published = Some(now - TimeDelta::seconds(1));
-        assert!(published_before(&r, now));
+        r.written = Some(now - TimeDelta::seconds(1));
+        assert!(published_before(&r, now.into()));
+    }
+
+    /// A run whose time was fixed 30 days back published the key seconds ago by the real
+    /// clock: it has been published for seconds, not 30 days.
+    #[test]
+    fn a_key_is_published_for_the_shorter_of_both_clocks() {
+        let wall = at("2026-11-29T06:00:00Z");
+        let mut r = record("a-TEST.2026-10-30", Stage::Pending, "2026-10-30T06:00:00Z");
+        r.published = Some(at("2026-10-30T06:00:00Z"));
+        r.written = Some(wall - TimeDelta::seconds(20));
+        let later = Moment::new(wall, wall);
+        assert_eq!(published_for(&r, later), Some(TimeDelta::seconds(20)));
+        assert!(!published_at_least(&r, later, TimeDelta::days(7)));
+        assert!(published_before(&r, later));
+        r.written = None;
+        assert_eq!(published_for(&r, later), None, "no real time recorded is not long ago");
+        assert!(!published_before(&r, later));
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
+use crate::moment::Moment;
 use crate::policy::{Policy, Promotion};
 use crate::record::{KeyRecord, Stage};
 
@@ -25,6 +26,10 @@ pub struct Request {
     /// The pending key that a token grant signed with it proved in this run. The engine sets
     /// it; with `promotion = "verified"` no other key is promoted, on request or on schedule.
     pub proven: Option<Kid>,
+    /// The engine sets it: the key set's consumer secret holds a key already (altinn-jwks's, or
+    /// one whose record is gone), which applications read. A key set without keys then gets a
+    /// pending first key, not a current one that would take that key's place.
+    pub consumer_in_use: bool,
 }
 
 /// `retire KID [--force]`: the key to retire now, and whether the only key applications can
@@ -107,22 +112,26 @@ impl Plan {
     }
 }
 
-/// Plans one run. `records` are all of the key set's keys in the store.
+/// Plans one run at `at` (its time, and the host's real clock; a bare time for both). `records`
+/// are all of the key set's keys in the store.
 pub fn plan(
     key_set: &KeySet,
     records: &[KeyRecord],
     policy: &Policy,
-    now: DateTime<Utc>,
+    at: impl Into<Moment>,
     request: &Request,
 ) -> Result<Plan, Refusal> {
     let first_key = records.is_empty();
+    let at = at.into();
     let mut p = Planner {
         set: key_set,
         policy,
-        now,
+        now: at.now,
+        at,
         recs: records.to_vec(),
         first_key,
         proven: request.proven.clone(),
+        consumer_in_use: request.consumer_in_use,
         steps: Vec::new(),
     };
     p.recs.sort_by(|a, b| a.kid.cmp(&b.kid));
@@ -152,7 +161,7 @@ pub fn plan(
 }
 
 /// Applies one action to records as a store would; the planner's model of a store.
-pub fn apply(recs: &mut Vec<KeyRecord>, action: &Action, now: DateTime<Utc>, new: Option<KeyRecord>) {
+pub fn apply(recs: &mut Vec<KeyRecord>, action: &Action, at: Moment, new: Option<KeyRecord>) {
     let find = |recs: &mut Vec<KeyRecord>, kid: &Kid| recs.iter_mut().position(|r| r.kid == *kid);
     match action {
         Action::Generate { .. } => recs.extend(new),
@@ -162,14 +171,16 @@ pub fn apply(recs: &mut Vec<KeyRecord>, action: &Action, now: DateTime<Utc>, new
         | Action::Demote { kid }
         | Action::Retire { kid } => {
             if let Some(i) = find(recs, kid) {
-                transition(&mut recs[i], action, now);
+                transition(&mut recs[i], action, at);
             }
         }
     }
 }
 
-/// The record change an action makes.
-pub fn transition(r: &mut KeyRecord, action: &Action, now: DateTime<Utc>) {
+/// The record change an action makes at `at`; every change records the real clock.
+pub fn transition(r: &mut KeyRecord, action: &Action, at: Moment) {
+    let now = at.now;
+    r.written = Some(at.wall);
     match action {
         Action::Publish { .. } => r.published = r.published.or(Some(now)),
         Action::Promote { .. } => {
@@ -191,13 +202,17 @@ pub fn transition(r: &mut KeyRecord, action: &Action, now: DateTime<Utc>) {
 struct Planner<'a> {
     set: &'a KeySet,
     policy: &'a Policy,
+    /// `at.now`, which most rules use.
     now: DateTime<Utc>,
+    at: Moment,
     recs: Vec<KeyRecord>,
     /// Whether the key set held no key when the run began: only its first key may be current
     /// at once (a key set purged empty within the run is not a new key set).
     first_key: bool,
     /// The pending key a token grant proved in this run (`Request::proven`).
     proven: Option<Kid>,
+    /// `Request::consumer_in_use`.
+    consumer_in_use: bool,
     steps: Vec<Step>,
 }
 
@@ -212,11 +227,11 @@ impl Planner<'_> {
                     n: String::new(),
                     e: String::new(),
                 };
-                Some(KeyRecord::new(public, *stage, self.now))
+                Some(KeyRecord::new(public, *stage, self.at))
             }
             _ => None,
         };
-        apply(&mut self.recs, &action, self.now, new);
+        apply(&mut self.recs, &action, self.at, new);
         self.steps.push(Step { action, reason });
     }
 
@@ -240,24 +255,36 @@ impl Planner<'_> {
                 "key set {set} has no pending key to promote; `jwk-rotator rotate --force {set}` makes one: upload it to Maskinporten, then promote in a later run"
             )));
         };
-        match pending.published {
-            Some(t) if t < self.now && !self.proof_missing(&pending) => Ok(pending),
-            Some(t) if t < self.now => Err(Refusal(format!(
-                "pending key {} of {set} has not been proved: with promotion = \"verified\" a key is promoted only in a run where a token grant signed with it succeeds; `jwk-rotator verify {set}` shows why it fails",
-                pending.kid
-            ))),
-            Some(t) => Err(Refusal(format!(
+        let Some(t) = pending.published else {
+            return Err(Refusal(format!(
+                "pending key {} of {set} has not been published yet: run `jwk-rotator rotate {set}` to publish it, add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote",
+                pending.kid, pending.kid
+            )));
+        };
+        if t >= self.now {
+            return Err(Refusal(format!(
                 "pending key {} of {set} was published at {} ({}), not before this run; add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote in a later run",
                 pending.kid,
                 t.to_rfc3339(),
                 if t == self.now { "in this run" } else { "after this run's time: check the clock" },
                 pending.kid
-            ))),
-            None => Err(Refusal(format!(
-                "pending key {} of {set} has not been published yet: run `jwk-rotator rotate {set}` to publish it, add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote",
-                pending.kid, pending.kid
-            ))),
+            )));
         }
+        if !lifecycle::published_before(&pending, self.at) {
+            return Err(Refusal(format!(
+                "pending key {} of {set} was written at {} by this host's real clock, which now reads {}: not before this run. This host's clock went back, or the store does not say when that was; check the clock (NTP) and promote in a later run",
+                pending.kid,
+                pending.written.map_or_else(|| "an unknown time".to_owned(), |w| w.to_rfc3339()),
+                self.at.wall.to_rfc3339()
+            )));
+        }
+        if self.proof_missing(&pending) {
+            return Err(Refusal(format!(
+                "pending key {} of {set} has not been proved: with promotion = \"verified\" a key is promoted only in a run where a token grant signed with it succeeds; `jwk-rotator verify {set}` shows why it fails",
+                pending.kid
+            )));
+        }
+        Ok(pending)
     }
 
     /// Whether `promotion = "verified"` holds `p` back: no grant with it succeeded in this run.
@@ -268,7 +295,7 @@ impl Planner<'_> {
     /// Whether `p` may become current now: an earlier run published it, and a verified
     /// promotion's proof is in.
     fn may_promote(&self, p: &KeyRecord) -> bool {
-        lifecycle::published_before(p, self.now) && !self.proof_missing(p)
+        lifecycle::published_before(p, self.at) && !self.proof_missing(p)
     }
 
     fn days(&self, since: DateTime<Utc>) -> i64 {
@@ -339,12 +366,18 @@ impl Planner<'_> {
         let pending = self.pending();
         let reason = match (&current, &pending) {
             // The only key that is current in the run that made it: nothing can sign before it.
-            (None, None) if self.first_key && self.recs.is_empty() => {
+            (None, None) if self.first_key && self.recs.is_empty() && !self.consumer_in_use => {
                 self.push_new(
                     Stage::Current,
                     "the key set has no key yet; its first key is current at once".to_owned(),
                 );
                 return;
+            }
+            (None, None) if self.first_key && self.recs.is_empty() => {
+                let set = self.set;
+                format!(
+                    "the key set has no key yet, but its consumer secret holds a key that applications read: the first key waits as pending. `jwk-rotator import altinn-jwks --from DIR|VAULT_URL {set}` adopts the key they read; or add this one in Samarbeidsportalen and promote it"
+                )
             }
             (_, Some(p)) if force => format!("--force: a new pending key supersedes {}", p.kid),
             (_, None) if force => "--force: a new key was asked for".to_owned(),
@@ -413,19 +446,19 @@ impl Planner<'_> {
         let Some(published) = pending.published.filter(|_| self.may_promote(&pending)) else {
             return;
         };
-        let waited = self.now - published;
         let proved = "; a token grant signed with it succeeded in this run";
         let verified = self.policy.promotion() == Promotion::Verified;
+        let ahead = self.policy.publish_ahead().delta();
         let reason = if requested {
             let proof = if verified { proved } else { "" };
             format!("promoted on request; published {}{proof}", published.to_rfc3339())
         } else if self.policy.promotion() != Promotion::Manual
-            && waited >= self.policy.publish_ahead().delta()
+            && lifecycle::published_at_least(&pending, self.at, ahead)
         {
             let proof = if verified { proved } else { "" };
             format!(
                 "published {} days ago; publish_ahead is {}{proof}",
-                waited.num_days(),
+                (self.now - published).num_days(),
                 self.policy.publish_ahead()
             )
         } else if let Some(why) = self.rescue(&pending) {

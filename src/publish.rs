@@ -2,9 +2,11 @@
 //! and the `Publisher` port that puts them where Maskinporten's key set is kept up to date.
 //!
 //! The file publisher creates the publish directory and its missing parents `0755` and writes
-//! the outputs `0644`, whatever the umask. At the start of each run, under the store's lock,
-//! it removes the temp files (`.{set}.jwks.json.{pid}.tmp`) that a killed run left, unless
-//! their writer still runs; nothing else in the directory is touched.
+//! the outputs `0644`, whatever the umask. An existing publish directory that group or others
+//! may write (`0777` from an old umask) is set `go-w`, with a warning: whoever can write there
+//! can replace the public set that is uploaded to Maskinporten. At the start of each run, under
+//! the store's lock, it removes the temp files (`.{set}.jwks.json.{pid}.tmp`) that a killed run
+//! left, unless their writer still runs; nothing else in the directory is touched.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -178,6 +180,31 @@ impl FilePublisher {
         set.is_some_and(|s| s.parse::<KeySet>().is_ok())
     }
 
+    /// Takes write permission from group and others on the publish directory, with a warning:
+    /// whoever may write there can replace the public set that is uploaded to Maskinporten.
+    fn tighten_dir(&self) -> Result<(), PublishError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&self.dir).map(|m| m.permissions().mode()).unwrap_or(0);
+        if mode & 0o022 == 0 {
+            return Ok(());
+        }
+        let tight = std::fs::Permissions::from_mode(mode & 0o7755);
+        std::fs::set_permissions(&self.dir, tight).map_err(|e| {
+            PublishError(format!(
+                "[publish] dir {} is writable by group or others (mode {:04o}), so another user could replace the public key set that goes to Maskinporten, and it could not be changed: {e}; run `chmod go-w {}`",
+                self.dir.display(),
+                mode & 0o7777,
+                self.dir.display()
+            ))
+        })?;
+        tracing::warn!(
+            dir = %self.dir.display(),
+            mode = %format!("{:04o}", mode & 0o7777),
+            "the publish directory was writable by group or others, who could have replaced a public set in it; write permission taken from them (go-w), and every output this tool writes there is rewritten from the store"
+        );
+        Ok(())
+    }
+
     fn write(&self, path: &Path, content: &str) -> Result<(), PublishError> {
         disk::write_atomic(path, content.as_bytes(), 0o644).map(|_| ()).map_err(|e| {
             PublishError(format!(
@@ -204,6 +231,7 @@ impl Publisher for FilePublisher {
         for dir in created {
             tracing::info!(dir = %dir.display(), "created the publish directory (0755)");
         }
+        self.tighten_dir()?;
         let (jwks, maskinporten) = self.paths(&set.key_set);
         self.write(&jwks, &set.jwks_json())?;
         self.write(&maskinporten, &set.maskinporten_json())

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::jwk::PublicJwk;
 use crate::kid::Kid;
+use crate::moment::Moment;
 use crate::policy::Policy;
 
 /// Where a key is in its life.
@@ -78,12 +79,18 @@ pub struct KeyRecord {
     pub demoted: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired: Option<DateTime<Utc>>,
+    /// The host's real clock at the record's last write (see [`crate::moment`]). A record that
+    /// an older version wrote has none in it; the stores then give the time of the write as
+    /// they know it (a key file's modification time, a Key Vault version's `updated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<DateTime<Utc>>,
     pub public: PublicJwk,
 }
 
 impl KeyRecord {
-    /// A key just made at `now`.
-    pub fn new(public: PublicJwk, stage: Stage, now: DateTime<Utc>) -> Self {
+    /// A key just made at `at`: created at its time, written at its real clock.
+    pub fn new(public: PublicJwk, stage: Stage, at: impl Into<Moment>) -> Self {
+        let Moment { now, wall } = at.into();
         KeyRecord {
             kid: public.kid.clone(),
             stage,
@@ -92,6 +99,7 @@ impl KeyRecord {
             activated: (stage == Stage::Current).then_some(now),
             demoted: None,
             retired: None,
+            written: Some(wall),
             public,
         }
     }

@@ -9,7 +9,7 @@ use super::AppError;
 use crate::config::maskinporten::{AdminCertificate, MaskinportenEnv, PublishTarget};
 use crate::config::{Config, StoreConfig};
 use crate::kid::{Environment, KeySet};
-use crate::maskinporten::admin::AdminCredential;
+use crate::maskinporten::admin::{AdminCredential, Concerns};
 use crate::maskinporten::api::{SelfServiceApi, WallClock};
 use crate::maskinporten::http::{Retry, http_client};
 use crate::maskinporten::jwt::AdminAuth;
@@ -74,18 +74,7 @@ pub async fn admin_credential(
             AdminCredential::from_pkcs12(&der, &password)
                 .map_err(|e| fail(format!("{}: {e}", path.display())))
         }
-        AdminCertificate::Pem { certificate, key } => {
-            let read = |path: &std::path::Path| {
-                std::fs::read(path).map(zeroize::Zeroizing::new).map_err(|e| {
-                    fail(format!(
-                        "cannot read {}: {e}; check the path and that this user may read it",
-                        path.display()
-                    ))
-                })
-            };
-            let (chain, key_pem) = (read(certificate)?, read(key)?);
-            AdminCredential::from_pem(&chain, &key_pem).map_err(|e| fail(e.to_string()))
-        }
+        AdminCertificate::Pem { certificate, key } => pem_credential(config, env, certificate, key),
         AdminCertificate::KeyVaultSecret { name } => {
             let StoreConfig::AzureKeyVault(azure) = &config.store else {
                 return Err(fail(
@@ -101,6 +90,34 @@ pub async fn admin_credential(
             AdminCredential::from_key_vault_secret(&value).map_err(|e| fail(e.to_string()))
         }
     }
+}
+
+/// A business certificate from a PEM chain and a PEM key; an error names the setting of the
+/// file it is about (`admin_key_pem` for a damaged key, both when they do not belong together).
+fn pem_credential(
+    config: &Config,
+    env: &Environment,
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<AdminCredential, AppError> {
+    let certificate_setting = format!("admin_certificate_pem = {:?}", certificate.display().to_string());
+    let key_setting = format!("admin_key_pem = {:?}", key.display().to_string());
+    let read = |setting: &str, path: &std::path::Path| {
+        std::fs::read(path).map(zeroize::Zeroizing::new).map_err(|e| {
+            let why =
+                format!("cannot read {}: {e}; check the path and that this user may read it", path.display());
+            error(config, env, format!("{setting}: {why}"))
+        })
+    };
+    let (chain, key_pem) = (read(&certificate_setting, certificate)?, read(&key_setting, key)?);
+    AdminCredential::from_pem(&chain, &key_pem).map_err(|e| {
+        let setting = match e.concerns() {
+            Concerns::Certificate => certificate_setting.clone(),
+            Concerns::Key => key_setting.clone(),
+            Concerns::Both => format!("{certificate_setting} and {key_setting}"),
+        };
+        error(config, env, format!("{setting}: {e}"))
+    })
 }
 
 async fn env_clients(

@@ -14,13 +14,14 @@ use crate::engine::Engine;
 use crate::keygen::AwsLcGenerator;
 use crate::store::{FileStore, KeyStore};
 
-/// What can stop the application from being built; each message names the file and setting.
+/// What can stop the application from being built; each message names the file and setting,
+/// and never shows a URL's path, query or credentials (see [`crate::redact::urls`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The store could not be opened (a credential, a URL, a certificate).
-    #[error("config file {}: [store]: {message}", file.display())]
+    #[error("config file {}: [store]: {}", file.display(), crate::redact::urls(message))]
     Store { file: PathBuf, message: String },
     /// The worker was asked for without a `[schedule]`.
     #[error(
@@ -29,13 +30,13 @@ pub enum AppError {
     )]
     NoSchedule { file: PathBuf },
     /// An `[alerts]` setting could not be used.
-    #[error("config file {}: {message}", file.display())]
+    #[error("config file {}: {}", file.display(), crate::redact::urls(message))]
     Alerts { file: PathBuf, message: String },
     /// The worker's endpoint could not listen.
     #[error("cannot listen on {listen}: {source}; change [server] listen in {}", file.display())]
     Listen { listen: std::net::SocketAddr, file: PathBuf, source: std::io::Error },
     /// A `[maskinporten.ENV]` setting could not be used (a certificate, a `ca_cert`).
-    #[error("config file {}: {message}", file.display())]
+    #[error("config file {}: {}", file.display(), crate::redact::urls(message))]
     Maskinporten { file: PathBuf, message: String },
     /// The worker's endpoint failed while serving.
     #[error("the HTTP endpoint failed: {0}")]

@@ -17,13 +17,22 @@ use crate::worker::webhook::WebhookAlerter;
 
 /// The worker for `config`, with the real store (counted) and key generator. Its clock is the
 /// system's, or, when `start` is given (`JWK_ROTATOR_NOW`), one that starts there and runs on.
-pub async fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Result<Worker, AppError> {
+/// The real clock that every write records is the system's (in test builds, one that starts at
+/// `real_start` when a test gives it).
+pub async fn from_config(
+    config: &Config,
+    start: Option<DateTime<Utc>>,
+    real_start: Option<DateTime<Utc>>,
+) -> Result<Worker, AppError> {
     let schedule_config =
         config.schedule.clone().ok_or_else(|| AppError::NoSchedule { file: config.file.clone() })?;
-    let clock: Arc<dyn Clock> = match start {
-        Some(start) => Arc::new(TokioClock::starting_at(start)),
-        None => Arc::new(SystemClock),
+    let running_from = |start: Option<DateTime<Utc>>| -> Arc<dyn Clock> {
+        match start {
+            Some(start) => Arc::new(TokioClock::starting_at(start)),
+            None => Arc::new(SystemClock),
+        }
     };
+    let clock = running_from(start);
     let metrics = Arc::new(Metrics::new(clock.now()));
     let store = Arc::new(CountingStore::new(super::open_store(config)?, metrics.clone()));
     let wall = clock.clone();
@@ -37,7 +46,7 @@ pub async fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Resul
     let reminder = config.alerts.reminder.delta();
     let notifier = Notifier::new(sinks, reminder, metrics.clone());
     let check_every = config.alerts.check_every.to_std();
-    Ok(Worker::new(
+    let worker = Worker::new(
         engine,
         config.targets(),
         Schedule::new(schedule_config),
@@ -45,12 +54,17 @@ pub async fn from_config(config: &Config, start: Option<DateTime<Utc>>) -> Resul
         metrics,
         notifier,
         check_every.max(std::time::Duration::from_secs(60)),
-    ))
+    );
+    Ok(worker.with_real_clock(running_from(real_start)))
 }
 
 /// `jwk-rotator worker`: serves HTTP and runs the schedule until a signal, then exits cleanly.
-pub async fn run(config: &Config, start: Option<DateTime<Utc>>) -> Result<(), AppError> {
-    let worker = Arc::new(from_config(config, start).await?);
+pub async fn run(
+    config: &Config,
+    start: Option<DateTime<Utc>>,
+    real_start: Option<DateTime<Utc>>,
+) -> Result<(), AppError> {
+    let worker = Arc::new(from_config(config, start, real_start).await?);
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| AppError::Listen {
         listen,

@@ -32,6 +32,8 @@ pub mod tag {
     pub const ACTIVATED: &str = "activated";
     pub const DEMOTED: &str = "demoted";
     pub const RETIRED: &str = "retired";
+    /// The host's real clock at the record's last write.
+    pub const WRITTEN: &str = "written";
     pub const ALG: &str = "alg";
     pub const N: &str = "n";
     pub const N2: &str = "n2";
@@ -122,6 +124,7 @@ pub fn tags_of(record: &KeyRecord) -> Tags {
         (tag::ACTIVATED, record.activated),
         (tag::DEMOTED, record.demoted),
         (tag::RETIRED, record.retired),
+        (tag::WRITTEN, record.written),
     ];
     for (name, value) in optional {
         if let Some(t) = value {
@@ -200,6 +203,7 @@ pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, AzureError> {
         activated: when(tag::ACTIVATED)?,
         demoted: when(tag::DEMOTED)?,
         retired: when(tag::RETIRED)?,
+        written: when(tag::WRITTEN)?,
         public: PublicJwk { kid: kid.clone(), alg, n, e },
     })
 }
@@ -220,7 +224,11 @@ mod tests {
             n: "A".repeat(n_len),
             e: "AQAB".to_owned(),
         };
-        let mut r = KeyRecord::new(public, Stage::Pending, "2026-11-21T10:11:12.5Z".parse().expect("time"));
+        let mut r = KeyRecord::new(
+            public,
+            Stage::Pending,
+            "2026-11-21T10:11:12.5Z".parse::<DateTime<Utc>>().expect("time"),
+        );
         r.published = Some("2026-11-21T10:11:13Z".parse().expect("time"));
         r
     }

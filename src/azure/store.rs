@@ -16,7 +16,7 @@ use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage, expiry};
-use crate::store::{KeyStore, Loaded, StoreError, StoreLock};
+use crate::store::{Consumer, KeyStore, Loaded, StoreError, StoreLock};
 
 /// Version listings run at once while loading.
 const CONCURRENT: usize = 8;
@@ -34,8 +34,8 @@ pub struct SetInfo {
 struct State {
     /// Key secret names per key set.
     names: HashMap<KeySet, BTreeSet<String>>,
-    /// Consumer secret (lower-case name) -> the kid its latest version holds, if enabled.
-    consumers: HashMap<String, Option<Kid>>,
+    /// Consumer secret (lower-case name) -> what its latest version holds.
+    consumers: HashMap<String, Consumer>,
     /// Key sets written since the run began: a reload reads their secrets directly.
     written: HashSet<KeySet>,
     /// Secret (lower-case name) -> its winning version as the vault last showed it in this run,
@@ -144,7 +144,19 @@ impl VaultStore {
     /// A key's record from all versions of its secret.
     async fn record_by_versions(&self, kid: &Kid, name: &str) -> Result<Option<KeyRecord>, StoreError> {
         let Some(resolved) = self.resolved(name).await? else { return Ok(None) };
-        record_of(kid, &resolved.winner.tags).map(Some).map_err(|m| self.corrupt(name, &m.0))
+        self.record_from(kid, &resolved.winner).map(Some)
+    }
+
+    /// A key's record from the version that counts. A record that an older version of this
+    /// tool wrote has no `written` tag: the version's `updated` (Key Vault's own clock) is when
+    /// it was last written, and stands in for it.
+    fn record_from(&self, kid: &Kid, version: &Version) -> Result<KeyRecord, StoreError> {
+        let mut record = record_of(kid, &version.tags).map_err(|m| self.corrupt(&version.name, &m.0))?;
+        if record.written.is_none() {
+            record.written =
+                chrono::DateTime::from_timestamp(version.updated, 0).filter(|_| version.updated > 0);
+        }
+        Ok(record)
     }
 
     /// Every requested set from one paged listing of the vault.
@@ -156,8 +168,13 @@ impl VaultStore {
         let mut doubtful = Vec::new();
         for item in listed {
             if self.consumer_of(&item.name) {
-                let kid = item.tags.get(tag::KID).and_then(|k| k.parse().ok()).filter(|_| item.enabled);
-                consumers.insert(item.name.to_ascii_lowercase(), kid);
+                let kid = item.tags.get(tag::KID).and_then(|k| k.parse().ok());
+                let held = match kid {
+                    _ if !item.enabled => Consumer::Empty,
+                    Some(kid) => Consumer::Kid(kid),
+                    None => Consumer::Foreign,
+                };
+                consumers.insert(item.name.to_ascii_lowercase(), held);
                 continue;
             }
             let Some(kid) = kid_of_name(&self.prefix, &item.name) else {
@@ -173,8 +190,7 @@ impl VaultStore {
             if latest_is_doubtful(item.enabled, &item.tags) {
                 doubtful.push((kid, item.name));
             } else {
-                let record =
-                    record_of(&kid, &item.tags).map(Some).map_err(|m| self.corrupt(&item.name, &m.0));
+                let record = self.record_from(&kid, &item).map(Some);
                 add(&mut loaded, kid.key_set(), record);
             }
         }
@@ -390,8 +406,8 @@ impl KeyStore for VaultStore {
         let Some(name) = self.sets.get(current.kid.key_set()).and_then(|s| s.consumer.clone()) else {
             return Ok(());
         };
-        let holds = self.state().consumers.get(&name.to_ascii_lowercase()).cloned().flatten();
-        if holds.as_ref() == Some(&current.kid) {
+        let holds = self.state().consumers.get(&name.to_ascii_lowercase()).cloned();
+        if holds.as_ref().and_then(Consumer::kid) == Some(&current.kid) {
             return Ok(());
         }
         let key = self.private_key(&current.kid).await?;
@@ -414,12 +430,12 @@ impl KeyStore for VaultStore {
         let new = NewVersion { value: &value, tags, expires: self.expires(&current.kid), not_before: None };
         self.vault.put(&name, new).await?;
         tracing::info!(secret = %name, kid = %current.kid, "consumer secret now holds the current key");
-        self.state().consumers.insert(name.to_ascii_lowercase(), Some(current.kid.clone()));
+        self.state().consumers.insert(name.to_ascii_lowercase(), Consumer::Kid(current.kid.clone()));
         Ok(())
     }
 
-    fn consumer_kid(&self, set: &KeySet) -> Option<Option<Kid>> {
+    fn consumer(&self, set: &KeySet) -> Option<Consumer> {
         let name = self.sets.get(set)?.consumer.as_ref()?.to_ascii_lowercase();
-        Some(self.state().consumers.get(&name).cloned().flatten())
+        Some(self.state().consumers.get(&name).cloned().unwrap_or(Consumer::Empty))
     }
 }

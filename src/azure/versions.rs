@@ -14,6 +14,8 @@ pub struct Version {
     pub id: String,
     /// `attributes.created`, epoch seconds.
     pub created: i64,
+    /// `attributes.updated`, epoch seconds (Key Vault's clock): when its tags last changed.
+    pub updated: i64,
     pub enabled: bool,
     pub tags: Tags,
 }
@@ -27,6 +29,7 @@ impl Version {
             name: id.name,
             id: id.version.unwrap_or_default(),
             created: attributes.created.map_or(0, |t| t.unix_timestamp()),
+            updated: attributes.updated.map_or(0, |t| t.unix_timestamp()),
             enabled: attributes.enabled.unwrap_or(true),
             tags: p.tags.unwrap_or_default(),
         })
@@ -79,7 +82,7 @@ mod tests {
         if let Some(w) = dup {
             tags.insert(tag::DUPLICATE_OF.into(), w.into());
         }
-        Version { name: "n".into(), id: id.into(), created, enabled, tags }
+        Version { name: "n".into(), id: id.into(), created, updated: created, enabled, tags }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::engine::{Engine, SetReport};
 use crate::findings::{self, Severity};
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle::{self, CLOCK_SKEW};
+use crate::moment::Moment;
 use crate::planner::{Request, Retire};
 use crate::policy::Target;
 use crate::publish::PublishedSet;
@@ -37,8 +38,11 @@ pub async fn run(cli: Cli) -> Exit {
     }
     let is_status = matches!(cli.command, Command::Status { .. });
     let bad_input = if is_status { Exit(Severity::Unknown.exit_code()) } else { Exit::USAGE };
-    let fixed = match super::fixed_now(std::env::var_os(super::NOW_VAR)) {
-        Ok(fixed) => fixed,
+    let clocks = match super::fixed_now(std::env::var_os(super::NOW_VAR)).and_then(|fixed| {
+        let test_wall = super::test_wall_clock()?;
+        Ok(Clocks { fixed, real: test_wall.unwrap_or_else(Utc::now), test_wall })
+    }) {
+        Ok(clocks) => clocks,
         Err(e) => {
             eprintln!("error: {e}");
             return bad_input;
@@ -51,7 +55,7 @@ pub async fn run(cli: Cli) -> Exit {
             return bad_input;
         }
     };
-    dispatch(cli.command, &config, fixed).await.unwrap_or_else(|e| {
+    dispatch(cli.command, &config, clocks).await.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         // A `[maskinporten.ENV]` setting that can not be used (a certificate that can not be
         // read, a password variable that is not set) is bad config, like a load error.
@@ -62,43 +66,57 @@ pub async fn run(cli: Cli) -> Exit {
     })
 }
 
-/// One command over the loaded config; `fixed` is `JWK_ROTATOR_NOW`.
-async fn dispatch(command: Command, config: &Config, fixed: Option<DateTime<Utc>>) -> anyhow::Result<Exit> {
-    let clock = |at: Option<DateTime<Utc>>| clock(at, fixed);
+/// One command over the loaded config.
+async fn dispatch(command: Command, config: &Config, clocks: Clocks) -> anyhow::Result<Exit> {
+    let what_if = |at: Option<DateTime<Utc>>| clocks.what_if(at);
     match command {
-        Command::Rotate { sets, force, dry_run, at, allow_future, exit_on, format } => {
-            let Ok(now) = write_time(at, fixed, allow_future || dry_run) else { return Ok(Exit::USAGE) };
+        Command::Rotate { sets, force, dry_run, at, allow_future, allow_past, exit_on, format } => {
+            let at = if dry_run { Ok(what_if(at)) } else { clocks.writing(at, allow_future, allow_past) };
+            let Ok(at) = at else { return Ok(Exit::USAGE) };
             let request = Request { force, ..Request::default() };
-            let args = RotateArgs { sets: &sets, now, request, dry_run, exit_on, format };
+            let args = RotateArgs { sets: &sets, at, request, dry_run, exit_on, format };
             super::rotate::rotate(config, args).await
         }
-        Command::Plan { sets, at, format } => rotate_plan(config, &sets, clock(at), format).await,
-        Command::Status { sets, format, at } => Ok(status(config, &sets, clock(at), format).await),
-        Command::Jwks { set, format, kid: None } => jwks(config, &set, format, clock(None)).await,
+        Command::Plan { sets, at, format } => rotate_plan(config, &sets, what_if(at), format).await,
+        Command::Status { sets, format, at } => Ok(status(config, &sets, what_if(at), format).await),
+        Command::Jwks { set, format, kid: None } => jwks(config, &set, format, what_if(None).now).await,
         Command::Jwks { set, format, kid: Some(kid) } => jwks_key(config, &set, &kid, format).await,
         Command::ExportKey { set, kid, base64 } => {
-            export_key(config, &set, kid.as_deref(), base64, clock(None)).await
+            export_key(config, &set, kid.as_deref(), base64, what_if(None).now).await
         }
-        Command::Promote { set, at, allow_future } => {
-            let Ok(now) = write_time(at, fixed, allow_future) else { return Ok(Exit::USAGE) };
-            rotate(config, &[set], now, &Request { promote: true, ..Request::default() }, false).await
+        Command::Promote { set, at, allow_future, allow_past } => {
+            let Ok(at) = clocks.writing(at, allow_future, allow_past) else { return Ok(Exit::USAGE) };
+            rotate(config, &[set], at, &Request { promote: true, ..Request::default() }, false).await
         }
-        Command::Retire { set, kid, force, at, allow_future } => {
+        Command::Retire { set, kid, force, at, allow_future, allow_past } => {
             let kid: Kid = match kid.parse() {
                 Ok(kid) => kid,
                 Err(e) => return Ok(usage(anyhow!("{e}"))),
             };
-            let Ok(now) = write_time(at, fixed, allow_future) else { return Ok(Exit::USAGE) };
+            let Ok(at) = clocks.writing(at, allow_future, allow_past) else { return Ok(Exit::USAGE) };
             let request = Request { retire: Some(Retire { kid, force }), ..Request::default() };
-            rotate(config, &[set], now, &request, false).await
+            rotate(config, &[set], at, &request, false).await
         }
         Command::Verify { set, kid } => {
-            super::verify::verify(config, &set, kid.as_deref(), clock(None)).await
+            super::verify::verify(config, &set, kid.as_deref(), what_if(None).now).await
         }
-        Command::Import { source } => super::import::import(config, source, clock(None)).await,
-        Command::Worker => {
-            let start = fixed.inspect(|now| log_fixed_now("JWK_ROTATOR_NOW is set", *now));
-            crate::app::worker::run(config, start).await.map(|()| Exit::OK).map_err(anyhow::Error::from)
+        Command::Import { source } => {
+            let at = match source.writes().map(|allow_past| clocks.writing(None, false, allow_past)) {
+                Some(Ok(at)) => at,
+                Some(Err(exit)) => return Ok(exit),
+                None => what_if(None),
+            };
+            super::import::import(config, source, at).await
+        }
+        Command::Worker { allow_past } => {
+            // The worker's clock starts at JWK_ROTATOR_NOW when it is set; its runs write.
+            if clocks.writing(None, false, allow_past).is_err() {
+                return Ok(Exit::USAGE);
+            }
+            crate::app::worker::run(config, clocks.fixed, clocks.test_wall)
+                .await
+                .map(|()| Exit::OK)
+                .map_err(anyhow::Error::from)
         }
         // Answered before the config is read; here only to keep the match total.
         Command::Completions { shell } => Ok(super::generate::completions(shell)),
@@ -106,28 +124,60 @@ async fn dispatch(command: Command, config: &Config, fixed: Option<DateTime<Utc>
     }
 }
 
-/// The time a command that writes runs at: `--at`, else `JWK_ROTATOR_NOW`, else the system
-/// clock. An `--at` more than a day ahead of the clock would date keys in the future, where they
-/// block rotation until that date; it takes `--allow-future`.
-fn write_time(
-    at: Option<DateTime<Utc>>,
+/// The clocks a command starts with, read once: `JWK_ROTATOR_NOW` and the host's real clock.
+#[derive(Debug, Clone, Copy)]
+struct Clocks {
+    /// `JWK_ROTATOR_NOW`.
     fixed: Option<DateTime<Utc>>,
-    allow_future: bool,
-) -> Result<DateTime<Utc>, Exit> {
-    let base = fixed.unwrap_or_else(Utc::now);
-    match at {
-        Some(at) if at > base + CLOCK_SKEW && !allow_future => Err(usage(anyhow!(
-            "--at {} is more than a day ahead of the clock ({}): keys made now would be dated in the future and block rotation until then. Use `jwk-rotator plan --at ...` to see what would happen, or add --allow-future on a copy of the store",
-            at.to_rfc3339(),
-            base.to_rfc3339()
-        ))),
-        _ => Ok(clock(at, fixed)),
+    /// The host's real clock when the command started.
+    real: DateTime<Utc>,
+    /// Test builds: the real clock as a test gave it (`JWK_ROTATOR_TEST_WALL_CLOCK`).
+    test_wall: Option<DateTime<Utc>>,
+}
+
+impl Clocks {
+    /// A command that only reads, or a dry run: at `--at`, else `JWK_ROTATOR_NOW`, else the real
+    /// clock, and as if the real clock read the same: `plan --at` shows what a run would do then.
+    fn what_if(self, at: Option<DateTime<Utc>>) -> Moment {
+        Moment::from(clock(at, self.fixed, self.real))
+    }
+
+    /// A command that writes: at `--at`, else `JWK_ROTATOR_NOW`, else the real clock, and with
+    /// the real clock recorded beside it on every write. More than a day ahead of the clock,
+    /// `--at` would date keys in the future, where they block rotation until then: it takes
+    /// `--allow-future`. More than a day behind the real clock, a fixed time would date keys and
+    /// their publication in the past: it takes `--allow-past` (and promotion still waits by
+    /// the real clock).
+    fn writing(
+        self,
+        at: Option<DateTime<Utc>>,
+        allow_future: bool,
+        allow_past: bool,
+    ) -> Result<Moment, Exit> {
+        let base = self.fixed.unwrap_or(self.real);
+        if let Some(at) = at.filter(|at| *at > base + CLOCK_SKEW && !allow_future) {
+            return Err(usage(anyhow!(
+                "--at {} is more than a day ahead of the clock ({}): keys made now would be dated in the future and block rotation until then. Use `jwk-rotator plan --at ...` to see what would happen, or add --allow-future on a copy of the store",
+                at.to_rfc3339(),
+                base.to_rfc3339()
+            )));
+        }
+        let now = at.or(self.fixed).unwrap_or(self.real);
+        if now < self.real - CLOCK_SKEW && !allow_past {
+            let source = if at.is_some() { "--at" } else { "JWK_ROTATOR_NOW" };
+            return Err(usage(anyhow!(
+                "{source} {} is more than a day behind this host's clock ({}): keys made and published now would be dated then. Use `jwk-rotator plan --at ...` to see what a run did then, or add --allow-past to write at that time (a key still becomes current only after publish_ahead by this host's clock)",
+                now.to_rfc3339(),
+                self.real.to_rfc3339()
+            )));
+        }
+        Ok(Moment::new(clock(at, self.fixed, self.real), self.real))
     }
 }
 
-/// "Now" for a command: `--at`, else `JWK_ROTATOR_NOW`, else the system clock; a fixed time is
+/// "Now" for a command: `--at`, else `JWK_ROTATOR_NOW`, else the real clock; a fixed time is
 /// logged with where it came from.
-fn clock(at: Option<DateTime<Utc>>, fixed: Option<DateTime<Utc>>) -> DateTime<Utc> {
+fn clock(at: Option<DateTime<Utc>>, fixed: Option<DateTime<Utc>>, real: DateTime<Utc>) -> DateTime<Utc> {
     match (at, fixed) {
         (Some(at), _) => {
             log_fixed_now("--at is given", at);
@@ -137,7 +187,7 @@ fn clock(at: Option<DateTime<Utc>>, fixed: Option<DateTime<Utc>>) -> DateTime<Ut
             log_fixed_now("JWK_ROTATOR_NOW is set", now);
             now
         }
-        (None, None) => Utc::now(),
+        (None, None) => real,
     }
 }
 
@@ -159,7 +209,7 @@ fn select(config: &Config, sets: &[String]) -> Result<Vec<Target>, Exit> {
 async fn rotate(
     config: &Config,
     sets: &[String],
-    now: DateTime<Utc>,
+    at: Moment,
     request: &Request,
     dry_run: bool,
 ) -> anyhow::Result<Exit> {
@@ -169,9 +219,9 @@ async fn rotate(
     };
     let engine = engine(config).await?;
     let reports = if dry_run {
-        engine.plan(&targets, now, request).await?
+        engine.plan(&targets, at, request).await?
     } else {
-        engine.run(&targets, now, request).await?
+        engine.run(&targets, at, request).await?
     };
     let mut out = std::io::stdout().lock();
     render::run_summary(&mut out, &reports, dry_run)?;
@@ -194,17 +244,12 @@ pub(super) fn failures(reports: &[SetReport]) -> Exit {
     Exit::FAILED
 }
 
-async fn rotate_plan(
-    config: &Config,
-    sets: &[String],
-    now: DateTime<Utc>,
-    format: Format,
-) -> anyhow::Result<Exit> {
+async fn rotate_plan(config: &Config, sets: &[String], at: Moment, format: Format) -> anyhow::Result<Exit> {
     let targets = match select(config, sets) {
         Ok(t) => t,
         Err(exit) => return Ok(exit),
     };
-    let reports = engine(config).await?.plan(&targets, now, &Request::default()).await?;
+    let reports = engine(config).await?.plan(&targets, at, &Request::default()).await?;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Table => render::run_summary(&mut out, &reports, true)?,
@@ -213,7 +258,7 @@ async fn rotate_plan(
     Ok(failures(&reports))
 }
 
-async fn status(config: &Config, sets: &[String], now: DateTime<Utc>, format: Format) -> Exit {
+async fn status(config: &Config, sets: &[String], at: Moment, format: Format) -> Exit {
     let targets = match config.select(sets) {
         Ok(t) => t,
         Err(e) => {
@@ -222,7 +267,7 @@ async fn status(config: &Config, sets: &[String], now: DateTime<Utc>, format: Fo
         }
     };
     let report = match engine(config).await {
-        Ok(engine) => render::StatusReport::gather(&engine, &targets, now).await,
+        Ok(engine) => render::StatusReport::gather(&engine, &targets, at).await,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Exit(Severity::Unknown.exit_code());

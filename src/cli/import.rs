@@ -5,13 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
 use super::commands::{Exit, open_store, usage};
 use crate::config::{Config, StoreConfig};
 use crate::import::{self, SetPlan, Source, StoreSide, VaultSide};
 use crate::kid::KeySet;
+use crate::moment::Moment;
 use crate::policy::Target;
 use crate::publish::FilePublisher;
 use crate::store::KeyStore;
@@ -51,12 +51,23 @@ Examples:
         /// Import the clean key sets even when others have problems
         #[arg(long)]
         skip_bad: bool,
+        /// Allow JWK_ROTATOR_NOW more than a day behind the clock
+        #[arg(long)]
+        allow_past: bool,
     },
 }
 
+impl ImportSource {
+    /// `Some(allow_past)` when the import writes (it is not a dry run).
+    pub(super) fn writes(&self) -> Option<bool> {
+        let ImportSource::AltinnJwks { dry_run, allow_past, .. } = self;
+        (!dry_run).then_some(*allow_past)
+    }
+}
+
 /// Runs `import altinn-jwks`.
-pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -> anyhow::Result<Exit> {
-    let ImportSource::AltinnJwks { from, sets, dry_run, skip_bad } = source;
+pub async fn import(config: &Config, source: ImportSource, at: Moment) -> anyhow::Result<Exit> {
+    let ImportSource::AltinnJwks { from, sets, dry_run, skip_bad, .. } = source;
     let source = match open_source(config, &from) {
         Ok(source) => source,
         Err(e) => return Ok(usage(anyhow!(e))),
@@ -68,7 +79,7 @@ pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -
     };
     let store = open_store(config)?;
     let _lock = if dry_run { None } else { Some(store.lock(config.store.lock_timeout()).await?) };
-    let plans = plan(config, store.as_ref(), &found, &source, now).await?;
+    let plans = plan(config, store.as_ref(), &found, &source, at).await?;
     render(&mut std::io::stdout().lock(), &plans, &source.describe())?;
     let bad: Vec<String> = plans.iter().filter(|p| !p.is_clean()).map(|p| p.key_set.to_string()).collect();
     if dry_run {
@@ -85,7 +96,7 @@ pub async fn import(config: &Config, source: ImportSource, now: DateTime<Utc>) -
         return Ok(Exit::FAILED);
     }
     let publisher = FilePublisher::new(config.publish.dir.clone());
-    let failed = write_clean(&plans, &config.targets(), store.as_ref(), &publisher, now).await;
+    let failed = write_clean(&plans, &config.targets(), store.as_ref(), &publisher, at).await;
     if !bad.is_empty() {
         eprintln!("error: not imported, with problems: {}", bad.join(", "));
     }
@@ -98,7 +109,7 @@ async fn plan(
     store: &dyn KeyStore,
     found: &[import::Found],
     source: &Source,
-    now: DateTime<Utc>,
+    at: Moment,
 ) -> anyhow::Result<Vec<SetPlan>> {
     let targets = config.targets();
     let wanted: Vec<KeySet> =
@@ -113,7 +124,7 @@ async fn plan(
         }),
         StoreConfig::File { .. } => None,
     };
-    Ok(import::plan_all(found, &targets, &loaded, &StoreSide { vault }, source, now))
+    Ok(import::plan_all(found, &targets, &loaded, &StoreSide { vault }, source, at))
 }
 
 /// Writes every clean plan; says what was written and what may be deleted. Whether one failed.
@@ -122,12 +133,12 @@ async fn write_clean(
     targets: &[Target],
     store: &dyn KeyStore,
     publisher: &FilePublisher,
-    now: DateTime<Utc>,
+    at: Moment,
 ) -> bool {
     let mut failed = false;
     for plan in plans.iter().filter(|p| p.is_clean()) {
         let Some(target) = targets.iter().find(|t| t.key_set == plan.key_set) else { continue };
-        match import::write(plan, target, store, publisher, now).await {
+        match import::write(plan, target, store, publisher, at).await {
             Ok(n) => {
                 let keys = if n == 1 { "key" } else { "keys" };
                 eprintln!("{}: imported {n} {keys} into {}", plan.key_set, store.describe());
@@ -218,6 +229,17 @@ fn render(out: &mut impl Write, plans: &[SetPlan], from: &str) -> std::io::Resul
                 k.record.stage.as_str(),
                 k.record.kid.date(),
                 k.expires.date_naive()
+            )?;
+        }
+        for r in &plan.superseded {
+            let made = "made by rotate before the import";
+            writeln!(
+                out,
+                "  {:<40} {:<9} {}  {made}: becomes {}",
+                r.kid.to_string(),
+                "",
+                r.kid.date(),
+                r.stage
             )?;
         }
         for (kid, why) in &plan.left_out {

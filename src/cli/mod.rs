@@ -51,13 +51,31 @@ pub const NOW_VAR: &str = "JWK_ROTATOR_NOW";
 
 /// `JWK_ROTATOR_NOW` as a time, if set; the error names the variable and shows a valid value.
 pub fn fixed_now(value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Utc>>, String> {
+    time_var(NOW_VAR, value)
+}
+
+/// A variable's value as an RFC 3339 time, if set; the error names it and shows a valid value.
+fn time_var(name: &str, value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Utc>>, String> {
     let Some(value) = value else { return Ok(None) };
     let text = value.to_string_lossy();
     DateTime::parse_from_rfc3339(text.trim()).map(|t| Some(t.with_timezone(&Utc))).map_err(|e| {
-        format!(
-            "{NOW_VAR}={text:?} is not an RFC 3339 time ({e}), e.g. 2026-11-29T06:00:00Z; fix or unset it"
-        )
+        format!("{name}={text:?} is not an RFC 3339 time ({e}), e.g. 2026-11-29T06:00:00Z; fix or unset it")
     })
+}
+
+/// Test builds only: the variable that stands in for the host's real clock, so that a test can
+/// run a simulated timeline through the binary (real time passing as `JWK_ROTATOR_NOW` does),
+/// or a clock that is behind. A release build never reads it: there, the real clock is the
+/// system's.
+#[cfg(feature = "test-support")]
+pub const TEST_WALL_VAR: &str = "JWK_ROTATOR_TEST_WALL_CLOCK";
+
+/// The host's real clock as a test gave it, in test builds; `None` means the system clock.
+pub fn test_wall_clock() -> Result<Option<DateTime<Utc>>, String> {
+    #[cfg(feature = "test-support")]
+    return time_var(TEST_WALL_VAR, std::env::var_os(TEST_WALL_VAR));
+    #[cfg(not(feature = "test-support"))]
+    Ok(None)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +132,10 @@ so that schedulers that retry failed runs retry it.")]
         /// Allow --at more than a day ahead of the clock (keys dated in the future)
         #[arg(long, requires = "at")]
         allow_future: bool,
+        /// Allow --at or JWK_ROTATOR_NOW more than a day behind the clock (keys dated in the
+        /// past; promotion still waits publish_ahead by the real clock)
+        #[arg(long)]
+        allow_past: bool,
         /// After the run, exit non-zero for a finding at or above this severity
         #[arg(long, value_enum, value_name = "LEVEL", default_value_t = ExitOn::Never)]
         exit_on: ExitOn,
@@ -190,6 +212,9 @@ Examples:
         at: Option<DateTime<Utc>>,
         #[arg(long, requires = "at", hide = true)]
         allow_future: bool,
+        /// Allow --at or JWK_ROTATOR_NOW more than a day behind the clock
+        #[arg(long)]
+        allow_past: bool,
     },
     /// Retire a key now (compromise); refuses the only usable key without --force
     #[command(after_help = "Examples:
@@ -207,6 +232,9 @@ Examples:
         at: Option<DateTime<Utc>>,
         #[arg(long, requires = "at", hide = true)]
         allow_future: bool,
+        /// Allow --at or JWK_ROTATOR_NOW more than a day behind the clock
+        #[arg(long)]
+        allow_past: bool,
     },
     /// Prove a key with a real Maskinporten token grant (the pending key, else the current one)
     #[command(
@@ -246,7 +274,11 @@ exits 0. Needs [schedule] in the config, for example:
 Example:
   jwk-rotator --log-format json worker"
     )]
-    Worker,
+    Worker {
+        /// Allow JWK_ROTATOR_NOW more than a day behind the clock
+        #[arg(long)]
+        allow_past: bool,
+    },
     /// A shell completion script, to stdout
     #[command(after_help = "Examples:
   jwk-rotator completions bash > /etc/bash_completion.d/jwk-rotator

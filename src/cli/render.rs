@@ -31,6 +31,13 @@ pub fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: bool) -
                     };
                     writeln!(out, "{}: {mark}: {} ({})", r.key_set, step.action, step.reason)?;
                 }
+                if let Some(kid) = &r.raced {
+                    writeln!(
+                        out,
+                        "{}: another run made {kid} at the same moment and carries out the rest; its key was kept (not a failure)",
+                        r.key_set
+                    )?;
+                }
                 if let Some(e) = error {
                     writeln!(out, "{}: failed: {e}", r.key_set)?;
                 }
@@ -85,8 +92,9 @@ struct KeyRow {
 
 impl StatusReport {
     /// Loads the key sets in one store call and evaluates each, as the worker does.
-    pub async fn gather(engine: &Engine, targets: &[Target], now: DateTime<Utc>) -> StatusReport {
-        let crate::engine::Evaluation { loaded, findings, observed } = engine.evaluate(targets, now).await;
+    pub async fn gather(engine: &Engine, targets: &[Target], at: crate::moment::Moment) -> StatusReport {
+        let now = at.now;
+        let crate::engine::Evaluation { loaded, findings, observed } = engine.evaluate(targets, at).await;
         let sets = targets
             .iter()
             .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))

@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 
-use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use serde::Serialize;
 
@@ -58,7 +57,7 @@ pub fn exit_code(run_ok: bool, worst: Severity, exit_on: ExitOn) -> Exit {
 /// What `rotate` was asked to do.
 pub(super) struct RotateArgs<'a> {
     pub sets: &'a [String],
-    pub now: DateTime<Utc>,
+    pub at: crate::moment::Moment,
     pub request: Request,
     pub dry_run: bool,
     pub exit_on: ExitOn,
@@ -76,13 +75,13 @@ pub(super) async fn rotate(config: &Config, args: RotateArgs<'_>) -> anyhow::Res
     };
     let engine = engine(config).await?;
     let reports = if args.dry_run {
-        engine.plan(&targets, args.now, &args.request).await?
+        engine.plan(&targets, args.at, &args.request).await?
     } else {
-        engine.run(&targets, args.now, &args.request).await?
+        engine.run(&targets, args.at, &args.request).await?
     };
     let findings = match args.exit_on {
         ExitOn::Never => None,
-        _ => Some(engine.evaluate(&targets, args.now).await.findings),
+        _ => Some(engine.evaluate(&targets, args.at).await.findings),
     };
     let run_ok = reports.iter().all(SetReport::ok);
     let worst = findings.as_deref().map_or(Severity::Ok, findings::worst);
@@ -137,6 +136,9 @@ struct SetJson<'a> {
     /// What kind of failure: `store`, `refused`, `keygen`, `publish`, ... (see `RunError`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error_kind: Option<&'static str>,
+    /// A new key that another run made at the same moment; it carries out the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raced: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -168,6 +170,7 @@ impl<'a> RunJson<'a> {
                     .collect(),
                 error: r.error.as_ref().map(ToString::to_string),
                 error_kind: r.error.as_ref().map(crate::engine::RunError::kind),
+                raced: r.raced.as_ref().map(ToString::to_string),
             })
             .collect();
         RunJson {

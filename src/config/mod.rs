@@ -2,83 +2,26 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
 pub mod azure;
 pub mod maskinporten;
+mod store;
 pub mod worker;
+
+pub use store::{MAX_LOCK_TIMEOUT, StoreConfig};
 
 use self::worker::{AlertsConfig, ScheduleConfig, ServerConfig};
 use crate::kid::{ClientName, Environment, KeySet};
 use crate::policy::Target;
-use crate::policy::{Policy, PolicyOverrides, Span};
+use crate::policy::{Policy, PolicyOverrides};
 
-/// A config that can not be used, with the file and setting in its message.
+/// A config that can not be used, with the file and setting in its message. Shown, it never
+/// holds a URL's path, query or credentials (see [`crate::redact::urls`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
+#[error("{}", crate::redact::urls(.0))]
 pub struct ConfigError(pub String);
-
-/// `[store]`: where keys live.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum StoreConfig {
-    /// A local directory (the default).
-    File {
-        #[serde(default = "default_store_path")]
-        path: PathBuf,
-        #[serde(default = "default_lock_timeout", deserialize_with = "de_lock_timeout")]
-        lock_timeout: Span,
-    },
-    /// Azure Key Vault secrets.
-    AzureKeyVault(Box<azure::AzureConfig>),
-}
-
-fn default_store_path() -> PathBuf {
-    PathBuf::from("keys")
-}
-
-fn default_lock_timeout() -> Span {
-    Span::seconds(30)
-}
-
-/// The longest `lock_timeout`: a run that holds the lock longer than this is stuck, and waiting
-/// on it only hides that.
-pub const MAX_LOCK_TIMEOUT: Span = Span::HOUR;
-
-/// `lock_timeout`, named in its own errors: inside `[store]` (a tagged table) TOML can only
-/// point at the table's first line.
-fn de_lock_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
-    let text = String::deserialize(d)?;
-    let span = text.parse::<Span>().map_err(|_| {
-        serde::de::Error::custom(format!(
-            "[store] lock_timeout = {text:?} is not a duration: write how long a run waits for another run's lock, like \"30s\" or \"5m\" (at most {MAX_LOCK_TIMEOUT})"
-        ))
-    })?;
-    if span > MAX_LOCK_TIMEOUT {
-        return Err(serde::de::Error::custom(format!(
-            "[store] lock_timeout = {text:?} is longer than {MAX_LOCK_TIMEOUT}: a run that holds the lock that long is stuck, and the waiting run should fail and say so; use at most \"{MAX_LOCK_TIMEOUT}\" (the default is 30s)"
-        )));
-    }
-    Ok(span)
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig::File { path: default_store_path(), lock_timeout: default_lock_timeout() }
-    }
-}
-
-impl StoreConfig {
-    /// How long a run waits for another run's lock.
-    pub fn lock_timeout(&self) -> Duration {
-        match self {
-            StoreConfig::File { lock_timeout, .. } => lock_timeout.to_std(),
-            StoreConfig::AzureKeyVault(_) => Duration::from_secs(30),
-        }
-    }
-}
 
 /// `[publish]`: where the public outputs go.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -180,8 +123,9 @@ impl Config {
     /// Parses config text; `path` names the file in messages and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display();
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            ConfigError(format!("config file {shown}: {}", crate::redact::toml_error(text, &e)))
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let defaults = raw.defaults;
         let tables = maskinporten::resolve_all(raw.maskinporten, &base)

@@ -181,9 +181,28 @@ fn default_min_severity() -> Severity {
 }
 
 fn de_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
-    let s = String::deserialize(d)?;
-    // The message leaves the URL out: webhook URLs carry their secret in the path.
-    s.parse().map(Some).map_err(|e| serde::de::Error::custom(format!("webhook url is not a URL: {e}")))
+    let s = crate::de::named_text("[[alerts.webhook]] url", d)?;
+    webhook_url(&s, "[[alerts.webhook]] url").map(Some).map_err(serde::de::Error::custom)
+}
+
+/// A webhook URL: https, or http to this host only (a local receiver). Messages name the
+/// setting and never show the URL: webhook URLs carry their secret in the path.
+fn webhook_url(text: &str, setting: &str) -> Result<url::Url, String> {
+    let url: url::Url = text.parse().map_err(|e| format!("{setting} is not a URL: {e}"))?;
+    let local = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if local => Ok(url),
+        scheme => Err(format!(
+            "{setting} is a {scheme}:// URL{}: a webhook must be https, since it carries the findings and, in its path, its own secret (http only to localhost, for a local receiver)",
+            if scheme == "http" { " to another host" } else { "" }
+        )),
+    }
 }
 
 fn de_severity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
@@ -229,12 +248,8 @@ impl WebhookConfig {
         let value = std::env::var(&var).map_err(|_| {
             ConfigError(format!("[[alerts.webhook]] {}: environment variable {var} is not set", self.label()))
         })?;
-        value.parse().map_err(|e| {
-            ConfigError(format!(
-                "[[alerts.webhook]] {}: environment variable {var} is not a URL: {e}",
-                self.label()
-            ))
-        })
+        let setting = format!("[[alerts.webhook]] {}: environment variable {var}", self.label());
+        webhook_url(&value, &setting).map_err(ConfigError)
     }
 }
 

@@ -20,8 +20,6 @@ mod stages;
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-
 pub use plan::{PlannedKey, SetPlan};
 pub use read::{Found, Layout};
 
@@ -29,6 +27,7 @@ use crate::azure::altinn::AltinnVault;
 use crate::azure::layout;
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
+use crate::moment::Moment;
 use crate::policy::Target;
 use crate::publish::{PublishedSet, Publisher};
 use crate::store::{KeyStore, Loaded, records_in};
@@ -75,7 +74,7 @@ pub fn plan_all(
     loaded: &Loaded,
     side: &StoreSide<'_>,
     source: &Source,
-    now: DateTime<Utc>,
+    at: Moment,
 ) -> Vec<SetPlan> {
     let name_of = side.vault.as_ref().map(|v| {
         let prefix = v.prefix.to_owned();
@@ -92,7 +91,7 @@ pub fn plan_all(
                 client: format!("[[client]] {}", f.key_set.client()),
                 existing: records_in(loaded, &f.key_set),
                 secret_name: name_of.as_ref().map(|f| f as &plan::SecretName<'_>),
-                now,
+                at,
             };
             let mut plan = plan::plan(f, &ctx);
             if let (Some(vault), Source::Vault(src)) = (&side.vault, source) {
@@ -111,6 +110,7 @@ fn unconfigured(f: &Found) -> SetPlan {
         keys: Vec::new(),
         left_out: Vec::new(),
         notes: Vec::new(),
+        superseded: Vec::new(),
         problems: vec![format!(
             "key set {} is not in the config: add a [[client]] named {} with environment {}, or name the key sets to import",
             f.key_set,
@@ -199,17 +199,23 @@ pub fn check_directory(from: &Path, store_dir: Option<&Path>, publish_dir: &Path
     Ok(())
 }
 
-/// Writes one clean plan: the current key first, so that an interrupted import leaves a
-/// working key set, then the others; then the public outputs and the consumer secret.
-/// Returns how many keys it wrote.
+/// Writes one clean plan: first the keys that `rotate` made before the import are moved out of
+/// the way (so that an interrupted import never leaves one of them current beside the imported
+/// key), then the current key, so that an interrupted import leaves a working key set, then the
+/// others; then the public outputs and the consumer secret. Returns how many keys it wrote.
+/// Running it again finishes an interrupted one.
 pub async fn write(
     plan: &SetPlan,
     target: &Target,
     store: &dyn KeyStore,
     publisher: &dyn Publisher,
-    now: DateTime<Utc>,
+    at: Moment,
 ) -> Result<usize, ImportError> {
     let set = &plan.key_set;
+    for record in &plan.superseded {
+        store.update(record).await.map_err(|e| format!("{set}: {e}"))?;
+        tracing::info!(key_set = %set, kid = %record.kid, stage = %record.stage, "made before the import; moved aside");
+    }
     let mut written = 0;
     for key in plan.to_write() {
         store.create(&key.record, &key.key).await.map_err(|e| format!("{set}: {e}"))?;
@@ -218,9 +224,9 @@ pub async fn write(
     }
     let loaded = store.load(std::slice::from_ref(set)).await.map_err(|e| format!("{set}: {e}"))?;
     let records = records_in(&loaded, set).map_err(|e| format!("{set}: {e}"))?;
-    let published = PublishedSet::from_records(set, records, &target.policy, now);
+    let published = PublishedSet::from_records(set, records, &target.policy, at.now);
     publisher.publish(&published).await.map_err(|e| format!("{set}: {e}"))?;
-    if let Some(current) = lifecycle::current(records, now).filter(|_| !plan.leave_consumer) {
+    if let Some(current) = lifecycle::current(records, at.now).filter(|_| !plan.leave_consumer) {
         store.sync_consumer(current).await.map_err(|e| format!("{set}: {e}"))?;
     }
     Ok(written)

@@ -9,6 +9,7 @@ use super::read::{Found, Layout, PublicMember};
 use crate::jwk::{JwkError, PrivateJwk, SetMember};
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle::CLOCK_SKEW;
+use crate::moment::Moment;
 use crate::policy::Policy;
 use crate::record::KeyRecord;
 use crate::store::StoreError;
@@ -39,6 +40,9 @@ pub struct SetPlan {
     pub problems: Vec<String>,
     /// The consumer secret is altinn-jwks's own and holds the current key: leave it alone.
     pub leave_consumer: bool,
+    /// Keys that `rotate` made in the key set before the import and that nobody promoted, as
+    /// they are written before the imported keys: the current one demoted, the others retired.
+    pub superseded: Vec<KeyRecord>,
 }
 
 impl SetPlan {
@@ -64,7 +68,8 @@ pub struct Context<'a> {
     pub existing: Result<&'a [KeyRecord], StoreError>,
     /// The Key Vault secret name of a kid, for a vault store; `None` for the file store.
     pub secret_name: Option<&'a SecretName<'a>>,
-    pub now: DateTime<Utc>,
+    /// When the import runs: its time dates the transitions, its real clock the writes.
+    pub at: Moment,
 }
 
 /// A kid text from a source, quoted only when it looks like a kid of `set`: a `kid` member may
@@ -173,7 +178,7 @@ fn check_keys(keys: &[PrivateJwk], ctx: &Context<'_>, problems: &mut Vec<String>
                 key.public().alg
             ));
         }
-        if day_start(kid.date()) > ctx.now + CLOCK_SKEW {
+        if day_start(kid.date()) > ctx.at.now + CLOCK_SKEW {
             problems.push(format!(
                 "kid {kid} is dated {}, after now; check the clock (JWK_ROTATOR_NOW) or the kid",
                 kid.date()
@@ -252,6 +257,7 @@ pub fn plan(found: &Found, ctx: &Context<'_>) -> SetPlan {
         notes: Vec::new(),
         problems,
         leave_consumer: false,
+        superseded: Vec::new(),
     };
     super::stages::assign(&mut plan, keys, ctx);
     super::stages::compare_with_store(&mut plan, ctx);

@@ -131,8 +131,11 @@ pub fn read_directory(dir: &Path) -> Result<Vec<Found>, super::ImportError> {
         let path = entry.path();
         let shown = path.display().to_string();
         let parts = sets.entry(set).or_default();
-        match std::fs::read(&path) {
-            Ok(bytes) => *parts.slot(kind) = Some((shown, Zeroizing::new(bytes))),
+        match crate::store::disk::read_regular(&path) {
+            Ok(bytes) => *parts.slot(kind) = Some((shown, bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => parts.failed.push(format!(
+                "cannot read {shown}: {e}; altinn-jwks writes regular files: move it away, or replace it with the file it stands for"
+            )),
             Err(e) => {
                 parts.failed.push(format!("cannot read {shown}: {e}; check that this user may read it"))
             }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::plan::{Context, PlannedKey, SetPlan, day_start};
 use crate::jwk::PrivateJwk;
 use crate::kid::Kid;
+use crate::planner::Action;
 use crate::record::{KeyRecord, Stage};
 
 /// A record for an imported key: created at its kid's day (00:00 UTC), so that rotation and
@@ -15,13 +16,14 @@ use crate::record::{KeyRecord, Stage};
 fn record(key: &PrivateJwk, stage: Stage, ctx: &Context<'_>) -> KeyRecord {
     let created = day_start(key.kid().date());
     let mut r = KeyRecord::new(key.public().clone(), stage, created);
+    r.written = Some(ctx.at.wall);
     match stage {
-        Stage::Current | Stage::Previous => r.published = Some(ctx.now.max(created)),
+        Stage::Current | Stage::Previous => r.published = Some(ctx.at.now.max(created)),
         Stage::Pending | Stage::Retired => {}
     }
     match stage {
-        Stage::Previous => r.demoted = Some(ctx.now.max(created)),
-        Stage::Retired => r.retired = Some(ctx.now.max(created)),
+        Stage::Previous => r.demoted = Some(ctx.at.now.max(created)),
+        Stage::Retired => r.retired = Some(ctx.at.now.max(created)),
         Stage::Pending | Stage::Current => {}
     }
     r
@@ -33,7 +35,7 @@ pub(super) fn assign(plan: &mut SetPlan, keys: Vec<PrivateJwk>, ctx: &Context<'_
     let policy = ctx.policy;
     let current_record = record(current, Stage::Current, ctx);
     let expires = current_record.expires(policy);
-    if expires <= ctx.now {
+    if expires <= ctx.at.now {
         plan.notes.push(format!(
             "current key {} expired on {} (kid date + max_age {}): `status` will report CRITICAL; run `jwk-rotator rotate --force {}` and register the new key at once",
             current.kid(),
@@ -45,7 +47,7 @@ pub(super) fn assign(plan: &mut SetPlan, keys: Vec<PrivateJwk>, ctx: &Context<'_
     plan.keys.push(PlannedKey { record: current_record, expires, key: current.clone(), stored: false });
     let mut published = 1;
     for key in older.iter().rev() {
-        let live = day_start(key.kid().date()) + policy.max_age().delta() > ctx.now;
+        let live = day_start(key.kid().date()) + policy.max_age().delta() > ctx.at.now;
         if live && published >= policy.max_published() {
             plan.left_out.push((
                 key.kid().clone(),
@@ -66,8 +68,10 @@ pub(super) fn assign(plan: &mut SetPlan, keys: Vec<PrivateJwk>, ctx: &Context<'_
     }
 }
 
-/// An import goes only into an empty key set, or into one that holds the same keys already (a
-/// second import, or the rest of an interrupted one): never over other keys.
+/// An import goes only into an empty key set, into one that holds the same keys already (a
+/// second import, or the rest of an interrupted one), or into one that holds only keys that
+/// `rotate` made before the import and nobody promoted (see [`made_before_the_import`]): never
+/// over keys that someone may be using.
 pub(super) fn compare_with_store(plan: &mut SetPlan, ctx: &Context<'_>) {
     let set = plan.key_set.clone();
     let existing = match &ctx.existing {
@@ -84,14 +88,54 @@ pub(super) fn compare_with_store(plan: &mut SetPlan, ctx: &Context<'_>) {
             None => {}
         }
     }
-    for r in existing.iter().filter(|r| !plan.keys.iter().any(|k| k.record.kid == r.kid)) {
-        plan.problems.push(format!(
-            "the store holds {} already, which this import does not have: {set} has keys of its own, and an import goes only into an empty key set",
+    let others: Vec<&KeyRecord> =
+        existing.iter().filter(|r| !plan.keys.iter().any(|k| k.record.kid == r.kid)).collect();
+    if others.iter().all(|r| made_before_the_import(r)) {
+        supersede(plan, &others, ctx);
+    } else {
+        for r in others {
+            plan.problems.push(format!(
+                "the store holds {} already, which this import does not have: {set} has keys of its own that were promoted or imported, and an import goes only into a key set whose keys nobody can be using",
+                r.kid
+            ));
+        }
+    }
+    if !existing.is_empty()
+        && plan.is_clean()
+        && plan.to_write().next().is_none()
+        && plan.superseded.is_empty()
+    {
+        plan.notes.push(format!("{set} was imported already; nothing to write"));
+    }
+}
+
+/// Whether `r` is a key that `rotate` made, and that nobody can be using: made and published in
+/// one run (an import records its keys as published later than they were made), and never
+/// promoted: current only as an empty key set's first key (at the moment it was made), or never
+/// current at all. A schedule that ran before the import makes such keys.
+fn made_before_the_import(r: &KeyRecord) -> bool {
+    r.published == Some(r.created) && r.activated.is_none_or(|a| a == r.created)
+}
+
+/// Plans the keys `rotate` made before the import out of the way: the current one becomes
+/// previous (still published for `overlap`, in case someone added it in Samarbeidsportalen) or,
+/// without room under `max_published`, retired; a pending one is retired (nobody signs with it).
+fn supersede(plan: &mut SetPlan, keys: &[&KeyRecord], ctx: &Context<'_>) {
+    let published = plan.keys.iter().filter(|k| k.record.stage.is_published()).count()
+        + keys.iter().filter(|r| r.stage == Stage::Previous).count();
+    let room = published < ctx.policy.max_published() as usize;
+    for r in keys.iter().filter(|r| matches!(r.stage, Stage::Current | Stage::Pending)) {
+        let (action, stage) = match r.stage {
+            Stage::Current if room => (Action::Demote { kid: r.kid.clone() }, Stage::Previous),
+            _ => (Action::Retire { kid: r.kid.clone() }, Stage::Retired),
+        };
+        let mut record = (*r).clone();
+        crate::planner::transition(&mut record, &action, ctx.at);
+        plan.notes.push(format!(
+            "{} was made by `rotate` before the import and never promoted: it becomes {stage}; if you added it in Samarbeidsportalen, remove it there once no application uses it",
             r.kid
         ));
-    }
-    if !existing.is_empty() && plan.is_clean() && plan.to_write().next().is_none() {
-        plan.notes.push(format!("{set} was imported already; nothing to write"));
+        plan.superseded.push(record);
     }
 }
 
@@ -153,7 +197,7 @@ mod tests {
             client: "[[client]] a".to_owned(),
             existing: Ok(existing),
             secret_name: vault.then_some(&name as &crate::import::plan::SecretName<'_>),
-            now: "2025-08-10T00:00:00Z".parse().expect("now"),
+            at: "2025-08-10T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().expect("now").into(),
         };
         crate::import::plan::plan(found, &ctx)
     }

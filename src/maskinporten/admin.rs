@@ -94,6 +94,26 @@ pub enum AdminCredentialError {
 
 use AdminCredentialError as E;
 
+/// Which part of a PEM certificate and key an error is about, so that it names that setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concerns {
+    Certificate,
+    Key,
+    /// The key does not belong to the certificate.
+    Both,
+}
+
+impl AdminCredentialError {
+    /// Which part the error is about: the certificate chain, the private key, or both.
+    pub fn concerns(&self) -> Concerns {
+        match self {
+            E::NoKey | E::KeyPem | E::EncryptedKey | E::NotRsa { .. } | E::BadKey { .. } => Concerns::Key,
+            E::KeyMismatch { .. } | E::NoMatchingCertificate { .. } => Concerns::Both,
+            _ => Concerns::Certificate,
+        }
+    }
+}
+
 /// The business certificate's chain (leaf first) and its RSA private key. `Debug` shows the
 /// subject and expiry only.
 pub struct AdminCredential {

@@ -66,7 +66,7 @@ impl KeyStore for CountingStore {
         self.count("sync_consumer", self.inner.sync_consumer(current).await)
     }
 
-    fn consumer_kid(&self, set: &KeySet) -> Option<Option<Kid>> {
-        self.inner.consumer_kid(set)
+    fn consumer(&self, set: &KeySet) -> Option<super::Consumer> {
+        self.inner.consumer(set)
     }
 }

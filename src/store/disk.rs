@@ -7,6 +7,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 /// Creates `path` and each missing parent with exactly `mode` (the umask does not apply), and
 /// returns the directories it created, outermost first. Existing directories are left as they are.
 pub fn create_dirs(path: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
@@ -36,6 +38,21 @@ pub fn create_dirs(path: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
 /// without blocking on a FIFO; the caller checks with `metadata()` what it opened.
 pub fn open_no_follow(path: &Path) -> io::Result<File> {
     OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)
+}
+
+/// Reads a regular file, following a symbolic link (a Kubernetes secret volume is made of
+/// them) but never blocking on a FIFO: anything but a regular file is refused, naming what it is.
+pub fn read_regular(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let kind = kind_name(meta.file_type());
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("it is {kind}, not a regular file")));
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0)));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Whether an open error means that the path is a symbolic link.

@@ -19,9 +19,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -155,8 +156,9 @@ impl FileStore {
         Ok(())
     }
 
-    /// The bytes of one key file: a regular file, never through a link, made `0600` first.
-    fn read_bytes(&self, kid: &Kid, path: &Path) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    /// The bytes of one key file (a regular file, never through a link, made `0600` first) and
+    /// when it was last written.
+    fn read_bytes(&self, kid: &Kid, path: &Path) -> Result<(Zeroizing<Vec<u8>>, SystemTime), StoreError> {
         let mut file = disk::open_no_follow(path).map_err(|e| self.open_error(kid, path, &e))?;
         let meta = file.metadata().map_err(|e| self.open_error(kid, path, &e))?;
         if !meta.is_file() {
@@ -167,19 +169,23 @@ impl FileStore {
         let capacity = usize::try_from(meta.len()).unwrap_or(0).saturating_add(1);
         let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
         file.read_to_end(&mut bytes).map_err(|e| self.open_error(kid, path, &e))?;
-        Ok(bytes)
+        let modified = meta.modified().map_err(|e| self.open_error(kid, path, &e))?;
+        Ok((bytes, modified))
     }
 
     /// Reads and checks one key file; `kid` comes from its name.
     fn read(&self, kid: &Kid) -> Result<(KeyRecord, PrivateJwk), StoreError> {
         let path = self.path_of(kid);
-        let bytes = self.read_bytes(kid, &path)?;
+        let (bytes, modified) = self.read_bytes(kid, &path)?;
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
             let field = super::file_errors::damaged_field(&e, &bytes);
             let why = super::file_errors::key_file_error(&e, &bytes);
             Self::corrupt_field(&path, format_args!("is not a valid key file ({why})"), field)
         })?;
-        let record = file.record;
+        let mut record = file.record;
+        // A file an older version wrote has no `written`: its modification time is when it was
+        // last written (every write replaces the whole file).
+        record.written = record.written.or_else(|| Some(DateTime::<Utc>::from(modified)));
         if record.kid != *kid || record.public.kid != *kid {
             let why = format_args!("holds kid {} but is named for {kid}", record.kid);
             return Err(Self::corrupt_field(&path, why, Some("kid")));
@@ -383,7 +389,10 @@ mod tests {
         let store = FileStore::new(dir.path().join("keys"));
         let keys =
             FixtureGenerator::from_lines(include_str!("../../tests/data/fixture-keys.b64")).expect("keys");
-        let (policy, now) = (Policy::default(), "2026-11-21T06:00:00Z".parse().expect("now"));
+        let (policy, now) = (
+            Policy::default(),
+            "2026-11-21T06:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().expect("now"),
+        );
         for set in sets {
             let kid: Kid = format!("{set}.2026-11-21").parse().expect("kid");
             let key = keys.generate(kid, policy.key_size(), policy.algorithm()).expect("key");

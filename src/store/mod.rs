@@ -76,8 +76,35 @@ pub type StoreLock = Box<dyn Any + Send>;
 /// What [`KeyStore::load`] found, per key set: one set's damage does not hide the others.
 pub type Loaded = BTreeMap<KeySet, Result<Vec<KeyRecord>, StoreError>>;
 
-/// For each key set with a consumer secret, the kid that secret holds (`None`: no usable key).
-pub type Consumers = BTreeMap<KeySet, Option<Kid>>;
+/// What a key set's consumer secret held at the store's last load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumer {
+    /// No such secret, or its latest version is disabled: applications read no key there.
+    Empty,
+    /// A key this tool wrote there, by its `kid` tag.
+    Kid(Kid),
+    /// A key this tool did not write (no `kid` tag of its own), such as altinn-jwks's current
+    /// key: applications may be signing with it.
+    Foreign,
+}
+
+impl Consumer {
+    /// The kid this tool wrote there, if it wrote the latest version.
+    pub fn kid(&self) -> Option<&Kid> {
+        match self {
+            Consumer::Kid(kid) => Some(kid),
+            Consumer::Empty | Consumer::Foreign => None,
+        }
+    }
+
+    /// Whether applications read a key there.
+    pub fn holds_a_key(&self) -> bool {
+        !matches!(self, Consumer::Empty)
+    }
+}
+
+/// For each key set with a consumer secret, what that secret holds.
+pub type Consumers = BTreeMap<KeySet, Consumer>;
 
 /// The records of `set` in what a store loaded. A key set that the load left out is an error,
 /// never an empty key set: treating it as empty would make a first key current at once.
@@ -93,7 +120,7 @@ pub fn records_in<'a>(loaded: &'a Loaded, set: &KeySet) -> Result<&'a [KeyRecord
 
 /// What the consumer secrets of `sets` held at the store's last load.
 pub fn consumers(store: &dyn KeyStore, sets: &[KeySet]) -> Consumers {
-    sets.iter().filter_map(|s| store.consumer_kid(s).map(|kid| (s.clone(), kid))).collect()
+    sets.iter().filter_map(|s| store.consumer(s).map(|held| (s.clone(), held))).collect()
 }
 
 /// Holds each key's record and private JWK. Object-safe; held as `Arc<dyn KeyStore>`.
@@ -145,8 +172,8 @@ pub trait KeyStore: Send + Sync {
     }
 
     /// What the consumer secret of `set` held at the last [`KeyStore::load`]: `None` for a
-    /// store or key set without one, `Some(None)` when it holds no usable key.
-    fn consumer_kid(&self, _set: &KeySet) -> Option<Option<Kid>> {
+    /// store or key set without one.
+    fn consumer(&self, _set: &KeySet) -> Option<Consumer> {
         None
     }
 }

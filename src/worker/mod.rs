@@ -19,6 +19,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::engine::{Engine, SetReport};
 use crate::findings::Finding;
+use crate::moment::Moment;
 use crate::planner::Request;
 use crate::policy::Target;
 use crate::store::StoreError;
@@ -45,6 +46,9 @@ pub struct Worker {
     pub targets: Vec<Target>,
     pub schedule: Schedule,
     pub clock: Arc<dyn Clock>,
+    /// The host's real clock, which every write records beside `clock`'s time: the same clock,
+    /// unless `clock` was started at `JWK_ROTATOR_NOW`.
+    pub real: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub notifier: Notifier,
@@ -99,6 +103,7 @@ impl Worker {
             engine,
             targets,
             schedule,
+            real: clock.clone(),
             clock,
             metrics,
             health,
@@ -108,6 +113,17 @@ impl Worker {
         };
         worker.announce(worker.clock.now());
         worker
+    }
+
+    /// The same worker with `real` as the host's real clock (see [`Worker::real`]).
+    pub fn with_real_clock(mut self, real: Arc<dyn Clock>) -> Self {
+        self.real = real;
+        self
+    }
+
+    /// The moment a run or evaluation happens: the worker's time and the real clock.
+    fn moment(&self) -> Moment {
+        Moment::new(self.clock.now(), self.real.now())
     }
 
     /// Tells `/healthz` and `/metrics` when the next tick after `now` is; returns it.
@@ -231,8 +247,9 @@ impl Worker {
         if !self.wait_jitter().await {
             return None;
         }
-        let started = self.clock.now();
-        let reports = self.engine.run(&self.targets, started, &Request::default()).await;
+        let at = self.moment();
+        let started = at.now;
+        let reports = self.engine.run(&self.targets, at, &Request::default()).await;
         let finished = self.clock.now();
         let summary = summarize(&reports, finished);
         self.metrics.record_run(&reports, finished);
@@ -267,8 +284,9 @@ impl Worker {
     /// Loads every key set, evaluates findings as `status` does, updates the metrics and
     /// sends what changed.
     pub async fn evaluate(&self) -> Vec<Finding> {
-        let now = self.clock.now();
-        let evaluation = self.engine.evaluate(&self.targets, now).await;
+        let at = self.moment();
+        let now = at.now;
+        let evaluation = self.engine.evaluate(&self.targets, at).await;
         let found = evaluation.findings;
         self.metrics.observe(&self.targets, &evaluation.loaded, &evaluation.observed, &found, now);
         self.health.mark_evaluated();

@@ -29,15 +29,37 @@ impl Project {
         self.dir.path().join(rel)
     }
 
-    /// The binary with this project's config and `now` fixed.
+    /// The binary with this project's config and `now` fixed, for the run's time and for the
+    /// real clock: a simulated timeline.
     pub fn cmd(&self, now: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("jwk-rotator").expect("binary");
-        cmd.env("JWK_ROTATOR_CONFIG", self.path("jwk-rotator.toml"))
-            .env("JWK_ROTATOR_NOW", now)
-            .env_remove("JWK_ROTATOR_LOG")
-            .env_remove("RUST_LOG")
-            .args(args);
+        let mut cmd = self.cmd_at(Some(now), Some(now));
+        cmd.args(args);
         cmd
+    }
+
+    /// The binary with this project's config, `JWK_ROTATOR_NOW` at `now` and the real clock at
+    /// `wall` (the system's own when `None`).
+    pub fn cmd_at(&self, now: Option<&str>, wall: Option<&str>) -> Command {
+        let mut cmd = Command::cargo_bin("jwk-rotator").expect("binary");
+        cmd.env_remove("JWK_ROTATOR_NOW").env_remove(crate::support::WALL);
+        if let Some(now) = now {
+            cmd.env("JWK_ROTATOR_NOW", now);
+        }
+        if let Some(wall) = wall {
+            cmd.env(crate::support::WALL, wall);
+        }
+        cmd.env("JWK_ROTATOR_CONFIG", self.path("jwk-rotator.toml"))
+            .env_remove("JWK_ROTATOR_LOG")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs with `JWK_ROTATOR_NOW` at `now` and the real clock at `wall` (the system's when
+    /// `None`): (exit code, stdout, stderr).
+    pub fn run_at(&self, now: Option<&str>, wall: Option<&str>, args: &[&str]) -> (i32, String, String) {
+        let out = self.cmd_at(now, wall).args(args).output().expect("run");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
     }
 
     /// Runs and returns (exit code, stdout, stderr).

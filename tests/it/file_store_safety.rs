@@ -46,6 +46,7 @@ impl Setup {
             .args(args)
             .env("JWK_ROTATOR_CONFIG", self.path("jwk-rotator.toml"))
             .env("JWK_ROTATOR_NOW", T0)
+            .env(crate::support::WALL, T0)
             .env_remove("JWK_ROTATOR_LOG")
             .env_remove("RUST_LOG")
             .output()
@@ -247,6 +248,25 @@ fn a_store_directory_writable_by_others_is_refused_with_the_chmod_to_run() {
     assert_eq!(fs::read(s.path(&format!("keys/{TEST_KID}.json"))).expect("key"), before);
     fs::set_permissions(s.path("keys"), fs::Permissions::from_mode(0o750)).expect("chmod");
     s.ok(&["rotate"]);
+}
+
+/// A publish directory that others may write (`0777`, left by an older version under
+/// `umask 000`) loses that write permission with a warning, and a public set someone replaced
+/// there is written again from the store. Before, it was used silently.
+#[test]
+fn a_publish_directory_writable_by_others_is_tightened_with_a_warning() {
+    let s = Setup::new("keys", "jwks", "");
+    s.ok(&["rotate"]);
+    let jwks = s.path("jwks");
+    let output = s.path("jwks/testklient-TEST.jwks.json");
+    let ours = fs::read(&output).expect("output");
+    fs::set_permissions(&jwks, fs::Permissions::from_mode(0o777)).expect("chmod");
+    fs::write(&output, b"{\"keys\":[]}").expect("someone else's set");
+    let err = s.ok(&["rotate"]);
+    assert_eq!(mode(&jwks), 0o755);
+    assert!(err.contains(&jwks.display().to_string()) && err.contains("mode=0777"), "{err}");
+    assert!(err.contains("writable by group or others"), "{err}");
+    assert_eq!(fs::read(&output).expect("output"), ours, "the public set is ours again");
 }
 
 /// Defect 7: a key file open to others is repaired to 0600 with a warning naming it.

@@ -354,14 +354,24 @@ fn a_set_larger_than_max_published_imports_the_newest_and_reports_the_rest() {
     assert_eq!(got, want);
 }
 
+fn hours(n: i64) -> String {
+    (crate::support::at(NOW) + chrono::TimeDelta::hours(n)).to_rfc3339()
+}
+
+/// Keys that someone promoted (or a previous import brought in) may be in use: the import does
+/// not go over them.
 #[test]
 fn an_import_into_a_key_set_that_holds_other_keys_is_refused() {
     let p = Project::new("");
     p.ok(NOW, &["rotate", "testklient-TEST"]);
+    p.ok(&hours(1), &["rotate", "--force", "testklient-TEST"]);
+    p.ok(&hours(2), &["promote", "testklient-TEST"]);
     altinn::write_v1(&p.path("altinn"), "testklient-TEST", &[&altinn::vector()]);
     let text = run_refused(&p, &[], 1);
     assert!(
-        text.contains("the store holds testklient-TEST.2024-08-01 already, which this import does not have"),
+        text.contains(
+            "the store holds testklient-TEST.2024-08-01-2 already, which this import does not have"
+        ),
         "{text}"
     );
     let p = Project::new("");
@@ -468,4 +478,78 @@ fn altinn_2_kids_are_retired_by_their_decoded_date() {
         .map(|s| format!("{} ({})", s.action.kid(), s.reason))
         .collect();
     assert_eq!(retired, ["testklient-TEST.BKBQ (expired on 2026-07-30 (kid date + max_age 365d))"]);
+}
+
+/// The schedule ran before the import (clients added to the config first): the keys `rotate`
+/// made were never promoted, so the import adopts altinn-jwks's keys over them. Before, it
+/// refused ("an import goes only into an empty key set") and left a key Maskinporten does not
+/// know as the current one.
+#[test]
+fn keys_the_schedule_made_before_the_import_give_way_to_the_imported_ones() {
+    let p = Project::new("");
+    let from = p.path("altinn");
+    altinn::write_v1(&from, "testklient-TEST", &[&altinn::vector()]);
+    let made = p.ok(NOW, &["rotate"]);
+    assert!(made.contains("done: generate testklient-TEST.2024-08-01 as current"), "{made}");
+    let later = hours(1);
+    let (code, out, err) = p.run(&later, &["import", "altinn-jwks", "--from", from.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("testklient-TEST (altinn-jwks 1.x directory): clean"), "{out}");
+    assert!(out.contains("made by rotate before the import: becomes previous"), "{out}");
+    let status = status_json(&p, &later);
+    let mut got = stages(&status);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("testklient-TEST.2024-07-10".to_owned(), "current".to_owned()),
+            ("testklient-TEST.2024-08-01".to_owned(), "previous".to_owned())
+        ]
+    );
+    let exported = p.ok(&later, &["export-key", "testklient-TEST", "--base64"]);
+    assert_eq!(exported.trim(), altinn::vector().to_base64().as_str(), "applications get altinn-jwks's key");
+    // The rest of the schedule goes on from there: the previous key leaves after overlap.
+    let out = p.ok(&hours(24 * 15), &["rotate", "testklient-TEST"]);
+    assert!(out.contains("done: retire testklient-TEST.2024-08-01"), "{out}");
+    // An import killed before it reached a key set leaves the same state: the schedule makes a
+    // key there, and the next import adopts over it too.
+    let q = Project::new("");
+    let from = q.path("altinn");
+    altinn::write_v1(&from, "testklient-TEST", &[&altinn::vector()]);
+    altinn::write_v1(&from, "testklient-PROD", &[&altinn::key(1, "testklient-PROD.2024-07-01")]);
+    let dir = from.to_str().expect("path");
+    q.ok(NOW, &["import", "altinn-jwks", "--from", dir, "testklient-TEST"]);
+    q.ok(&hours(1), &["rotate"]);
+    let (code, out, err) = q.run(&hours(2), &["import", "altinn-jwks", "--from", dir]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (_, status, _) = q.run(&hours(2), &["status", "testklient-PROD"]);
+    assert!(status.contains("testklient-PROD.2024-07-01  current"), "{status}");
+}
+
+/// A FIFO named like an altinn-jwks file stops only its key set, and never hangs the import
+/// (before, even `--dry-run` waited on it forever).
+#[test]
+fn a_fifo_in_the_source_is_refused_for_its_key_set_only() {
+    let p = Project::new("");
+    let from = p.path("altinn");
+    altinn::write_v2(&from, "testklient-TEST", &[&altinn::vector()]);
+    let fifo = from.join("testklient-PROD.jwks.json");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let dir = from.to_str().expect("path");
+    for extra in [&["--dry-run"][..], &["--skip-bad"][..]] {
+        let mut args = vec!["import", "altinn-jwks", "--from", dir];
+        args.extend_from_slice(extra);
+        let out = p.cmd(NOW, &args).timeout(std::time::Duration::from_secs(60)).output().expect("run");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("testklient-PROD (altinn-jwks 2.0 directory): NOT IMPORTED")
+                && stdout.contains("testklient-PROD.jwks.json: it is a FIFO, not a regular file"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("testklient-TEST (altinn-jwks 2.0 directory): clean"), "{stdout}");
+    }
+    let (_, status, _) = p.run(NOW, &["status", "testklient-TEST"]);
+    assert!(status.contains("testklient-TEST.2024-07-10  current"), "imported with --skip-bad: {status}");
 }

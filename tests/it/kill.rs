@@ -73,6 +73,7 @@ impl Rig {
         cmd.args(args)
             .env("JWK_ROTATOR_CONFIG", self.path("jwk-rotator.toml"))
             .env("JWK_ROTATOR_NOW", now)
+            .env(crate::support::WALL, now)
             .env("JWK_ROTATOR_STATIC_TOKEN", FAKE_TOKEN)
             .env_remove("JWK_ROTATOR_LOG")
             .env_remove("RUST_LOG");

@@ -341,6 +341,7 @@ mod engine_histories {
     use std::sync::Arc;
 
     use chrono::{DateTime, TimeDelta, Utc};
+    use jwk_rotator::moment::Moment;
     use jwk_rotator::planner::{Request, Retire};
     use jwk_rotator::policy::Promotion;
     use jwk_rotator::record::{KeyRecord, Stage};
@@ -368,7 +369,21 @@ mod engine_histories {
         ]
     }
 
-    fn check(before: &[KeyRecord], after: &[KeyRecord], now: DateTime<Utc>) -> Result<(), TestCaseError> {
+    /// When each key was really published (the real clock of the run that published it), kept
+    /// by the test apart from what the records say.
+    type RealPublished = std::collections::BTreeMap<jwk_rotator::kid::Kid, DateTime<Utc>>;
+
+    /// At most one current key per set; a key is made current only as an empty set's first key,
+    /// or after a run that came earlier by the real clock published it, and a scheduled
+    /// promotion (`scheduled`) only after `publish_ahead` of real time.
+    fn check(
+        before: &[KeyRecord],
+        after: &[KeyRecord],
+        at: Moment,
+        scheduled: Option<TimeDelta>,
+        real: &mut RealPublished,
+    ) -> Result<(), TestCaseError> {
+        let now = at.now;
         for set in ["a-TEST", "b-TEST"] {
             let of = |recs: &[KeyRecord]| -> Vec<KeyRecord> {
                 recs.iter().filter(|r| r.kid.key_set().to_string() == set).cloned().collect()
@@ -380,16 +395,35 @@ mod engine_histories {
                 let old = was.iter().find(|r| r.kid == c.kid);
                 match old {
                     None => prop_assert!(was.is_empty(), "{} made and made current at {}", c.kid, now),
-                    Some(o) if o.stage != Stage::Current => prop_assert!(
-                        o.published.is_some_and(|t| t < now),
-                        "{} promoted at {} though published {:?}",
-                        c.kid,
-                        now,
-                        o.published
-                    ),
+                    Some(o) if o.stage != Stage::Current => {
+                        prop_assert!(
+                            o.published.is_some_and(|t| t < now),
+                            "{} promoted at {} though published {:?}",
+                            c.kid,
+                            now,
+                            o.published
+                        );
+                        let really = real.get(&c.kid).copied();
+                        prop_assert!(
+                            really.is_some_and(|t| t < at.wall),
+                            "{} promoted in the run that really published it",
+                            c.kid
+                        );
+                        if let (Some(ahead), Some(really)) = (scheduled, really) {
+                            prop_assert!(
+                                at.wall - really >= ahead,
+                                "{} promoted {} after it was really published",
+                                c.kid,
+                                at.wall - really
+                            );
+                        }
+                    }
                     Some(_) => {}
                 }
             }
+        }
+        for r in after.iter().filter(|r| r.published.is_some()) {
+            real.entry(r.kid.clone()).or_insert(at.wall);
         }
         Ok(())
     }
@@ -400,18 +434,24 @@ mod engine_histories {
         #[test]
         fn no_key_is_current_in_the_run_that_made_it(
             after_delay in any::<bool>(),
-            history in prop::collection::vec((-400i64..=400, command(), 1usize..4), 1..25),
+            history in prop::collection::vec((-400i64..=400, 0i64..5, command(), 1usize..4), 1..25),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             let promotion = if after_delay { Promotion::AfterDelay } else { Promotion::Manual };
             let policy = crate::support::policy(promotion);
+            let scheduled = after_delay.then(|| policy.publish_ahead().delta());
             let store = Arc::new(MemoryStore::new());
             let (engine, _) = engine(store.clone());
-            let mut now = at("2026-06-01T06:00:00Z");
+            let mut wall = at("2026-06-01T06:00:00Z");
+            let mut real = RealPublished::new();
             runtime.block_on(async {
-                for (jump, command, copies) in history {
-                    // Mostly days forward; now and then a jump of up to a year either way.
-                    now += if jump.abs() > 330 { TimeDelta::days(jump) } else { TimeDelta::hours(jump.rem_euclid(30) * 24 + 1) };
+                for (jump, behind, command, copies) in history {
+                    // Mostly days forward; now and then a jump of up to a year either way (a
+                    // host clock, so the real clock jumps too). One run in five is given a time
+                    // up to a year behind the real clock (`JWK_ROTATOR_NOW`), for that run only.
+                    wall += if jump.abs() > 330 { TimeDelta::days(jump) } else { TimeDelta::hours(jump.rem_euclid(30) * 24 + 1) };
+                    let now = if behind == 0 { wall - TimeDelta::days(jump.rem_euclid(365) + 2) } else { wall };
+                    let at = Moment::new(now, wall);
                     // Key sets named once or several times over.
                     let mut names = vec!["a-TEST"; copies];
                     names.extend(["b-TEST", "a-TEST"]);
@@ -426,19 +466,20 @@ mod engine_histories {
                             let set = kid.key_set().to_string();
                             let targets = crate::support::targets(&[set.as_str()], &policy);
                             let retire = Request { retire: Some(Retire { kid, force: *force }), ..Request::default() };
-                            let _ = engine.run(&targets, now, &retire).await.expect("run");
-                            check(&before, &store.records(), now)?;
+                            let _ = engine.run(&targets, at, &retire).await.expect("run");
+                            check(&before, &store.records(), at, None, &mut real)?;
                             continue;
                         }
                     };
                     if let Command::DryRun = command {
-                        let _ = engine.plan(&targets, now, &request).await.expect("plan");
+                        let _ = engine.plan(&targets, at, &request).await.expect("plan");
                         prop_assert_eq!(store.records(), before, "a dry run wrote");
                         continue;
                     }
-                    let reports = engine.run(&targets, now, &request).await.expect("run");
+                    let reports = engine.run(&targets, at, &request).await.expect("run");
                     prop_assert_eq!(reports.len(), 2, "each key set once: {:?}", reports.iter().map(|r| &r.key_set).collect::<Vec<_>>());
-                    check(&before, &store.records(), now)?;
+                    let scheduled = scheduled.filter(|_| !request.promote);
+                    check(&before, &store.records(), at, scheduled, &mut real)?;
                 }
                 Ok(())
             })?;

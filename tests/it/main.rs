@@ -2,10 +2,13 @@
 //! of what a person reads, the Azure Key Vault store against an in-process fake vault, and an
 //! in-process fake of Digdir's Maskinporten and self-service API.
 
+mod attack;
 mod azure;
 mod cli;
 mod cli_errors;
 mod cli_outputs;
+mod clocks;
+mod config_errors;
 mod file_store_safety;
 mod import;
 mod kill;

@@ -1,9 +1,12 @@
 //! Planner properties over random histories and clocks, and long simulations.
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use jwk_rotator::findings::{self, FindingKind, Severity};
 use jwk_rotator::jwk::PublicJwk;
 use jwk_rotator::kid::{KeySet, Kid};
 use jwk_rotator::lifecycle;
+use jwk_rotator::moment::Moment;
 use jwk_rotator::planner::{Action, Plan, Request, Retire, plan};
 use jwk_rotator::policy::{Policy, PolicyOverrides, Promotion, Span};
 use jwk_rotator::publish::PublishedSet;
@@ -34,14 +37,21 @@ fn published(recs: &[KeyRecord]) -> Vec<&KeyRecord> {
     recs.iter().filter(|r| r.stage.is_published()).collect()
 }
 
-/// Every invariant that must hold after a plan is carried out.
+/// When each key was really published: the host's real clock in the run that published it,
+/// kept by the test apart from what the records say.
+type RealPublished = BTreeMap<Kid, DateTime<Utc>>;
+
+/// Every invariant that must hold after a plan is carried out at `at`. `real` is when each key
+/// was really published; the plan's publications are added to it.
 fn check_invariants(
     before: &[KeyRecord],
     plan: &Plan,
     policy: &Policy,
-    now: DateTime<Utc>,
+    at: Moment,
     request: &Request,
+    real: &mut RealPublished,
 ) {
+    let now = at.now;
     let after = outcome(plan);
     let currents: Vec<_> = after.iter().filter(|r| r.stage == Stage::Current).collect();
     assert!(currents.len() <= 1, "two current keys: {currents:?}");
@@ -57,7 +67,8 @@ fn check_invariants(
         assert!(forced || !had_current, "the current key was lost without `retire --force`: {after:?}");
     }
     // No key is current in the run that made it, bar the first key of an empty key set; a
-    // promoted key was published by an earlier run; a scheduled promotion waited publish_ahead.
+    // promoted key was published by an earlier run; a scheduled promotion waited publish_ahead,
+    // by the runs' time and by the real clock, whatever the runs' time said.
     for step in &plan.steps {
         match &step.action {
             Action::Generate { stage: Stage::Current, kid } => {
@@ -67,9 +78,11 @@ fn check_invariants(
                 let was = before.iter().find(|r| r.kid == *kid);
                 let was = was.unwrap_or_else(|| panic!("{kid} promoted in the run that made it"));
                 assert!(
-                    lifecycle::published_before(was, now),
+                    lifecycle::published_before(was, at),
                     "{kid} promoted before an earlier run published it"
                 );
+                let really = real.get(kid).unwrap_or_else(|| panic!("{kid} promoted, never published"));
+                assert!(*really < at.wall, "{kid} promoted in the run that really published it");
                 if !request.promote && request.retire.is_none() {
                     // The one exception: no current key works, and a grant with this one succeeded.
                     let rescued =
@@ -78,6 +91,11 @@ fn check_invariants(
                     assert!(
                         waited >= policy.publish_ahead().delta() || rescued,
                         "{kid} promoted after {waited}"
+                    );
+                    let really_waited = at.wall - *really;
+                    assert!(
+                        really_waited >= policy.publish_ahead().delta() || rescued,
+                        "{kid} promoted {really_waited} after it was really published"
                     );
                 }
                 if policy.promotion() == Promotion::Verified {
@@ -97,6 +115,11 @@ fn check_invariants(
             _ => {}
         }
     }
+    for step in &plan.steps {
+        if let Action::Publish { kid } = &step.action {
+            real.entry(kid.clone()).or_insert(at.wall);
+        }
+    }
     let public = published(&after);
     assert!(public.len() <= policy.max_published() as usize, "{} published: {public:?}", public.len());
     let set = plan.key_set.clone();
@@ -107,16 +130,16 @@ fn check_invariants(
         }
     }
     // `status` reports a key set left without a current key.
-    let found = findings::evaluate(&set, Ok(&after), policy, now);
+    let found = findings::evaluate(&set, Ok(&after), policy, at);
     if !after.is_empty() && currents.is_empty() {
         assert!(found.iter().any(|f| f.kind == FindingKind::NoCurrentKey), "{found:?}");
     }
-    let again = plan_ok(&set, &after, policy, now, &Request::default());
+    let again = plan_ok(&set, &after, policy, at, &Request::default());
     assert!(again.is_empty(), "second run at {now} plans {:?}", again.steps);
 }
 
-fn plan_ok(set: &KeySet, recs: &[KeyRecord], policy: &Policy, now: DateTime<Utc>, req: &Request) -> Plan {
-    plan(set, recs, policy, now, req).expect("plan")
+fn plan_ok(set: &KeySet, recs: &[KeyRecord], policy: &Policy, at: impl Into<Moment>, req: &Request) -> Plan {
+    plan(set, recs, policy, at, req).expect("plan")
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +196,29 @@ proptest! {
             now += TimeDelta::days(d) + TimeDelta::hours(h);
             (now, op)
         });
+        replay(&policy, steps.map(|(now, op)| (Moment::from(now), op)));
+    }
+
+    /// The runs' time (`JWK_ROTATOR_NOW`, `--at`) falls behind the real clock by up to a year
+    /// for one run, then returns, while the real clock only moves on: a key is current only
+    /// after it was published for publish_ahead of real time (or on request, after a run that
+    /// really came earlier), whatever time the runs gave.
+    #[test]
+    fn invariants_hold_when_the_runs_time_falls_behind_for_a_run(
+        policy in a_policy(),
+        history in prop::collection::vec((0i64..20, 0i64..24, 0i64..6, 1i64..=365, op()), 1..40),
+    ) {
+        let policy = Policy::new(&policy).expect("strategy makes valid policies");
+        let mut wall = at("2026-06-01T00:00:00Z");
+        let steps: Vec<_> = history
+            .into_iter()
+            .map(|(d, h, behind_often, behind, op)| {
+                wall += TimeDelta::days(d) + TimeDelta::hours(h);
+                // One run in six or so is given a time up to a year back; the next is right.
+                let now = if behind_often == 0 { wall - TimeDelta::days(behind) } else { wall };
+                (Moment::new(now, wall), op)
+            })
+            .collect();
         replay(&policy, steps);
     }
 
@@ -195,16 +241,16 @@ proptest! {
                 (start + TimeDelta::days(day) + TimeDelta::hours(h), op)
             })
             .collect();
-        let recs = replay(&policy, steps.iter().cloned());
+        let recs = replay(&policy, steps.iter().map(|(now, op)| (Moment::from(*now), op.clone())));
         // Once the clock is right again, a daily schedule gets the key set going: nothing
         // dated in the future is left, and a current key exists.
         let last = steps.iter().map(|(t, _)| *t).max().unwrap_or(start) + TimeDelta::days(2);
         let set = set("testklient-TEST");
-        let mut recs = recs;
+        let (mut recs, mut real) = recs;
         for d in 0..(policy.publish_ahead().delta().num_days() + 3) {
             let now = last + TimeDelta::days(d);
             let p = plan_ok(&set, &recs, &policy, now, &Request::default());
-            check_invariants(&recs, &p, &policy, now, &Request::default());
+            check_invariants(&recs, &p, &policy, now.into(), &Request::default(), &mut real);
             recs = outcome(&p);
         }
         let now = last + TimeDelta::days(policy.publish_ahead().delta().num_days() + 2);
@@ -216,21 +262,23 @@ proptest! {
     }
 }
 
-/// Plans and applies `steps` in turn from an empty key set, checking every invariant.
-fn replay(policy: &Policy, steps: impl IntoIterator<Item = (DateTime<Utc>, Op)>) -> Vec<KeyRecord> {
+/// Plans and applies `steps` in turn from an empty key set, checking every invariant; returns
+/// the records and when each key was really published.
+fn replay(policy: &Policy, steps: impl IntoIterator<Item = (Moment, Op)>) -> (Vec<KeyRecord>, RealPublished) {
     let set = set("testklient-TEST");
     let mut recs: Vec<KeyRecord> = Vec::new();
-    for (now, op) in steps {
+    let mut real = RealPublished::new();
+    for (at, op) in steps {
         let request = match op {
             Op::Run => Request::default(),
             Op::Proved => Request {
-                proven: lifecycle::pending(&recs, now).map(|p| p.kid.clone()),
+                proven: lifecycle::pending(&recs, at.now).map(|p| p.kid.clone()),
                 ..Request::default()
             },
             Op::Force => Request { force: true, ..Request::default() },
             Op::Promote => Request {
                 promote: true,
-                proven: lifecycle::pending(&recs, now).map(|p| p.kid.clone()),
+                proven: lifecycle::pending(&recs, at.now).map(|p| p.kid.clone()),
                 ..Request::default()
             },
             Op::Retire { pick, force } => match recs.get(pick % recs.len().max(1)) {
@@ -240,11 +288,11 @@ fn replay(policy: &Policy, steps: impl IntoIterator<Item = (DateTime<Utc>, Op)>)
                 None => Request::default(),
             },
         };
-        let Ok(p) = plan(&set, &recs, policy, now, &request) else { continue };
-        check_invariants(&recs, &p, policy, now, &request);
+        let Ok(p) = plan(&set, &recs, policy, at, &request) else { continue };
+        check_invariants(&recs, &p, policy, at, &request, &mut real);
         recs = outcome(&p);
     }
-    recs
+    (recs, real)
 }
 
 /// Daily runs at 06:00 UTC for `days` days from a bootstrap; returns every day's records.
@@ -252,10 +300,11 @@ fn simulate(policy: &Policy, days_run: i64, mut each: impl FnMut(DateTime<Utc>, 
     let set = set("testklient-PROD");
     let start = at("2026-11-21T06:00:00Z");
     let mut recs = Vec::new();
+    let mut real = RealPublished::new();
     for day in 0..days_run {
         let now = start + days(day);
         let p = plan_ok(&set, &recs, policy, now, &Request::default());
-        check_invariants(&recs, &p, policy, now, &Request::default());
+        check_invariants(&recs, &p, policy, now.into(), &Request::default(), &mut real);
         recs = outcome(&p);
         each(now, &recs);
     }

@@ -69,7 +69,14 @@ fn snap_run(name: &str, p: &Project, args: &[&str]) {
 /// `--help` with no config, no fixed time and a fixed width, as a person's terminal shows it.
 fn help(args: &[&str]) -> String {
     let mut cmd = Command::cargo_bin("jwk-rotator").expect("binary");
-    for var in ["JWK_ROTATOR_CONFIG", "JWK_ROTATOR_NOW", "JWK_ROTATOR_LOG", "RUST_LOG", "LINES"] {
+    for var in [
+        "JWK_ROTATOR_CONFIG",
+        "JWK_ROTATOR_NOW",
+        crate::support::WALL,
+        "JWK_ROTATOR_LOG",
+        "RUST_LOG",
+        "LINES",
+    ] {
         cmd.env_remove(var);
     }
     let out = cmd.env("COLUMNS", "100").args(args).arg("--help").output().expect("run");
@@ -154,6 +161,9 @@ fn seed(p: &Project, keys: &[Key]) {
                 file[field] = at(day).into();
             }
         }
+        // Written last at its latest time, by a host whose clock was right.
+        let last = [Some(k.created), k.activated, k.demoted, k.retired].into_iter().flatten().max();
+        file["written"] = at(last.unwrap_or(k.created)).into();
         let path = dir.join(format!("{}.json", k.kid));
         fs::write(&path, serde_json::to_vec_pretty(&file).expect("key file")).expect("write key");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod key");

@@ -44,6 +44,7 @@ fn start_worker(p: &Project, now: &str) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin!("jwk-rotator"))
         .env("JWK_ROTATOR_CONFIG", p.path("jwk-rotator.toml"))
         .env("JWK_ROTATOR_NOW", now)
+        .env(crate::support::WALL, now)
         .env_remove("JWK_ROTATOR_LOG")
         .env_remove("RUST_LOG")
         .arg("worker")

@@ -192,7 +192,7 @@ async fn status_and_the_worker_report_the_same_findings() {
     let worker = setup.build();
     let now = worker.clock.now();
 
-    let status = StatusReport::gather(&worker.engine, &worker.targets, now).await.findings;
+    let status = StatusReport::gather(&worker.engine, &worker.targets, now.into()).await.findings;
     let alerted = worker.evaluate().await;
     assert_eq!(status, alerted);
     let kinds: Vec<(String, FindingKind, Severity)> =
@@ -207,7 +207,7 @@ async fn status_and_the_worker_report_the_same_findings() {
     assert_eq!(kinds, want.map(|(s, k, v)| (s.to_owned(), k, v)));
 
     store.broken.store(true, Ordering::SeqCst);
-    let status = StatusReport::gather(&worker.engine, &worker.targets, now).await.findings;
+    let status = StatusReport::gather(&worker.engine, &worker.targets, now.into()).await.findings;
     let alerted = worker.evaluate().await;
     assert_eq!(status, alerted);
     assert!(alerted.iter().all(|f| f.severity == Severity::Unknown && f.kind == FindingKind::StoreError));

@@ -84,8 +84,13 @@ async fn vault_over_https_with_ca_cert_static_token_and_no_challenge_check() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), consumer, "export-key reads the vault");
     let out = rotator(&ok, &["rotate", "--force", "testklient-TEST"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // Promoted by a later run than the one that published it: an hour on.
-    let out = rotator(&ok, &["promote", "testklient-TEST", "--at", "2026-11-21T13:00:00Z"]).await;
+    // Promoted by a later run than the one that published it: an hour on, by both clocks.
+    let env = [
+        ("JWK_ROTATOR_STATIC_TOKEN", TOKEN),
+        ("JWK_ROTATOR_NOW", "2026-11-21T13:00:00Z"),
+        (crate::support::WALL, "2026-11-21T13:00:00Z"),
+    ];
+    let out = crate::support::run_binary(&ok, &["promote", "testklient-TEST"], &env, &[]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let consumer = vault.versions("testklient-TEST-jwk");
     assert_eq!(consumer.last().and_then(|v| v.tag("kid")), Some("testklient-TEST.2026-11-21-2"));

@@ -68,7 +68,8 @@ environments = ["TEST"]
                 .arg(config)
                 .args(args)
                 .env("JWK_ROTATOR_STATIC_TOKEN", TOKEN)
-                .env("JWK_ROTATOR_NOW", now)
+                .env("JWK_ROTATOR_NOW", &now)
+                .env(crate::support::WALL, &now)
                 // Traced down to the SDK and HTTP client: no key material may show up there.
                 .env("JWK_ROTATOR_LOG", "trace")
                 .env_remove("RUST_LOG")
@@ -270,4 +271,41 @@ async fn a_consumer_secret_that_is_the_1x_key_secret_is_left_alone() {
         "{out}"
     );
     assert_eq!(s.vault.names().len(), 3, "nothing written");
+}
+
+/// The schedule ran before the import, and applications read altinn-jwks's key from the
+/// consumer secret: the first key of the "empty" key set must not take its place. It waits as
+/// pending, `status` says to import (or promote), and the import adopts altinn-jwks's keys over
+/// it. Before, `rotate` made its key current and wrote it into the consumer secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_key_leaves_a_consumer_secret_that_holds_another_key_alone() {
+    let s = Setup::new("", "consumer_secret = \"{client}-{env}--key\"").await;
+    let cur = altinn::vector();
+    s.vault.put("testklient-TEST--priv", &b64(&altinn::private_set(&[&cur])), &[]);
+    s.vault.put("testklient-TEST--pub", &b64(&altinn::public_set(&[&cur])), &[]);
+    s.vault.put("testklient-TEST--key", VECTOR_B64, &[]);
+    let out = s.ok("2024-09-10T08:00:00Z", &["rotate"]).await;
+    assert!(out.contains("done: generate testklient-TEST.2024-09-10 as pending"), "{out}");
+    assert!(out.contains("consumer secret holds a key that applications read"), "{out}");
+    let consumer = s.vault.versions("testklient-TEST--key");
+    assert_eq!(consumer.len(), 1, "the consumer secret is left alone");
+    assert_eq!(consumer[0].value, VECTOR_B64);
+    let (code, status, _) = s.run("2024-09-10T09:00:00Z", &["status"]).await;
+    assert_eq!(code, 2, "{status}");
+    assert!(
+        status.contains("no current key, and its consumer secret holds a key jwk-rotator did not write")
+            && status.contains("import altinn-jwks"),
+        "{status}"
+    );
+    let (code, out, err) = s.import("2024-09-10T10:00:00Z").await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("made by rotate before the import: becomes retired"), "{out}");
+    // The import leaves altinn-jwks's --key secret as it is; the next rotate tags it.
+    s.ok("2024-09-10T10:00:00Z", &["rotate"]).await;
+    let (code, status, _) = s.run("2024-09-10T10:00:00Z", &["status"]).await;
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains("testklient-TEST.2024-07-10  current"), "{status}");
+    let consumer = s.vault.versions("testklient-TEST--key");
+    let latest = consumer.last().expect("a version");
+    assert_eq!(latest.value.trim(), VECTOR_B64.trim(), "applications still read altinn-jwks's key");
 }

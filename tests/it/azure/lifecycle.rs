@@ -195,3 +195,33 @@ async fn vault_a_consumer_secret_that_does_not_hold_the_current_key_is_rewritten
     assert_eq!(consumer[2].tag("kid"), Some(KID1));
     assert!(consumer[1].enabled, "versions written by others are left alone");
 }
+
+/// A version an older release tagged without `written`: Key Vault's own `updated` stands in for
+/// it, so the wait for an after-delay promotion counts from when the vault last changed the
+/// version, never from "long ago".
+#[tokio::test]
+async fn a_version_without_a_written_tag_counts_from_the_vaults_updated_time() {
+    let vault = FakeVault::start("no-written").await;
+    let clients = vec![client("testklient", &["TEST"], None, Promotion::AfterDelay)];
+    let store = store_with(&vault, &clients, "");
+    let (engine, _) = engine(store.clone());
+    run_ok(&engine, &targets(&clients), t0(), &Request::default()).await;
+    run_ok(&engine, &targets(&clients), t0() + days(1), &Request { force: true, ..Request::default() }).await;
+    let name = "jwk-testklient-TEST--2026-11-22";
+    {
+        let mut state = vault.state();
+        let entry = state.live.get_mut(&name.to_lowercase()).expect("pending key's secret");
+        let v = entry.versions.last_mut().expect("version");
+        assert_eq!(v.tag("stage"), Some("pending"));
+        v.tags.as_mut().expect("tags").remove("written");
+        // As if the vault last changed it on day 5, though it says it was published on day 1.
+        v.updated = (t0() + days(5)).timestamp();
+    }
+    let at = |d| t0() + days(d) + chrono::TimeDelta::hours(1);
+    run_ok(&engine, &targets(&clients), at(9), &Request::default()).await;
+    let pending = vault.versions(name);
+    assert_eq!(pending.last().and_then(|v| v.tag("stage")), Some("pending"), "4 days since `updated`");
+    run_ok(&engine, &targets(&clients), at(12), &Request::default()).await;
+    let promoted = vault.versions(name);
+    assert_eq!(promoted.last().and_then(|v| v.tag("stage")), Some("current"), "7 days since `updated`");
+}

@@ -140,14 +140,16 @@ async fn vault_two_engines_rotating_the_same_key_sets_at_once_converge() {
     let (engine_b, pub_b) = engine(store_b.clone());
     let phases =
         [(t0(), Request::default()), (t0() + days(91), Request::default()), (t0() + days(92), promote())];
-    let mut lost = BTreeMap::new();
+    let (mut lost, mut raced) = (BTreeMap::new(), 0);
     for (now, request) in phases {
         let (a, b) = tokio::join!(engine_a.run(&all, now, &request), engine_b.run(&all, now, &request));
         for r in a.expect("run a").into_iter().chain(b.expect("run b")) {
+            raced += usize::from(r.raced.is_some());
             if let Some(e) = r.error {
                 *lost.entry(now).or_insert(0) += 1;
-                let lost_a_race = matches!(e, RunError::Store(StoreError::Exists(_)) | RunError::Refused(_));
-                assert!(lost_a_race, "{}: {e}", r.key_set);
+                // A key written by both runs is a race resolved, not a failure (the issue saw
+                // 31 of 80 runs exit 1 for it); a promote asked for twice is refused once.
+                assert!(matches!(e, RunError::Refused(_)), "{}: {e}", r.key_set);
             }
         }
         // Whoever lost a race finishes on its next run; the one after that has nothing to do.
@@ -159,5 +161,41 @@ async fn vault_two_engines_rotating_the_same_key_sets_at_once_converge() {
         assert_eq!(writes, Vec::<String>::new(), "converged runs write nothing at {now}");
         assert_converged(&vault, &*store_a, &all, &[&pub_a, &pub_b]).await;
     }
-    eprintln!("key sets that lost a race, per phase: {lost:?}");
+    eprintln!("key sets whose promote lost a race, per phase: {lost:?}; new keys made by both: {raced}");
+    assert!(raced > 0, "the engines raced for no new key: the test exercises nothing");
+}
+
+/// Eight `rotate`s at once, the real binary, on one vault (no lock): the runs that lost the
+/// race for a new key exit 0 and say another run carries out the rest. Before, 31 of 80 such
+/// runs exited 1 with "exists already ... written by another run", though the end state was
+/// right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_binaries_racing_on_one_vault_all_exit_0() {
+    let (ca, cert, key) = super::https::certificates();
+    let vault = FakeVault::start_tls(&cert, &key).await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("ca.pem"), ca).expect("ca");
+    let config = dir.path().join("jwk-rotator.toml");
+    let text = format!(
+        "[store]\nkind = \"azure-key-vault\"\nvault_url = \"{}\"\ncredential = \"static-token\"\nca_cert = \"ca.pem\"\nverify_challenge_resource = false\nsettle = \"200ms\"\n\n[publish]\ndir = \"jwks\"\n\n[[client]]\nname = \"a\"\nenvironments = [\"TEST\", \"PROD\"]\nconsumer_secret = \"{{client}}-{{env}}-jwk\"\n",
+        vault.url()
+    );
+    std::fs::write(&config, text).expect("config");
+    let env = [("JWK_ROTATOR_STATIC_TOKEN", super::fake::TOKEN), ("JWK_ROTATOR_NOW", "2026-11-21T12:00:00Z")];
+    let runs = (0..8).map(|_| crate::support::run_binary(&config, &["rotate"], &env, &[]));
+    let outs = futures::future::join_all(runs).await;
+    let mut raced = 0;
+    for out in &outs {
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        raced += stdout.matches("at the same moment and carries out the rest").count();
+    }
+    eprintln!("key sets whose new key another run made first: {raced} of 16");
+    for set in ["a-TEST", "a-PROD"] {
+        let live: Vec<_> =
+            vault.versions(&format!("jwk-{set}--2026-11-21")).into_iter().filter(|v| v.enabled).collect();
+        assert_eq!(live.len(), 1, "{set}: one live version");
+        let consumer = vault.versions(&format!("{set}-jwk"));
+        assert_eq!(consumer.last().and_then(|v| v.tag("kid")), Some(format!("{set}.2026-11-21").as_str()));
+    }
 }

@@ -197,3 +197,42 @@ async fn current_kid(world: &World) -> String {
     let records = world.records("a-TEST").await;
     jwk_rotator::lifecycle::current(&records, world.now()).expect("current").kid.to_string()
 }
+
+/// A key registered through the API by a run whose time was fixed 30 days back is not
+/// promoted a minute later, while Digdir takes 2 minutes to know it: without a `verify_scope`
+/// to prove it, the propagation guard waits by the real clock too (the issue's "Unknown key
+/// identifier" after a time in the past).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_propagation_guard_waits_by_the_real_clock_too() {
+    use jwk_rotator::moment::Moment;
+    let fake = super::fake::FakeDigdir::start().await;
+    fake.set_clock(super::fake::Clock::Fixed(t0()));
+    let text = super::world::config_text(&fake, &[("a", "manual")], "");
+    let text: String =
+        text.lines().filter(|l| !l.starts_with("verify_scope")).map(|l| format!("{l}\n")).collect();
+    let world = World::with_config(fake, &text, t0() + TimeDelta::days(400)).await;
+    ok(&world.run().await);
+    world.fake.set_propagation(TimeDelta::minutes(2));
+    let real = t0() + TimeDelta::hours(1);
+    world.set_now(real);
+    let targets = world.targets();
+    let back = Moment::new(real - TimeDelta::days(30), real);
+    ok(&world.engine.run(&targets, back, &force()).await.expect("run"));
+    let kid = pending(&world.records("a-TEST").await).kid;
+    assert!(world.registered("a-id").contains(&kid.to_string()), "registered");
+    let promote = Request { promote: true, ..Request::default() };
+    let minute = Moment::from(real + TimeDelta::minutes(1));
+    world.set_now(minute.now);
+    let reports = world.engine.run(&targets, minute, &promote).await.expect("run");
+    let error = reports[0].error.as_ref().expect("refused").to_string();
+    assert!(
+        error.contains("up to 2 minutes") && error.contains("60s ago by this host's real clock"),
+        "{error}"
+    );
+    assert_eq!(pending(&world.records("a-TEST").await).kid, kid);
+    let later = Moment::from(real + TimeDelta::minutes(10));
+    world.set_now(later.now);
+    ok(&world.engine.run(&targets, later, &promote).await.expect("run"));
+    let records = world.records("a-TEST").await;
+    assert_eq!(jwk_rotator::lifecycle::current(&records, later.now).map(|r| &r.kid), Some(&kid));
+}

@@ -109,3 +109,38 @@ async fn a_verified_promotion_with_the_clock_ahead_leaves_the_key_pending() {
     assert_eq!(record(&world.records("a-TEST").await, &second).stage, Stage::Pending);
     assert_eq!(record(&world.records("a-TEST").await, &kid("a", 0)).stage, Stage::Current);
 }
+
+/// A damaged `admin_key_pem` is reported against that setting and file, not against
+/// `admin_certificate_pem`; a key of another certificate against both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_admin_key_names_admin_key_pem_and_its_file() {
+    let world = World::start(day(0), &[("a", "verified")]).await;
+    let dir = world.dir.path();
+    let (chain, key) = (dir.join("admin-chain.pem"), dir.join("admin-key.pem"));
+    let key_setting = format!("[maskinporten.TEST] admin_key_pem = {:?}", key.display().to_string());
+    let error_of = |world: &World| {
+        let config = world.config.clone();
+        async move {
+            match adapters(&config, Arc::new(chrono::Utc::now)).await {
+                Ok(_) => panic!("the adapters were built"),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nnot base64 at all!\n-----END PRIVATE KEY-----\n")
+        .expect("damage the key");
+    let error = error_of(&world).await;
+    assert_contains(&error, &[&key_setting, "damaged"]);
+    assert!(!error.contains("admin_certificate_pem"), "{error}");
+    std::fs::remove_file(&key).expect("remove the key");
+    let error = error_of(&world).await;
+    assert_contains(&error, &[&key_setting, "cannot read"]);
+    let other = world.fake.issue_business_certificate("Other AS", day(-1), day(300));
+    std::fs::write(&key, &other.key_pem).expect("another certificate's key");
+    let error = error_of(&world).await;
+    let chain_setting = format!("admin_certificate_pem = {:?}", chain.display().to_string());
+    assert_contains(
+        &error,
+        &[&chain_setting, &key_setting["[maskinporten.TEST] ".len()..], "does not belong"],
+    );
+}

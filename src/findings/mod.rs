@@ -8,12 +8,16 @@ use serde::Serialize;
 
 use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
+use crate::moment::Moment;
 use crate::policy::Policy;
 use crate::policy::Target;
 use crate::proof::Attempt;
-use crate::publish::{CertificateExpiry, EXPIRY_MARGIN, PublishError, Registered, same_exp};
+use crate::publish::{CertificateExpiry, PublishError, Registered};
 use crate::record::{KeyRecord, Stage};
-use crate::store::{Consumers, Loaded, StoreError};
+use crate::store::{Consumer, Consumers, Loaded, StoreError};
+
+mod clocks;
+mod registered;
 
 /// How bad a finding is; also `status`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -63,7 +67,8 @@ pub enum FindingKind {
     CurrentNotPublished,
     /// A key was made after `now`: a clock ran ahead, or this one is behind.
     FutureDated,
-    /// The store holds a later time than `now` on a key that is not itself future-dated.
+    /// The store holds a later time than `now` on a key that is not itself future-dated, or a
+    /// write later than this host's real clock: the clock went back.
     ClockBehind,
     /// The consumer secret that applications read does not hold the current key.
     ConsumerNotCurrent,
@@ -158,14 +163,16 @@ pub fn evaluate_all(
     targets: &[Target],
     loaded: &Result<Loaded, StoreError>,
     observed: &Observed,
-    now: DateTime<Utc>,
+    at: impl Into<Moment>,
 ) -> Vec<Finding> {
+    let at = at.into();
+    let now = at.now;
     let mut found: Vec<Finding> = targets
         .iter()
         .flat_map(|t| {
             let records = records_of(loaded, &t.key_set);
             let Ok(records) = records else {
-                return evaluate(&t.key_set, records.as_deref(), &t.policy, now);
+                return evaluate(&t.key_set, records.as_deref(), &t.policy, at);
             };
             let registered = observed.registered.get(&t.key_set);
             let ctx = Context {
@@ -173,11 +180,13 @@ pub fn evaluate_all(
                 records,
                 policy: &t.policy,
                 now,
+                wall: at.wall,
                 registered: registered.and_then(|r| r.as_ref().ok()),
+                consumer: observed.consumers.get(&t.key_set),
             };
             let mut found = ctx.all();
-            if let Some(holds) = observed.consumers.get(&t.key_set) {
-                found.extend(ctx.consumer_not_current(holds.as_ref()));
+            if let Some(holds) = ctx.consumer {
+                found.extend(ctx.consumer_not_current(holds));
             }
             match registered {
                 Some(Ok(registered)) => found.extend(ctx.drift(registered)),
@@ -236,13 +245,14 @@ fn certificate(cert: &CertificateExpiry, targets: &[Target], now: DateTime<Utc>)
     ))
 }
 
-/// Evaluates one key set. `records` is what the store gave, or its error.
+/// Evaluates one key set at `at`. `records` is what the store gave, or its error.
 pub fn evaluate(
     set: &KeySet,
     records: Result<&[KeyRecord], &StoreError>,
     policy: &Policy,
-    now: DateTime<Utc>,
+    at: impl Into<Moment>,
 ) -> Vec<Finding> {
+    let Moment { now, wall } = at.into();
     let records = match records {
         Ok(records) => records,
         Err(e) => {
@@ -250,7 +260,7 @@ pub fn evaluate(
             return vec![Finding::new(set, Severity::Unknown, FindingKind::StoreError, None, None, msg)];
         }
     };
-    Context { set, records, policy, now, registered: None }.all()
+    Context { set, records, policy, now, wall, registered: None, consumer: None }.all()
 }
 
 impl Finding {
@@ -272,8 +282,12 @@ struct Context<'a> {
     records: &'a [KeyRecord],
     policy: &'a Policy,
     now: DateTime<Utc>,
+    /// The host's real clock, against the real times of the store's writes.
+    wall: DateTime<Utc>,
     /// What Maskinporten has registered, when the key set is published through its API.
     registered: Option<&'a Registered>,
+    /// What the consumer secret holds, for a store and key set with one.
+    consumer: Option<&'a Consumer>,
 }
 
 impl Context<'_> {
@@ -288,6 +302,7 @@ impl Context<'_> {
         out.extend(self.current_not_published());
         out.extend(self.future_dated());
         out.extend(self.clock_behind());
+        out.extend(self.clock_went_back());
         out
     }
 
@@ -371,7 +386,12 @@ impl Context<'_> {
                 Some(p) => self.add_then_promote(p),
                 None => format!("run `jwk-rotator rotate {set}`"),
             };
-            let msg = format!("{set} has no current key: {next}");
+            let msg = match self.consumer_in_use() {
+                Some(holds) => format!(
+                    "{set} has no current key, and its consumer secret holds {holds}, which applications read: if that is altinn-jwks's current key, `jwk-rotator import altinn-jwks --from DIR|VAULT_URL {set}` adopts it; otherwise {next}"
+                ),
+                None => format!("{set} has no current key: {next}"),
+            };
             return Some(self.finding(Severity::Critical, FindingKind::NoCurrentKey, None, None, msg));
         };
         let expires = self.expires(c);
@@ -491,154 +511,34 @@ impl Context<'_> {
             .collect()
     }
 
-    fn future_dated(&self) -> Vec<Finding> {
-        let set = self.set;
-        self.records
-            .iter()
-            .filter(|r| lifecycle::is_future_dated(r, self.now))
-            .map(|r| {
-                // A retired key is out of use; only its purge waits.
-                let severity = if r.stage == Stage::Retired { Severity::Warning } else { Severity::Critical };
-                let msg = format!(
-                    "{set}: {} key {} was made at {}, after now ({}): a run with its clock ahead (or `--at` in the future) made it, or this host's clock is behind. Check the clock (NTP); with the clock right, `jwk-rotator rotate {set}` replaces it",
-                    r.stage,
-                    r.kid,
-                    r.created.to_rfc3339(),
-                    self.now.to_rfc3339()
-                );
-                self.finding(severity, FindingKind::FutureDated, Some(&r.kid), None, msg)
-            })
-            .collect()
-    }
-
-    fn clock_behind(&self) -> Option<Finding> {
-        let latest = self
-            .records
-            .iter()
-            .filter(|r| !lifecycle::is_future_dated(r, self.now))
-            .map(lifecycle::latest_time)
-            .max()
-            .filter(|t| *t > self.now + lifecycle::CLOCK_SKEW)?;
-        let msg = format!(
-            "{}: the store holds a time ({}) later than now ({}): this host's clock is behind, or a run with its clock ahead wrote it. Check the clock (NTP) before the next run: until then promotion and retirement wait",
-            self.set,
-            latest.to_rfc3339(),
-            self.now.to_rfc3339()
-        );
-        Some(self.finding(Severity::Critical, FindingKind::ClockBehind, None, None, msg))
+    /// What the consumer secret holds when applications read a key there that this key set
+    /// does not hold: another tool's key, or one whose record is gone.
+    fn consumer_in_use(&self) -> Option<String> {
+        match self.consumer? {
+            Consumer::Empty => None,
+            Consumer::Foreign => Some("a key jwk-rotator did not write".to_owned()),
+            Consumer::Kid(kid) if !self.records.iter().any(|r| r.kid == *kid) => {
+                Some(format!("key {kid}, which this key set does not hold"))
+            }
+            Consumer::Kid(_) => None,
+        }
     }
 
     /// The consumer secret holds `holds`, which should be the current key.
-    fn consumer_not_current(&self, holds: Option<&Kid>) -> Option<Finding> {
+    fn consumer_not_current(&self, holds: &Consumer) -> Option<Finding> {
         let c = self.current()?;
-        if holds == Some(&c.kid) {
+        if holds.kid() == Some(&c.kid) {
             return None;
         }
-        let held = holds.map_or_else(|| "no usable key".to_owned(), |k| format!("key {k}"));
+        let held = match holds {
+            Consumer::Kid(k) => format!("key {k}"),
+            Consumer::Foreign => "a key jwk-rotator did not write".to_owned(),
+            Consumer::Empty => "no usable key".to_owned(),
+        };
         let msg = format!(
             "{}: the consumer secret holds {held}, not the current key {}; applications that restart read the wrong key. Run `jwk-rotator rotate {}` to rewrite it",
             self.set, c.kid, self.set
         );
         Some(self.finding(Severity::Critical, FindingKind::ConsumerNotCurrent, Some(&c.kid), None, msg))
-    }
-
-    /// The client's registered keys against the store: keys removed or added by hand in
-    /// Samarbeidsportalen, an `exp` other than ours, and keys this tool does not manage.
-    fn drift(&self, registered: &Registered) -> Vec<Finding> {
-        let (set, client) = (self.set, &registered.client_id);
-        let mut out = Vec::new();
-        for r in self.records.iter().filter(|r| r.stage.is_published() && r.published.is_some()) {
-            let kid = r.kid.to_string();
-            let Some(theirs) = registered.get(&kid) else {
-                if r.expires(self.policy) <= self.now + EXPIRY_MARGIN {
-                    continue; // not sent, as Maskinporten refuses it: `expired` reports it
-                }
-                let (severity, effect) = if r.stage == Stage::Current {
-                    (Severity::Critical, "token requests signed with it fail until it is registered again")
-                } else {
-                    (Severity::Warning, "it must be registered before it is used")
-                };
-                let msg = format!(
-                    "{set}: {} key {kid} is not registered on Maskinporten client {client}: someone removed it in Samarbeidsportalen, or another tool replaced the key set; {effect}. `jwk-rotator rotate {set}` registers it again",
-                    r.stage
-                );
-                out.push(self.finding(severity, FindingKind::RegistrationDrift, Some(&r.kid), None, msg));
-                continue;
-            };
-            let ours = r.expires(self.policy);
-            if let Some(exp) = theirs.exp.filter(|e| !same_exp(Some(e.timestamp()), Some(ours.timestamp()))) {
-                let effect = if exp < ours {
-                    "Maskinporten stops accepting it earlier; expiry alerts use Maskinporten's date"
-                } else {
-                    "jwk-rotator retires it on its own date"
-                };
-                let msg = format!(
-                    "{set}: Maskinporten client {client} has {kid} registered until {}, jwk-rotator until {} (kid date + max_age {}): it was changed by hand, or Digdir keeps another exp than it is sent; {effect}. An upload sends jwk-rotator's again",
-                    exp.to_rfc3339(),
-                    ours.to_rfc3339(),
-                    self.policy.max_age()
-                );
-                out.push(self.finding(
-                    Severity::Warning,
-                    FindingKind::RegisteredExpiry,
-                    Some(&r.kid),
-                    None,
-                    msg,
-                ));
-            }
-        }
-        for theirs in &registered.keys {
-            let ours = self.records.iter().find(|r| r.kid.to_string() == theirs.kid);
-            match ours {
-                Some(r) if r.stage.is_published() => {}
-                Some(r) => {
-                    let msg = format!(
-                        "{set}: {} key {} is registered on Maskinporten client {client} again: someone added it in Samarbeidsportalen. `jwk-rotator rotate {set}` removes it; if it is still in use, find out why before the next run",
-                        r.stage, theirs.kid
-                    );
-                    out.push(self.finding(
-                        Severity::Warning,
-                        FindingKind::RegistrationDrift,
-                        Some(&r.kid),
-                        None,
-                        msg,
-                    ));
-                }
-                None => {
-                    let until = theirs
-                        .exp
-                        .map_or_else(|| "no exp".to_owned(), |e| format!("until {}", e.date_naive()));
-                    let msg = format!(
-                        "{set}: Maskinporten client {client} has key {:?} ({until}) that jwk-rotator does not manage; it is kept on every upload and counts towards the 5 keys a client may have (prune_unmanaged = true removes it)",
-                        theirs.kid
-                    );
-                    out.push(self.finding(Severity::Ok, FindingKind::UnmanagedKey, None, None, msg));
-                }
-            }
-        }
-        out
-    }
-
-    fn unreachable(&self, e: &PublishError) -> Finding {
-        let msg = format!(
-            "{}: what Maskinporten has registered could not be read: {e}; until it can, new keys are not registered and not promoted",
-            self.set
-        );
-        self.finding(Severity::Warning, FindingKind::MaskinportenUnreachable, None, None, msg)
-    }
-
-    /// The pending key is due for a verified promotion and the last grant with it failed.
-    fn verification_failing(&self, attempt: Option<&Attempt>) -> Option<Finding> {
-        let attempt = attempt?;
-        let error = attempt.outcome.as_ref().err()?;
-        let p = self.pending().filter(|p| p.kid == attempt.kid)?;
-        let set = self.set;
-        let msg = format!(
-            "{set}: pending key {} is due for promotion, but a token grant signed with it failed at {}: {error}. It stays pending; `jwk-rotator verify {set}` tries again",
-            p.kid,
-            attempt.at.to_rfc3339()
-        );
-        let days = (self.expires(p) - self.now).num_days();
-        Some(self.finding(Severity::Warning, FindingKind::VerificationFailing, Some(&p.kid), Some(days), msg))
     }
 }
