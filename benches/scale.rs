@@ -24,7 +24,7 @@ use jwk_rotator::planner::Request;
 use jwk_rotator::policy::{Algorithm, KeySize, Policy, Target};
 use jwk_rotator::publish::FilePublisher;
 use jwk_rotator::record::Stage;
-use jwk_rotator::store::KeyStore;
+use jwk_rotator::store::{KeyStore, Opened};
 
 #[path = "../tests/it/azure/fake/mod.rs"]
 #[allow(dead_code, unused_imports)]
@@ -75,11 +75,12 @@ fn targets(clients: &[ClientConfig]) -> Vec<Target> {
 }
 
 /// The default `[store]` settings but for the URL; `retry` replaces the `[store.retry]` table.
-fn store(vault: &FakeVault, clients: &[ClientConfig], retry: &str) -> Arc<dyn KeyStore> {
+fn store(vault: &FakeVault, clients: &[ClientConfig], retry: &str) -> Opened {
     let text = format!("vault_url = \"{}\"\ncredential = \"static-token\"\n[retry]\n{retry}\n", vault.url());
     let config: AzureConfig = toml::from_str(&text).expect("config");
     let transport = RewriteTransport::new(vault.addr);
-    Arc::new(open_store_with(&config, clients, Arc::new(FakeCredential), Some(transport)).expect("store"))
+    let store = open_store_with(&config, clients, Arc::new(FakeCredential), Some(transport)).expect("store");
+    Opened::with_consumers(Arc::new(store))
 }
 
 /// Resets the process's peak resident set size (Linux `clear_refs`).
@@ -186,7 +187,7 @@ impl Scenario {
             // Every run is a new process, as a scheduled job's would be.
             let store = store(&vault, &clients, self.retry());
             let publisher = Arc::new(FilePublisher::new(rt_dir.join(format!("jwks-{}", self.n))));
-            let engine = Engine::new(store, self.generator(), publisher);
+            let engine = Engine::over(store, self.generator(), publisher);
             // Key generation on all cores just before and after the run: the bound's keygen
             // term uses what the shared machine gave at the time.
             let measure = self.real_keys && phase.new_keys > 0;
@@ -238,7 +239,7 @@ impl Scenario {
                 );
             }
         }
-        assert_live(&vault, &store(&vault, &clients, ""), &all).await;
+        assert_live(&vault, &store(&vault, &clients, "").keys, &all).await;
     }
 }
 
@@ -293,7 +294,7 @@ async fn race(n: usize, dir: &std::path::Path) {
         let engines: Vec<Engine> = (0..2)
             .map(|i| {
                 let publisher = Arc::new(FilePublisher::new(dir.join(format!("race-{i}"))));
-                Engine::new(store(&vault, &clients, ""), fixtures(), publisher)
+                Engine::over(store(&vault, &clients, ""), fixtures(), publisher)
             })
             .collect();
         let start = Instant::now();
@@ -313,7 +314,7 @@ async fn race(n: usize, dir: &std::path::Path) {
             wall.as_secs_f64()
         );
     }
-    assert_live(&vault, &store(&vault, &clients, ""), &all).await;
+    assert_live(&vault, &store(&vault, &clients, "").keys, &all).await;
 }
 
 fn main() {

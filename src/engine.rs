@@ -20,7 +20,7 @@ use crate::policy::{Promotion, Target};
 use crate::proof::{Attempt, Attempts, NoProver, Patience, ProofError, Prover};
 use crate::publish::{PublishError, PublishedSet, Publisher};
 use crate::record::{KeyRecord, Stage};
-use crate::store::{KeyStore, StoreError};
+use crate::store::{ConsumerSecrets, KeyStore, Opened, StoreError};
 
 /// Why a key set's run did not finish; the report keeps it typed, so that callers can tell a
 /// refusal from a store failure.
@@ -150,6 +150,8 @@ pub const DEFAULT_PARALLELISM: usize = 256;
 #[derive(Clone)]
 pub struct Engine {
     store: Arc<dyn KeyStore>,
+    /// The secrets applications read the current key from, for a store that has them.
+    consumers: Option<Arc<dyn ConsumerSecrets>>,
     keygen: Arc<dyn KeyGenerator>,
     publisher: Arc<dyn Publisher>,
     lock_timeout: Duration,
@@ -175,6 +177,7 @@ impl Engine {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Engine {
             store,
+            consumers: None,
             keygen,
             publisher,
             lock_timeout: Duration::from_secs(30),
@@ -183,6 +186,35 @@ impl Engine {
             stop: StopFlag::default(),
             prover: Arc::new(NoProver),
             attempts: Attempts::default(),
+        }
+    }
+
+    /// An engine over both ports of `store`: its key records, and its consumer secrets if it
+    /// has them.
+    pub fn over(store: Opened, keygen: Arc<dyn KeyGenerator>, publisher: Arc<dyn Publisher>) -> Self {
+        let engine = Engine::new(store.keys, keygen, publisher);
+        match store.consumers {
+            Some(consumers) => engine.with_consumer_secrets(consumers),
+            None => engine,
+        }
+    }
+
+    /// Keeps `consumers` holding each key set's current key (a store's consumer secrets).
+    pub fn with_consumer_secrets(mut self, consumers: Arc<dyn ConsumerSecrets>) -> Self {
+        self.consumers = Some(consumers);
+        self
+    }
+
+    /// The consumer secrets the engine keeps, if its store has them.
+    pub fn consumer_secrets(&self) -> Option<&Arc<dyn ConsumerSecrets>> {
+        self.consumers.as_ref()
+    }
+
+    /// Makes `current` the key that applications of its key set read, where they read one.
+    async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
+        match &self.consumers {
+            Some(consumers) => consumers.sync_consumer(current).await,
+            None => Ok(()),
         }
     }
 
@@ -256,7 +288,7 @@ impl Engine {
         at: Moment,
     ) -> findings::Observed {
         let sets: Vec<KeySet> = targets.iter().map(|t| t.key_set.clone()).collect();
-        let consumers = crate::store::consumers(self.store.as_ref(), &sets);
+        let consumers = crate::store::consumers(self.consumers.as_deref(), &sets);
         // Collected first, as in `run`, so that the future stays `Send` for the worker.
         let reads: Vec<_> = sets.iter().map(|set| self.registered(set)).collect();
         let registered: Vec<_> = futures::stream::iter(reads).buffer_unordered(16).collect().await;
@@ -472,7 +504,8 @@ impl Engine {
     /// Whether a key set without keys has a consumer secret that applications read a key from
     /// already (see [`Request::consumer_in_use`]), as the store's last load saw it.
     fn consumer_in_use(&self, target: &Target, records: &[KeyRecord]) -> bool {
-        records.is_empty() && self.store.consumer(&target.key_set).is_some_and(|held| held.holds_a_key())
+        let held = self.consumers.as_ref().and_then(|c| c.consumer(&target.key_set));
+        records.is_empty() && held.is_some_and(|held| held.holds_a_key())
     }
 }
 
@@ -611,7 +644,7 @@ impl SetRun<'_> {
         }
         *done += 1;
         if record.stage == Stage::Current {
-            self.engine.store.sync_consumer(&record).await?;
+            self.engine.sync_consumer(&record).await?;
         }
         self.records.push(record);
         Ok(())
@@ -676,7 +709,7 @@ impl SetRun<'_> {
         planner::transition(&mut record, action, self.at);
         self.dirty = true;
         if promote {
-            self.engine.store.sync_consumer(&record).await?;
+            self.engine.sync_consumer(&record).await?;
         }
         self.engine.store.update(&record).await?;
         self.records.retain(|r| r.kid != *kid);
@@ -798,7 +831,7 @@ impl SetRun<'_> {
         }
         let current = lifecycle::current(&self.records, self.at.now).cloned();
         if let Some(current) = current {
-            self.engine.store.sync_consumer(&current).await?;
+            self.engine.sync_consumer(&current).await?;
         }
         Ok(())
     }
@@ -891,9 +924,9 @@ mod tests {
         assert_eq!(store.records(), before);
     }
 
-    /// A memory store that notes the order of new keys' writes, confirmations and updates.
+    /// A store that notes the order of new keys' writes, confirmations and updates.
     struct Ordered {
-        inner: MemoryStore,
+        inner: Arc<dyn KeyStore>,
         log: std::sync::Mutex<Vec<String>>,
     }
 
@@ -917,20 +950,17 @@ mod tests {
         async fn private_key(&self, kid: &Kid) -> Result<crate::jwk::PrivateJwk, StoreError> {
             self.inner.private_key(kid).await
         }
-        async fn create(&self, _: &KeyRecord, _: &crate::jwk::PrivateJwk) -> Result<(), StoreError> {
-            panic!("the engine writes new keys with write_new and confirm_new");
-        }
         async fn write_new(
             &self,
             record: &KeyRecord,
             key: &crate::jwk::PrivateJwk,
         ) -> Result<(), StoreError> {
             self.note("write", &record.kid);
-            self.inner.create(record, key).await
+            self.inner.write_new(record, key).await
         }
         async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
             self.note("confirm", &record.kid);
-            Ok(())
+            self.inner.confirm_new(record).await
         }
         async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
             self.note("update", &record.kid);
@@ -941,11 +971,21 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_ordered_store_passes_every_method_on() {
+        let recording = crate::store::recording::Recording::new();
+        let ordered = Ordered { inner: recording.clone(), log: Default::default() };
+        let opened = crate::store::Opened::keys_only(Arc::new(ordered));
+        let key = crate::testing::fixture_key("a-TEST.2026-11-21");
+        crate::store::recording::call_every_method(&opened, &key, at("2026-11-21T06:00:00Z")).await;
+        assert_eq!(recording.calls(), crate::store::recording::every_method(&opened));
+    }
+
     /// Racing writers are looked for once per run: every new key is written before the first
     /// is confirmed, and nothing else is written for a key before it is confirmed.
     #[tokio::test]
     async fn a_run_writes_every_new_key_before_it_confirms_any() {
-        let store = Arc::new(Ordered { inner: MemoryStore::new(), log: Default::default() });
+        let store = Arc::new(Ordered { inner: Arc::new(MemoryStore::new()), log: Default::default() });
         let engine = crate::testing::engine(store.clone()).0.with_parallelism(3);
         let targets: Vec<Target> = (0..12)
             .map(|i| Target {

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::engine::Engine;
-use crate::keygen::FixtureGenerator;
+use crate::jwk::PrivateJwk;
+use crate::keygen::{FixtureGenerator, KeyGenerator};
 use crate::kid::KeySet;
 use crate::policy::{Policy, Target};
 use crate::publish::MemoryPublisher;
-use crate::store::KeyStore;
+use crate::store::{KeyStore, Opened};
 
 /// Eight committed RSA test keys, one standard-base64 private JWK a line.
 pub const FIXTURE_KEYS: &str = include_str!("../tests/data/fixture-keys.b64");
@@ -40,9 +41,22 @@ pub fn fixtures() -> Arc<FixtureGenerator> {
     Arc::new(FixtureGenerator::from_lines(FIXTURE_KEYS).expect("fixture keys"))
 }
 
-/// An engine over `store` with fixture keys and an in-memory publisher.
+/// The first fixture key, as the key `kid` (`CLIENT-ENV.YYYY-MM-DD`).
+pub fn fixture_key(kid: &str) -> PrivateJwk {
+    let policy = Policy::default();
+    let kid = kid.parse().expect("test kid");
+    fixtures().generate(kid, policy.key_size(), policy.algorithm()).expect("fixture key")
+}
+
+/// An engine over `store` (key records only, no consumer secrets) with fixture keys and an
+/// in-memory publisher.
 pub fn engine(store: Arc<dyn KeyStore>) -> (Engine, MemoryPublisher) {
+    engine_over(Opened::keys_only(store))
+}
+
+/// An engine over both ports of `store` with fixture keys and an in-memory publisher.
+pub fn engine_over(store: Opened) -> (Engine, MemoryPublisher) {
     let publisher = MemoryPublisher::default();
-    let engine = Engine::new(store, fixtures(), Arc::new(publisher.clone()));
+    let engine = Engine::over(store, fixtures(), Arc::new(publisher.clone()));
     (engine, publisher)
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, StoreConfig};
 use crate::engine::Engine;
 use crate::keygen::AwsLcGenerator;
-use crate::store::{FileStore, KeyStore};
+use crate::store::{FileStore, Opened};
 
 /// What can stop the application from being built; each message names the file and setting,
 /// and never shows a URL's path, query or credentials (see [`crate::redact::urls`]).
@@ -58,17 +58,18 @@ fn store_error(config: &Config, e: crate::azure::AzureError) -> AppError {
     AppError::Store { file: config.file.clone(), message: e.0 }
 }
 
-/// The store named by the config.
-pub fn open_store(config: &Config) -> Result<Arc<dyn KeyStore>, AppError> {
+/// The store named by the config: a directory's key files (no consumer secrets), or a Key
+/// Vault's key secrets and consumer secrets.
+pub fn open_store(config: &Config) -> Result<Opened, AppError> {
     match &config.store {
-        StoreConfig::File { path, .. } => Ok(Arc::new(FileStore::new(path.clone()))),
+        StoreConfig::File { path, .. } => Ok(Opened::keys_only(Arc::new(FileStore::new(path.clone())))),
         StoreConfig::AzureKeyVault(azure) => {
             let credential =
                 crate::azure::credential::credential(azure, &crate::azure::credential::process_env)
                     .map_err(|m| store_error(config, m))?;
             let store = crate::azure::open_store_with(azure, &config.clients, credential, None)
                 .map_err(|m| store_error(config, m))?;
-            Ok(Arc::new(store))
+            Ok(Opened::with_consumers(Arc::new(store)))
         }
     }
 }
@@ -77,11 +78,11 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn KeyStore>, AppError> {
 /// Maskinporten are signed at `clock`'s time.
 pub async fn engine_over(
     config: &Config,
-    store: Arc<dyn KeyStore>,
+    store: Opened,
     clock: crate::maskinporten::api::WallClock,
 ) -> Result<Engine, AppError> {
     let adapters = maskinporten::adapters(config, clock).await?;
-    Ok(Engine::new(store, Arc::new(AwsLcGenerator), adapters.publisher)
+    Ok(Engine::over(store, Arc::new(AwsLcGenerator), adapters.publisher)
         .with_prover(adapters.prover)
         .with_lock_timeout(config.store.lock_timeout()))
 }

@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::AppError;
 use crate::config::Config;
-use crate::store::CountingStore;
+use crate::store::counted;
 use crate::worker::Worker;
 use crate::worker::alerts::{Alerter, LogAlerter, Notifier};
 use crate::worker::metrics::Metrics;
@@ -34,7 +34,7 @@ pub async fn from_config(
     };
     let clock = running_from(start);
     let metrics = Arc::new(Metrics::new(clock.now()));
-    let store = Arc::new(CountingStore::new(super::open_store(config)?, metrics.clone()));
+    let store = counted(super::open_store(config)?, metrics.clone());
     let wall = clock.clone();
     let engine = super::engine_over(config, store, Arc::new(move || wall.now())).await?;
     let mut sinks: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];

@@ -16,7 +16,7 @@ use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage, expiry};
-use crate::store::{Consumer, KeyStore, Loaded, StoreError, StoreLock};
+use crate::store::{Consumer, ConsumerSecrets, KeyStore, Loaded, StoreError, StoreLock};
 
 /// Version listings run at once while loading.
 const CONCURRENT: usize = 8;
@@ -316,11 +316,6 @@ impl KeyStore for VaultStore {
         Ok(key)
     }
 
-    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
-        self.write_new(record, key).await?;
-        self.confirm_new(record).await
-    }
-
     async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
         let name = self.name(&record.kid)?;
         self.note_written(&record.kid, &name);
@@ -401,7 +396,10 @@ impl KeyStore for VaultStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl ConsumerSecrets for VaultStore {
     async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
         let Some(name) = self.sets.get(current.kid.key_set()).and_then(|s| s.consumer.clone()) else {
             return Ok(());

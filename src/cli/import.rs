@@ -14,7 +14,7 @@ use crate::kid::KeySet;
 use crate::moment::Moment;
 use crate::policy::Target;
 use crate::publish::FilePublisher;
-use crate::store::KeyStore;
+use crate::store::{KeyStore, Opened};
 
 /// What to import from.
 #[derive(Debug, Subcommand)]
@@ -78,8 +78,8 @@ pub async fn import(config: &Config, source: ImportSource, at: Moment) -> anyhow
         Err(e) => return Ok(usage(anyhow!(e))),
     };
     let store = open_store(config)?;
-    let _lock = if dry_run { None } else { Some(store.lock(config.store.lock_timeout()).await?) };
-    let plans = plan(config, store.as_ref(), &found, &source, at).await?;
+    let _lock = if dry_run { None } else { Some(store.keys.lock(config.store.lock_timeout()).await?) };
+    let plans = plan(config, store.keys.as_ref(), &found, &source, at).await?;
     render(&mut std::io::stdout().lock(), &plans, &source.describe())?;
     let bad: Vec<String> = plans.iter().filter(|p| !p.is_clean()).map(|p| p.key_set.to_string()).collect();
     if dry_run {
@@ -96,7 +96,7 @@ pub async fn import(config: &Config, source: ImportSource, at: Moment) -> anyhow
         return Ok(Exit::FAILED);
     }
     let publisher = FilePublisher::new(config.publish.dir.clone());
-    let failed = write_clean(&plans, &config.targets(), store.as_ref(), &publisher, at).await;
+    let failed = write_clean(&plans, &config.targets(), &store, &publisher, at).await;
     if !bad.is_empty() {
         eprintln!("error: not imported, with problems: {}", bad.join(", "));
     }
@@ -131,14 +131,15 @@ async fn plan(
 async fn write_clean(
     plans: &[SetPlan],
     targets: &[Target],
-    store: &dyn KeyStore,
+    opened: &Opened,
     publisher: &FilePublisher,
     at: Moment,
 ) -> bool {
+    let (store, consumers) = (opened.keys.as_ref(), opened.consumers.as_deref());
     let mut failed = false;
     for plan in plans.iter().filter(|p| p.is_clean()) {
         let Some(target) = targets.iter().find(|t| t.key_set == plan.key_set) else { continue };
-        match import::write(plan, target, store, publisher, at).await {
+        match import::write(plan, target, store, consumers, publisher, at).await {
             Ok(n) => {
                 let keys = if n == 1 { "key" } else { "keys" };
                 eprintln!("{}: imported {n} {keys} into {}", plan.key_set, store.describe());

@@ -30,7 +30,7 @@ use crate::lifecycle;
 use crate::moment::Moment;
 use crate::policy::Target;
 use crate::publish::{PublishedSet, Publisher};
-use crate::store::{KeyStore, Loaded, records_in};
+use crate::store::{ConsumerSecrets, KeyStore, Loaded, create, records_in};
 
 /// Where altinn-jwks keeps its keys.
 pub enum Source {
@@ -202,12 +202,13 @@ pub fn check_directory(from: &Path, store_dir: Option<&Path>, publish_dir: &Path
 /// Writes one clean plan: first the keys that `rotate` made before the import are moved out of
 /// the way (so that an interrupted import never leaves one of them current beside the imported
 /// key), then the current key, so that an interrupted import leaves a working key set, then the
-/// others; then the public outputs and the consumer secret. Returns how many keys it wrote.
-/// Running it again finishes an interrupted one.
+/// others; then the public outputs and the consumer secret (for a store with `consumers`).
+/// Returns how many keys it wrote. Running it again finishes an interrupted one.
 pub async fn write(
     plan: &SetPlan,
     target: &Target,
     store: &dyn KeyStore,
+    consumers: Option<&dyn ConsumerSecrets>,
     publisher: &dyn Publisher,
     at: Moment,
 ) -> Result<usize, ImportError> {
@@ -218,7 +219,7 @@ pub async fn write(
     }
     let mut written = 0;
     for key in plan.to_write() {
-        store.create(&key.record, &key.key).await.map_err(|e| format!("{set}: {e}"))?;
+        create(store, &key.record, &key.key).await.map_err(|e| format!("{set}: {e}"))?;
         tracing::info!(key_set = %set, kid = %key.record.kid, stage = %key.record.stage, "imported");
         written += 1;
     }
@@ -226,8 +227,9 @@ pub async fn write(
     let records = records_in(&loaded, set).map_err(|e| format!("{set}: {e}"))?;
     let published = PublishedSet::from_records(set, records, &target.policy, at.now);
     publisher.publish(&published).await.map_err(|e| format!("{set}: {e}"))?;
-    if let Some(current) = lifecycle::current(records, at.now).filter(|_| !plan.leave_consumer) {
-        store.sync_consumer(current).await.map_err(|e| format!("{set}: {e}"))?;
+    let current = lifecycle::current(records, at.now).filter(|_| !plan.leave_consumer);
+    if let (Some(current), Some(consumers)) = (current, consumers) {
+        consumers.sync_consumer(current).await.map_err(|e| format!("{set}: {e}"))?;
     }
     Ok(written)
 }

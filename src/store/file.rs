@@ -337,7 +337,7 @@ impl KeyStore for FileStore {
         Ok(key)
     }
 
-    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
         self.ensure_dir()?;
         let path = self.path_of(&record.kid);
         let tmp = self.write_temp(&path, &Self::encode(record, key)?)?;
@@ -351,6 +351,12 @@ impl KeyStore for FileStore {
             }
             Err(e) => Err(self.io_error(&path, "create", &e)),
         }
+    }
+
+    /// The lock keeps other runs out, and `write_new` never replaces a file: a written key is
+    /// confirmed already.
+    async fn confirm_new(&self, _record: &KeyRecord) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
@@ -397,7 +403,7 @@ mod tests {
             let kid: Kid = format!("{set}.2026-11-21").parse().expect("kid");
             let key = keys.generate(kid, policy.key_size(), policy.algorithm()).expect("key");
             let record = KeyRecord::new(key.public().clone(), Stage::Current, now);
-            store.create(&record, &key).await.expect("create");
+            crate::store::create(&store, &record, &key).await.expect("create");
         }
         (dir, store)
     }

@@ -1,21 +1,23 @@
-//! An in-memory key store, and a wrapper that makes any store fail from the N-th write on.
+//! An in-memory store of key records and, for the key sets given one, consumer secrets; for
+//! tests and what-if runs.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{KeyStore, Loaded, StoreError, StoreLock};
+use super::{Consumer, ConsumerSecrets, KeyStore, Loaded, StoreError, StoreLock};
 use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::KeyRecord;
 
-/// Keys in a map; for tests and what-if runs.
+/// Keys in a map. Clones share the keys.
 #[derive(Default, Clone)]
 pub struct MemoryStore {
     keys: Arc<Mutex<BTreeMap<Kid, (KeyRecord, PrivateJwk)>>>,
+    /// The consumer secrets, for the key sets that have one.
+    consumers: Arc<Mutex<BTreeMap<KeySet, Consumer>>>,
     run: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -29,6 +31,13 @@ impl MemoryStore {
         self.keys.lock().map(|k| k.values().map(|(r, _)| r.clone()).collect()).unwrap_or_default()
     }
 
+    /// Gives `set` a consumer secret that holds `held` (as applications would find it).
+    pub fn set_consumer(&self, set: &KeySet, held: Consumer) {
+        if let Ok(mut consumers) = self.consumers.lock() {
+            consumers.insert(set.clone(), held);
+        }
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut BTreeMap<Kid, (KeyRecord, PrivateJwk)>) -> T,
@@ -36,6 +45,10 @@ impl MemoryStore {
         let mut keys =
             self.keys.lock().map_err(|_| StoreError::Unavailable("memory store poisoned".to_owned()))?;
         Ok(f(&mut keys))
+    }
+
+    fn missing(kid: &Kid) -> StoreError {
+        StoreError::NotFound(format!("memory store has no key {kid}"))
     }
 }
 
@@ -64,11 +77,10 @@ impl KeyStore for MemoryStore {
     }
 
     async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
-        self.with(|keys| keys.get(kid).map(|(_, k)| k.clone()))?
-            .ok_or_else(|| StoreError::NotFound(format!("memory store has no key {kid}")))
+        self.with(|keys| keys.get(kid).map(|(_, k)| k.clone()))?.ok_or_else(|| Self::missing(kid))
     }
 
-    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
         self.with(|keys| {
             if keys.contains_key(&record.kid) {
                 return Err(StoreError::Exists(format!("{} exists already", record.kid)));
@@ -78,13 +90,19 @@ impl KeyStore for MemoryStore {
         })?
     }
 
+    /// The lock keeps other runs out, and `write_new` never replaces a key: a written key is
+    /// confirmed already.
+    async fn confirm_new(&self, _record: &KeyRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
         self.with(|keys| match keys.get_mut(&record.kid) {
             Some((r, _)) => {
                 *r = record.clone();
                 Ok(())
             }
-            None => Err(StoreError::NotFound(format!("memory store has no key {}", record.kid))),
+            None => Err(Self::missing(&record.kid)),
         })?
     }
 
@@ -93,61 +111,21 @@ impl KeyStore for MemoryStore {
     }
 }
 
-/// Passes everything to `inner`, but every write after the first `budget` fails, as if the
-/// process had died there. For crash-consistency tests over any store.
-pub struct FlakyStore {
-    pub inner: Arc<dyn KeyStore>,
-    budget: AtomicUsize,
-    writes: AtomicUsize,
-}
-
-impl FlakyStore {
-    pub fn new(inner: Arc<dyn KeyStore>, budget: usize) -> Self {
-        FlakyStore { inner, budget: AtomicUsize::new(budget), writes: AtomicUsize::new(0) }
-    }
-
-    /// Writes attempted so far (failed ones included).
-    pub fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-
-    fn spend(&self) -> Result<(), StoreError> {
-        let n = self.writes.fetch_add(1, Ordering::SeqCst);
-        if n >= self.budget.load(Ordering::SeqCst) {
-            return Err(StoreError::Failed(format!("injected failure at write {}", n + 1)));
+#[async_trait]
+impl ConsumerSecrets for MemoryStore {
+    /// Writes `current` into its key set's consumer secret, if the key set has one and the
+    /// store holds that key.
+    async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
+        let set = current.kid.key_set();
+        if self.consumer(set).is_none() {
+            return Ok(());
         }
+        self.private_key(&current.kid).await?;
+        self.set_consumer(set, Consumer::Kid(current.kid.clone()));
         Ok(())
     }
-}
 
-#[async_trait]
-impl KeyStore for FlakyStore {
-    fn describe(&self) -> String {
-        format!("flaky {}", self.inner.describe())
-    }
-    async fn lock(&self, timeout: Duration) -> Result<StoreLock, StoreError> {
-        self.inner.lock(timeout).await
-    }
-    async fn load(&self, sets: &[KeySet]) -> Result<Loaded, StoreError> {
-        self.inner.load(sets).await
-    }
-    async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
-        self.inner.private_key(kid).await
-    }
-    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
-        self.spend()?;
-        self.inner.create(record, key).await
-    }
-    async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.spend()?;
-        self.inner.update(record).await
-    }
-    async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
-        self.spend()?;
-        self.inner.purge(kid).await
-    }
-    async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
-        self.spend()?;
-        self.inner.sync_consumer(current).await
+    fn consumer(&self, set: &KeySet) -> Option<Consumer> {
+        self.consumers.lock().ok()?.get(set).cloned()
     }
 }

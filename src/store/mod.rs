@@ -1,13 +1,21 @@
-//! Where keys live: the `KeyStore` port, its errors, and an in-memory store for tests.
+//! Where keys live: the `KeyStore` port for the key records, the `ConsumerSecrets` port for the
+//! secrets applications read, their errors, and (for tests) an in-memory store.
 
+pub mod consumer;
 pub mod counting;
 pub mod disk;
 pub mod file;
 mod file_errors;
+#[cfg(any(test, feature = "test-support"))]
+pub mod flaky;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
+#[cfg(any(test, feature = "test-support"))]
+pub mod recording;
 
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,8 +24,10 @@ use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::KeyRecord;
 
-pub use counting::{CountingStore, StoreObserver};
+pub use consumer::{Consumer, ConsumerSecrets, Consumers, consumers};
+pub use counting::{CountingConsumers, CountingStore, StoreObserver, counted};
 pub use file::FileStore;
+#[cfg(any(test, feature = "test-support"))]
 pub use memory::MemoryStore;
 
 /// A store failure, with the place (file, secret, vault) and what to do in its message.
@@ -76,36 +86,6 @@ pub type StoreLock = Box<dyn Any + Send>;
 /// What [`KeyStore::load`] found, per key set: one set's damage does not hide the others.
 pub type Loaded = BTreeMap<KeySet, Result<Vec<KeyRecord>, StoreError>>;
 
-/// What a key set's consumer secret held at the store's last load.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Consumer {
-    /// No such secret, or its latest version is disabled: applications read no key there.
-    Empty,
-    /// A key this tool wrote there, by its `kid` tag.
-    Kid(Kid),
-    /// A key this tool did not write (no `kid` tag of its own), such as altinn-jwks's current
-    /// key: applications may be signing with it.
-    Foreign,
-}
-
-impl Consumer {
-    /// The kid this tool wrote there, if it wrote the latest version.
-    pub fn kid(&self) -> Option<&Kid> {
-        match self {
-            Consumer::Kid(kid) => Some(kid),
-            Consumer::Empty | Consumer::Foreign => None,
-        }
-    }
-
-    /// Whether applications read a key there.
-    pub fn holds_a_key(&self) -> bool {
-        !matches!(self, Consumer::Empty)
-    }
-}
-
-/// For each key set with a consumer secret, what that secret holds.
-pub type Consumers = BTreeMap<KeySet, Consumer>;
-
 /// The records of `set` in what a store loaded. A key set that the load left out is an error,
 /// never an empty key set: treating it as empty would make a first key current at once.
 pub fn records_in<'a>(loaded: &'a Loaded, set: &KeySet) -> Result<&'a [KeyRecord], StoreError> {
@@ -116,11 +96,6 @@ pub fn records_in<'a>(loaded: &'a Loaded, set: &KeySet) -> Result<&'a [KeyRecord
             "key set {set} is missing from what the store loaded; nothing was written for it. This is a bug: run again, and report it if it repeats"
         ))),
     }
-}
-
-/// What the consumer secrets of `sets` held at the store's last load.
-pub fn consumers(store: &dyn KeyStore, sets: &[KeySet]) -> Consumers {
-    sets.iter().filter_map(|s| store.consumer(s).map(|held| (s.clone(), held))).collect()
 }
 
 /// Holds each key's record and private JWK. Object-safe; held as `Arc<dyn KeyStore>`.
@@ -138,42 +113,49 @@ pub trait KeyStore: Send + Sync {
     /// One private key.
     async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError>;
 
-    /// Stores a new key; fails with [`StoreError::Exists`] if the kid is taken.
-    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError>;
-
-    /// Writes a new key without waiting to learn whether a racing run wrote the same kid: a run
-    /// writes all its new keys first, then calls [`KeyStore::confirm_new`] for each, so that it
-    /// waits for racing writers once rather than once per key. A store whose lock keeps other
-    /// runs out has nothing to wait for and simply creates the key (the default).
-    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
-        self.create(record, key).await
-    }
+    /// Writes a new key; fails with [`StoreError::Exists`] if the kid is taken. A run writes
+    /// all its new keys first, then calls [`KeyStore::confirm_new`] for each, so that a store
+    /// that must wait to learn whether a racing run wrote the same kid (Key Vault, which has no
+    /// lock) waits once rather than once per key. [`create`] does both for one key.
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError>;
 
     /// Finishes [`KeyStore::write_new`] for `record`: waits until a racing writer of the same kid
     /// can be told apart (Key Vault: `settle` after the write, counted from the write, so a run
     /// that wrote long ago does not wait again), keeps the oldest write, and fails with
-    /// [`StoreError::Exists`] if ours lost. Nothing to do by default.
-    async fn confirm_new(&self, _record: &KeyRecord) -> Result<(), StoreError> {
-        Ok(())
-    }
+    /// [`StoreError::Exists`] if ours lost. A store whose lock keeps other runs out has nothing
+    /// to wait for.
+    async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError>;
 
     /// Writes a changed record (stage, timestamps) of a stored key.
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError>;
 
     /// Deletes a retired key for good.
     async fn purge(&self, kid: &Kid) -> Result<(), StoreError>;
+}
 
-    /// Makes `current` the key that applications of its key set read (a Key Vault consumer
-    /// secret), writing only if they read another one. Called when a key is promoted and after
-    /// every run, so that an interrupted promotion is finished. Stores without a consumer
-    /// secret have nothing to do.
-    async fn sync_consumer(&self, _current: &KeyRecord) -> Result<(), StoreError> {
-        Ok(())
+/// Stores one new key: [`KeyStore::write_new`], then [`KeyStore::confirm_new`]. Fails with
+/// [`StoreError::Exists`] if the kid is taken (or a racing run's write of it won).
+pub async fn create(store: &dyn KeyStore, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+    store.write_new(record, key).await?;
+    store.confirm_new(record).await
+}
+
+/// A store as opened: its key records, and its consumer secrets where it has them (Key Vault;
+/// the file store has none).
+#[derive(Clone)]
+pub struct Opened {
+    pub keys: Arc<dyn KeyStore>,
+    pub consumers: Option<Arc<dyn ConsumerSecrets>>,
+}
+
+impl Opened {
+    /// A store without consumer secrets.
+    pub fn keys_only(keys: Arc<dyn KeyStore>) -> Self {
+        Opened { keys, consumers: None }
     }
 
-    /// What the consumer secret of `set` held at the last [`KeyStore::load`]: `None` for a
-    /// store or key set without one.
-    fn consumer(&self, _set: &KeySet) -> Option<Consumer> {
-        None
+    /// A store that keeps both the key records and the consumer secrets.
+    pub fn with_consumers<S: KeyStore + ConsumerSecrets + 'static>(store: Arc<S>) -> Self {
+        Opened { keys: store.clone(), consumers: Some(store) }
     }
 }

@@ -12,10 +12,11 @@ use jwk_rotator::planner::Request;
 use jwk_rotator::policy::Target;
 use jwk_rotator::policy::{Policy, Promotion};
 use jwk_rotator::record::{KeyRecord, Stage};
-use jwk_rotator::store::{KeyStore, Loaded, MemoryStore, StoreError, StoreLock};
+use jwk_rotator::store::recording::{Recording, call_every_method, every_method};
+use jwk_rotator::store::{KeyStore, Loaded, MemoryStore, Opened, StoreError, StoreLock};
 
 use crate::cli::{Project, T0};
-use crate::support::{at, days, engine, targets};
+use crate::support::{at, days, engine, fixture_key, targets};
 
 fn day(n: i64) -> String {
     (at(T0) + days(n)).to_rfc3339()
@@ -156,16 +157,17 @@ fn a_clock_that_jumped_a_year_ahead_and_back_is_reported_and_recovered() {
     assert_eq!(currents(&p, &day(97)), ["testklient-TEST.2027-02-19"]);
 }
 
-/// A store that leaves one key set out of what it loads, as a buggy adapter might.
+/// A store that leaves one key set out of what it loads, as a buggy adapter might; it passes
+/// everything else on.
 struct Forgetful {
-    inner: Arc<MemoryStore>,
+    inner: Arc<dyn KeyStore>,
     forget: KeySet,
 }
 
 #[async_trait]
 impl KeyStore for Forgetful {
     fn describe(&self) -> String {
-        "forgetful store".to_owned()
+        format!("forgetful {}", self.inner.describe())
     }
     async fn lock(&self, timeout: std::time::Duration) -> Result<StoreLock, StoreError> {
         self.inner.lock(timeout).await
@@ -178,8 +180,11 @@ impl KeyStore for Forgetful {
     async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
         self.inner.private_key(kid).await
     }
-    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
-        self.inner.create(record, key).await
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+        self.inner.write_new(record, key).await
+    }
+    async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.inner.confirm_new(record).await
     }
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
         self.inner.update(record).await
@@ -187,6 +192,15 @@ impl KeyStore for Forgetful {
     async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
         self.inner.purge(kid).await
     }
+}
+
+#[tokio::test]
+async fn the_forgetful_store_passes_every_method_on() {
+    let recording = Recording::new();
+    let forgetful = Forgetful { inner: recording.clone(), forget: "other-TEST".parse().expect("set") };
+    let opened = Opened::keys_only(Arc::new(forgetful));
+    call_every_method(&opened, &fixture_key("a-TEST.2026-11-21"), at(T0)).await;
+    assert_eq!(recording.calls(), every_method(&opened));
 }
 
 #[tokio::test]

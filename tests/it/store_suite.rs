@@ -14,29 +14,30 @@ use jwk_rotator::policy::Target;
 use jwk_rotator::policy::{Policy, Promotion};
 use jwk_rotator::publish::{MemoryPublisher, PublishedSet};
 use jwk_rotator::record::{KeyRecord, Stage};
-use jwk_rotator::store::memory::FlakyStore;
-use jwk_rotator::store::{FileStore, KeyStore, MemoryStore};
+use jwk_rotator::store::flaky::FlakyStore;
+use jwk_rotator::store::{FileStore, KeyStore, MemoryStore, Opened};
 
-use crate::support::{at, days, engine, policy, targets};
+use crate::support::{at, days, engine, engine_over, policy, targets};
 
-/// Something that hands out one store, again and again (the same keys each time).
+/// Something that hands out one store, again and again (the same keys each time), with its
+/// consumer secrets where it has them.
 pub trait Backend: Send + Sync {
-    fn store(&self) -> Arc<dyn KeyStore>;
+    fn open(&self) -> Opened;
 }
 
 pub struct Memory(MemoryStore);
 
 impl Backend for Memory {
-    fn store(&self) -> Arc<dyn KeyStore> {
-        Arc::new(self.0.clone())
+    fn open(&self) -> Opened {
+        Opened::keys_only(Arc::new(self.0.clone()))
     }
 }
 
 pub struct Files(tempfile::TempDir);
 
 impl Backend for Files {
-    fn store(&self) -> Arc<dyn KeyStore> {
-        Arc::new(FileStore::new(self.0.path().join("keys")))
+    fn open(&self) -> Opened {
+        Opened::keys_only(Arc::new(FileStore::new(self.0.path().join("keys"))))
     }
 }
 
@@ -129,8 +130,9 @@ pub async fn assert_outputs_follow_store(
 }
 
 pub async fn lifecycle_after_delay(backend: Box<dyn Backend>) {
-    let store = backend.store();
-    let (engine, publisher) = engine(store.clone());
+    let opened = backend.open();
+    let store = opened.keys.clone();
+    let (engine, publisher) = engine_over(opened);
     let targets = targets(&["testklient-TEST", "other-PROD"], &policy(Promotion::AfterDelay));
     let t0 = at("2026-11-21T06:00:00Z");
 
@@ -169,8 +171,9 @@ pub async fn lifecycle_after_delay(backend: Box<dyn Backend>) {
 }
 
 pub async fn manual_promotion_waits_for_promote(backend: Box<dyn Backend>) {
-    let store = backend.store();
-    let (engine, publisher) = engine(store.clone());
+    let opened = backend.open();
+    let store = opened.keys.clone();
+    let (engine, publisher) = engine_over(opened);
     let targets = targets(&["testklient-PROD"], &Policy::default());
     let t0 = at("2026-11-21T06:00:00Z");
     assert_ok(&run(&engine, &targets, t0, &Request::default()).await);
@@ -191,8 +194,9 @@ pub async fn manual_promotion_waits_for_promote(backend: Box<dyn Backend>) {
 }
 
 pub async fn force_twice_on_one_day(backend: Box<dyn Backend>) {
-    let store = backend.store();
-    let (engine, _) = engine(store.clone());
+    let opened = backend.open();
+    let store = opened.keys.clone();
+    let (engine, _) = engine_over(opened.clone());
     let targets = targets(&["testklient-TEST"], &Policy::default());
     let t0 = at("2026-11-21T06:00:00Z");
     let force = Request { force: true, ..Request::default() };
@@ -208,17 +212,15 @@ pub async fn force_twice_on_one_day(backend: Box<dyn Backend>) {
 }
 
 pub async fn failed_generation_keeps_the_current_key(backend: Box<dyn Backend>) {
-    let store = backend.store();
-    let (engine, _) = engine(store.clone());
+    let opened = backend.open();
+    let store = opened.keys.clone();
+    let (engine, _) = engine_over(opened.clone());
     let targets = targets(&["testklient-TEST"], &Policy::default());
     let t0 = at("2026-11-21T06:00:00Z");
     assert_ok(&run(&engine, &targets, t0, &Request::default()).await);
     let before = records(&store, &targets).await;
-    let failing = Engine::new(
-        store.clone(),
-        Arc::new(FailingGenerator::default()),
-        Arc::new(MemoryPublisher::default()),
-    );
+    let failing =
+        Engine::over(opened, Arc::new(FailingGenerator::default()), Arc::new(MemoryPublisher::default()));
     let reports = run(&failing, &targets, t0 + days(90), &Request::default()).await;
     assert!(matches!(reports[0].error, Some(RunError::KeyGen(_))), "{:?}", reports[0].error);
     assert_eq!(records(&store, &targets).await, before, "a failed generation changed the store");
@@ -228,8 +230,8 @@ pub async fn failed_generation_keeps_the_current_key(backend: Box<dyn Backend>) 
 
 /// Brings a fresh store to a state where one run at day 214 does every kind of write:
 /// `crashy` retires and purges, `promo` promotes, demotes and then rotates, `fresh` bootstraps.
-async fn seed(store: Arc<dyn KeyStore>, targets: &[Target], t0: DateTime<Utc>) {
-    let (engine, _) = engine(store);
+async fn seed(store: Opened, targets: &[Target], t0: DateTime<Utc>) {
+    let (engine, _) = engine_over(store);
     for d in [0, 90, 97, 187, 194] {
         assert_ok(&run(&engine, &targets[..1], t0 + days(d), &Request::default()).await);
     }
@@ -269,26 +271,26 @@ where
     let t = t0 + days(214);
 
     let reference = make().await;
-    seed(reference.store(), &targets, t0).await;
-    let (engine_ref, _) = engine(reference.store());
+    seed(reference.open(), &targets, t0).await;
+    let (engine_ref, _) = engine_over(reference.open());
     let reports = run(&engine_ref, &targets, t, &Request::default()).await;
     assert_ok(&reports);
     let all = ["generate", "publish", "promote", "demote", "retire", "purge"];
     assert_eq!(actions(&reports), all.into_iter().collect(), "the crash run must do every kind of write");
-    let expected = state(&records(&reference.store(), &targets).await);
+    let expected = state(&records(&reference.open().keys, &targets).await);
 
     for budget in 0.. {
         let backend = make().await;
-        seed(backend.store(), &targets, t0).await;
-        let before = records(&backend.store(), &targets).await;
-        let flaky = Arc::new(FlakyStore::new(backend.store(), budget));
-        let (crashing, _) = engine(flaky.clone());
+        seed(backend.open(), &targets, t0).await;
+        let before = records(&backend.open().keys, &targets).await;
+        let (flaky, opened) = FlakyStore::opened(&backend.open(), budget);
+        let (crashing, _) = engine_over(opened);
         let _ = crashing.run(&targets, t, &Request::default()).await;
         let crashed = flaky.writes() > budget;
 
-        let (next, publisher) = engine(backend.store());
+        let (next, publisher) = engine_over(backend.open());
         assert_ok(&run(&next, &targets, t, &Request::default()).await);
-        let after = records(&backend.store(), &targets).await;
+        let after = records(&backend.open().keys, &targets).await;
         assert_eq!(state(&after), expected, "crash after write {budget}");
         for old in &before {
             let kept = after.iter().find(|r| r.kid == old.kid);
@@ -299,7 +301,7 @@ where
                 old.kid
             );
         }
-        assert_outputs_follow_store(&backend.store(), &publisher, &targets).await;
+        assert_outputs_follow_store(&backend.open().keys, &publisher, &targets).await;
         if !crashed {
             assert!(budget > 8, "too few writes to test: {budget}");
             break;

@@ -5,7 +5,9 @@
 pub mod tls;
 
 use jwk_rotator::policy::{Policy, PolicyOverrides, Promotion};
-pub use jwk_rotator::testing::{FIXTURE_KEYS, at, days, engine, fixtures, set, targets};
+pub use jwk_rotator::testing::{
+    FIXTURE_KEYS, at, days, engine, engine_over, fixture_key, fixtures, set, targets,
+};
 
 /// The variable that stands in for the host's real clock in test builds of the binary. Runs at
 /// a fixed `JWK_ROTATOR_NOW` set it to the same time: a simulated timeline, in which real time

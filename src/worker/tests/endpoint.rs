@@ -127,7 +127,7 @@ async fn metrics_parse_and_hold_the_series_after_a_run() {
 
 #[tokio::test]
 async fn healthz_turns_503_after_a_failed_run_and_back_to_200() {
-    let store = Arc::new(SwitchStore::default());
+    let store = Arc::new(SwitchStore::new());
     let worker = Setup::new(store.clone(), schedule("0 6 * * *", "UTC", ""), "2026-11-21T12:00:00Z").build();
     let base = serve(&worker).await;
     let get = || async { reqwest::get(format!("{base}/healthz")).await.unwrap() };
@@ -183,7 +183,7 @@ async fn both_endpoints_answer_503_until_the_first_evaluation() {
 
 #[tokio::test(start_paused = true)]
 async fn status_and_the_worker_report_the_same_findings() {
-    let store = Arc::new(SwitchStore::default());
+    let store = Arc::new(SwitchStore::new());
     seed(store.clone(), &["old-TEST"], "2025-12-01T06:00:00Z").await;
     seed(store.clone(), &["aging-TEST"], "2026-01-10T06:00:00Z").await;
     seed(store.clone(), &["fresh-TEST"], "2026-12-01T06:00:00Z").await;

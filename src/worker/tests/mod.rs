@@ -119,13 +119,20 @@ impl Publisher for SlowPublisher {
 
 /// A store that is unreachable while `broken` is set, or for its first `fail_first` runs.
 #[derive(Default)]
-pub struct SwitchStore {
-    pub inner: MemoryStore,
+pub struct SwitchStore<S = MemoryStore> {
+    pub inner: Arc<S>,
     pub broken: AtomicBool,
     pub fail_first: AtomicUsize,
 }
 
 impl SwitchStore {
+    /// Over a new memory store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> SwitchStore<S> {
     fn check(&self) -> Result<(), StoreError> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("store unreachable (test)".to_owned()));
@@ -135,9 +142,9 @@ impl SwitchStore {
 }
 
 #[async_trait]
-impl KeyStore for SwitchStore {
+impl<S: KeyStore> KeyStore for SwitchStore<S> {
     fn describe(&self) -> String {
-        "switch store".to_owned()
+        format!("switch {}", self.inner.describe())
     }
     async fn lock(&self, timeout: Duration) -> Result<StoreLock, StoreError> {
         let failing = self.fail_first.load(Ordering::SeqCst);
@@ -155,9 +162,13 @@ impl KeyStore for SwitchStore {
     async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
         self.inner.private_key(kid).await
     }
-    async fn create(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
+    async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.create(record, key).await
+        self.inner.write_new(record, key).await
+    }
+    async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.confirm_new(record).await
     }
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
         self.check()?;
@@ -166,4 +177,14 @@ impl KeyStore for SwitchStore {
     async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
         self.inner.purge(kid).await
     }
+}
+
+#[tokio::test]
+async fn the_switch_store_passes_every_method_on() {
+    let recording = crate::store::recording::Recording::new();
+    let switch = SwitchStore { inner: recording.clone(), broken: false.into(), fail_first: 0.into() };
+    let opened = crate::store::Opened::keys_only(Arc::new(switch));
+    let key = crate::testing::fixture_key("a-TEST.2026-11-21");
+    crate::store::recording::call_every_method(&opened, &key, at("2026-11-21T06:00:00Z")).await;
+    assert_eq!(recording.calls(), crate::store::recording::every_method(&opened));
 }

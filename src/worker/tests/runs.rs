@@ -79,7 +79,7 @@ async fn a_tick_during_a_run_is_skipped_and_counted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_run_is_retried_with_backoff_before_the_next_tick() {
-    let store = Arc::new(SwitchStore::default());
+    let store = Arc::new(SwitchStore::new());
     store.fail_first.store(2, Ordering::SeqCst);
     let extra = "retries = 3\nretry_backoff = \"10m\"";
     let setup = Setup::new(store.clone(), schedule("0 6 * * *", "UTC", extra), "2026-11-21T05:59:00Z");
@@ -108,7 +108,7 @@ async fn a_failed_run_is_retried_with_backoff_before_the_next_tick() {
 
 #[tokio::test(start_paused = true)]
 async fn retries_stop_at_the_limit_and_the_next_tick_runs() {
-    let store = Arc::new(SwitchStore::default());
+    let store = Arc::new(SwitchStore::new());
     store.broken.store(true, Ordering::SeqCst);
     let extra = "retries = 2\nretry_backoff = \"1h\"";
     let setup = Setup::new(store.clone(), schedule("0 6 * * *", "UTC", extra), "2026-11-21T05:59:00Z");

@@ -7,8 +7,8 @@ use jwk_rotator::jwk::PrivateJwk;
 use jwk_rotator::planner::Request;
 use jwk_rotator::policy::Promotion;
 use jwk_rotator::record::Stage;
-use jwk_rotator::store::KeyStore;
-use jwk_rotator::store::memory::FlakyStore;
+use jwk_rotator::store::flaky::FlakyStore;
+use jwk_rotator::store::{KeyStore, Opened};
 
 use super::*;
 
@@ -129,22 +129,34 @@ async fn vault_a_second_run_at_the_same_time_writes_nothing() {
     }
 }
 
-/// Cuts a rotation and a promotion off at every write in turn; the next run finishes the job
-/// and leaves exactly one current key, which the consumer secret holds.
+/// Cuts a rotation and a promotion off at every write in turn: the new key's `write_new` and
+/// `confirm_new` (the two passes a run makes), each update, and the consumer secret's write,
+/// through the same ports the application wires. The next run finishes the job and leaves
+/// exactly one current key, which the consumer secret holds.
 #[tokio::test]
 async fn vault_runs_cut_off_at_any_write_are_finished_by_the_next_run() {
-    for budget in 0..8 {
+    let mut uncut = None;
+    for budget in 0..30 {
         let vault = FakeVault::start(&format!("crash{budget}")).await;
         let (store, clients) = setup(&vault, "");
         let t = targets(&clients);
         let s = set("testklient-TEST");
         let (healthy, publisher) = engine(store.clone());
         run_ok(&healthy, &t, t0(), &Request::default()).await;
-        run_ok(&healthy, &t, t0() + days(91), &Request::default()).await;
-        let flaky: Arc<dyn KeyStore> = Arc::new(FlakyStore::new(store.clone(), budget));
-        let (crashing, _) = engine(flaky);
+        let (flaky, ports) = FlakyStore::opened(&Opened::with_consumers(store.clone()), budget);
+        let (crashing, _) = crate::support::engine_over(ports);
+        assert!(crashing.consumer_secrets().is_some(), "the crashing run sees the consumer secret");
+        let rotated = t0() + days(91);
+        let _ = crashing.run(&t, rotated, &Request::default()).await;
+        run_ok(&healthy, &t, rotated, &Request::default()).await;
         let now = t0() + days(92);
         let _ = crashing.run(&t, now, &promote()).await;
+        let cut = flaky.writes() > budget;
+        if !cut {
+            // Every write went through the flaky ports, the consumer secret's included.
+            let consumer = vault.versions(CONSUMER);
+            assert_eq!(consumer.last().and_then(|v| v.tag("kid")), Some("testklient-TEST.2027-02-20"));
+        }
         let still_pending = records(&*store, &s).await.iter().any(|r| r.stage == Stage::Pending);
         let request = if still_pending { promote() } else { Request::default() };
         run_ok(&healthy, &t, now, &request).await;
@@ -160,7 +172,15 @@ async fn vault_runs_cut_off_at_any_write_are_finished_by_the_next_run() {
             let live = vault.versions(&name).iter().filter(|v| v.enabled).count();
             assert!(name == CONSUMER || live <= 1, "budget {budget}: {name} has {live} enabled versions");
         }
+        if !cut {
+            uncut = Some(budget);
+            break;
+        }
     }
+    // The rotation writes the key, confirms it, and marks it published; the promotion writes
+    // the consumer secret and two records: at least six places to be cut off.
+    let uncut = uncut.expect("a budget large enough for both runs");
+    assert!(uncut >= 6, "too few writes to test: {uncut}");
 }
 
 #[tokio::test]

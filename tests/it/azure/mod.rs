@@ -26,9 +26,9 @@ use jwk_rotator::policy::Promotion;
 use jwk_rotator::policy::Target;
 use jwk_rotator::publish::MemoryPublisher;
 use jwk_rotator::record::{KeyRecord, Stage};
-use jwk_rotator::store::KeyStore;
+use jwk_rotator::store::{KeyStore, Opened};
 
-pub use crate::support::{days, engine, fixtures, set};
+pub use crate::support::{days, fixtures, set};
 pub use fake::FakeVault;
 
 /// The token the fake vault accepts, for tests elsewhere that run the binary against it.
@@ -82,6 +82,12 @@ pub fn store_with(vault: &FakeVault, clients: &[ClientConfig], extra: &str) -> A
     Arc::new(store)
 }
 
+/// An engine over both ports of the vault store (its key secrets and its consumer secrets),
+/// with fixture keys and an in-memory publisher, as the application wires it.
+pub fn engine(store: Arc<VaultStore>) -> (Engine, MemoryPublisher) {
+    crate::support::engine_over(Opened::with_consumers(store))
+}
+
 /// Runs once and insists that every key set succeeded.
 pub async fn run_ok(
     engine: &Engine,
@@ -129,8 +135,8 @@ fn suite_clients() -> Vec<ClientConfig> {
 struct VaultBackend(FakeVault);
 
 impl crate::store_suite::Backend for VaultBackend {
-    fn store(&self) -> Arc<dyn KeyStore> {
-        store_with(&self.0, &suite_clients(), "purge = true")
+    fn open(&self) -> Opened {
+        Opened::with_consumers(store_with(&self.0, &suite_clients(), "purge = true"))
     }
 }
 

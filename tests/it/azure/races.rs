@@ -9,7 +9,7 @@ use jwk_rotator::kid::Kid;
 use jwk_rotator::planner::Request;
 use jwk_rotator::policy::{Algorithm, KeySize, Promotion};
 use jwk_rotator::publish::PublishedSet;
-use jwk_rotator::store::StoreError;
+use jwk_rotator::store::{StoreError, create};
 
 use super::*;
 
@@ -35,9 +35,9 @@ async fn vault_a_second_writer_of_a_kid_loses_to_the_oldest_version_and_is_disab
     let vault = FakeVault::start("race-create").await;
     let (first, second) = (store_with(&vault, &clients(), ""), store_with(&vault, &clients(), ""));
     let [(rec_a, key_a), (rec_b, key_b)] = two_keys();
-    first.create(&rec_a, &key_a).await.expect("first writer");
+    create(&*first, &rec_a, &key_a).await.expect("first writer");
     vault.state().clock_offset = 2; // a later second, so that the order is not a tie
-    let lost = second.create(&rec_b, &key_b).await.expect_err("second writer");
+    let lost = create(&*second, &rec_b, &key_b).await.expect_err("second writer");
     assert!(matches!(lost, StoreError::Exists(_)), "{lost}");
     assert!(lost.to_string().contains("that version was kept and ours disabled"), "{lost}");
 
@@ -56,7 +56,7 @@ async fn vault_an_unmarked_younger_version_never_hides_the_winner() {
     let vault = FakeVault::start("race-crash").await;
     let store = store_with(&vault, &clients(), "");
     let [(rec_a, key_a), (rec_b, key_b)] = two_keys();
-    store.create(&rec_a, &key_a).await.expect("create");
+    create(&*store, &rec_a, &key_a).await.expect("create");
     let mut published = rec_a.clone();
     published.published = Some(t0());
     store.update(&published).await.expect("publish");
