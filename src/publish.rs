@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -20,6 +20,11 @@ use crate::kid::{KeySet, Kid};
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage};
 use crate::store::disk;
+
+#[cfg(any(test, feature = "test-support"))]
+mod memory;
+#[cfg(any(test, feature = "test-support"))]
+pub use memory::MemoryPublisher;
 
 /// The keys of one key set that Maskinporten must know: current, then pending, then previous.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,25 +315,6 @@ impl Publisher for Routed {
         for publisher in &self.all {
             publisher.tidy().await?;
         }
-        Ok(())
-    }
-}
-
-/// Keeps the last set published per key set in memory; for tests.
-#[derive(Debug, Default, Clone)]
-pub struct MemoryPublisher {
-    pub sets: Arc<Mutex<BTreeMap<KeySet, PublishedSet>>>,
-}
-
-#[async_trait]
-impl Publisher for MemoryPublisher {
-    fn describe(&self) -> String {
-        "memory publisher".to_owned()
-    }
-
-    async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
-        let mut sets = self.sets.lock().map_err(|_| PublishError("poisoned".to_owned()))?;
-        sets.insert(set.key_set.clone(), set.clone());
         Ok(())
     }
 }
