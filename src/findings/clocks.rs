@@ -63,3 +63,42 @@ impl Context<'_> {
         Some(self.finding(Severity::Critical, FindingKind::ClockBehind, Some(kid), None, msg))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{Case, at, only, record};
+    use super::*;
+
+    #[test]
+    fn a_key_made_after_now_is_critical_unless_retired() {
+        let now = "2026-02-01T00:00:00Z";
+        let fine = Case::new(vec![record("2026-02-01", Stage::Current, true)], now);
+        assert!(fine.ctx().future_dated().is_empty(), "within a day of now");
+        let ahead = Case::new(vec![record("2026-03-01", Stage::Pending, true)], now);
+        let f = only(ahead.ctx().future_dated(), FindingKind::FutureDated, Severity::Critical);
+        assert!(f.message.contains("was made at 2026-03-01T06:00:00+00:00, after now"), "{}", f.message);
+        let retired = Case::new(vec![record("2026-03-01", Stage::Retired, true)], now);
+        only(retired.ctx().future_dated(), FindingKind::FutureDated, Severity::Warning);
+    }
+
+    #[test]
+    fn a_time_on_the_store_after_now_means_the_clock_is_behind() {
+        let mut r = record("2026-01-10", Stage::Current, true);
+        let case = Case::new(vec![r.clone()], "2026-02-01T00:00:00Z");
+        assert!(case.ctx().clock_behind().is_none());
+        r.published = Some(at("2026-03-01T00:00:00Z"));
+        let case = Case::new(vec![r], "2026-02-01T00:00:00Z");
+        let f = only(case.ctx().clock_behind(), FindingKind::ClockBehind, Severity::Critical);
+        assert!(f.message.contains("the store holds a time (2026-03-01T00:00:00+00:00) later than now"));
+    }
+
+    #[test]
+    fn a_write_after_this_hosts_real_clock_means_the_clock_went_back() {
+        let mut case = Case::new(vec![record("2026-01-10", Stage::Current, true)], "2026-02-01T00:00:00Z");
+        assert!(case.ctx().clock_went_back().is_none());
+        case.wall = at("2026-01-05T00:00:00Z"); // the record was written on 2026-01-10 by the real clock
+        let f = only(case.ctx().clock_went_back(), FindingKind::ClockBehind, Severity::Critical);
+        assert_eq!(f.kid.map(|k| k.to_string()).as_deref(), Some("a-TEST.2026-01-10"));
+        assert!(f.message.contains("after this host's clock (2026-01-05T00:00:00+00:00)"), "{}", f.message);
+    }
+}

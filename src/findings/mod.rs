@@ -1,9 +1,12 @@
-//! Findings: what `status` and the worker's alerts report about a key set at `now`.
+//! Findings: what `status` and the worker's alerts report about a key set at `now`. This file
+//! holds the types and the evaluation; each rule is a method of `Context` in the file of its
+//! subject: `keys` (the current and pending keys), `clocks`, `consumer` (the consumer secret),
+//! `registered` (Maskinporten's registered keys, proofs) and `certificate` (the admin client's).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::kid::{KeySet, Kid};
@@ -13,10 +16,15 @@ use crate::policy::Policy;
 use crate::policy::Target;
 use crate::proof::Attempt;
 use crate::publish::{CertificateExpiry, PublishError, Registered};
-use crate::record::{KeyRecord, Stage};
+use crate::record::KeyRecord;
 use crate::store::{Consumer, Consumers, Loaded, StoreError};
 
+mod certificate;
 mod clocks;
+mod consumer;
+#[cfg(test)]
+mod fixtures;
+mod keys;
 mod registered;
 
 /// How bad a finding is; also `status`'s exit code.
@@ -198,7 +206,7 @@ pub fn evaluate_all(
         })
         .collect();
     for cert in &observed.certificates {
-        found.extend(certificate(cert, targets, now));
+        found.extend(certificate::finding(cert, targets, now));
     }
     found
 }
@@ -209,40 +217,6 @@ pub fn expires(r: &KeyRecord, policy: &Policy, registered: Option<&Registered>) 
     let ours = r.expires(policy);
     let theirs = registered.and_then(|reg| reg.get(&r.kid.to_string())).and_then(|k| k.exp);
     theirs.map_or(ours, |t| t.min(ours))
-}
-
-/// A business certificate that expires within the first of its key sets' `warn_before`.
-fn certificate(cert: &CertificateExpiry, targets: &[Target], now: DateTime<Utc>) -> Option<Finding> {
-    let target = targets.iter().find(|t| cert.key_sets.contains(&t.key_set))?;
-    let left = cert.not_after - now;
-    let policy = &target.policy;
-    let severity = if left <= policy.critical_before().delta() {
-        Severity::Critical
-    } else if left <= policy.warn_before().delta() {
-        Severity::Warning
-    } else {
-        return None;
-    };
-    let when = if left <= TimeDelta::zero() {
-        format!(
-            "expired on {}: the tool can not read or register keys through Digdir's API",
-            cert.not_after.date_naive()
-        )
-    } else {
-        format!("expires on {}, in {} days", cert.not_after.date_naive(), left.num_days())
-    };
-    let msg = format!(
-        "the admin client's business certificate {} ({}) {when}; order a new one from the certificate issuer, register it with Digdir for the admin client, and replace {}",
-        cert.subject, cert.setting, cert.setting
-    );
-    Some(Finding::new(
-        &target.key_set,
-        severity,
-        FindingKind::AdminCertificate,
-        None,
-        Some(left.num_days()),
-        msg,
-    ))
 }
 
 /// Evaluates one key set at `at`. `records` is what the store gave, or its error.
@@ -330,215 +304,66 @@ impl Context<'_> {
     fn pending(&self) -> Option<&KeyRecord> {
         lifecycle::pending(self.records, self.now)
     }
+}
 
-    /// The next step for a pending key: add it in Samarbeidsportalen, then promote; or, when the
-    /// key set is registered through Digdir's API, what holds the promotion back.
-    fn add_then_promote(&self, p: &KeyRecord) -> String {
-        let set = self.set;
-        if self.registered.is_some() {
-            return match self.policy.promotion() {
-                crate::policy::Promotion::Verified => format!(
-                    "it is registered through Digdir's API and is promoted once a token grant with it succeeds; `jwk-rotator verify {set} --kid {}` shows why it does not",
-                    p.kid
-                ),
-                _ => format!("it is registered through Digdir's API; run `jwk-rotator promote {set}`"),
-            };
-        }
-        format!(
-            "add {} in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints that one key), then run `jwk-rotator promote {set}`",
-            p.kid, p.kid
-        )
-    }
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{SET, at, record, registered};
+    use super::*;
+    use crate::record::Stage;
+    use crate::store::Consumer;
 
-    /// The way out of an expired current key, step by step from where the key set is.
-    fn rescue_steps(&self) -> String {
-        let set = self.set;
-        let promote = format!(
-            "`jwk-rotator promote {set}` makes it current as soon as Maskinporten grants a token signed with it (it proves the key first when the client has client_id and verify_scope)"
-        );
-        let api = self.registered.is_some();
-        match self.pending() {
-            Some(p) if p.published.is_some() && api => {
-                format!("Pending key {} is registered through Digdir's API: {promote}", p.kid)
-            }
-            Some(p) if p.published.is_some() => {
-                format!("Pending key {}: {}", p.kid, self.add_then_promote(p))
-            }
-            Some(p) => format!(
-                "1. `jwk-rotator rotate {set}` publishes pending key {}{}; 2. {promote}",
-                p.kid,
-                if api { " and registers it through Digdir's API" } else { ", add it in Samarbeidsportalen" }
-            ),
-            None if api => format!(
-                "1. `jwk-rotator rotate {set}` makes a new key and registers it through Digdir's API (the expired key is not sent); 2. {promote}"
-            ),
-            None => format!(
-                "1. `jwk-rotator rotate {set}` makes a new key; 2. add it in Samarbeidsportalen (`jwk-rotator jwks {set} --kid KID`); 3. {promote}"
-            ),
-        }
-    }
-
-    /// No current key, or one that expires soon or has expired.
-    fn current_key(&self) -> Option<Finding> {
-        let set = self.set;
-        let Some(c) = self.current() else {
-            let next = match self.pending() {
-                Some(p) => self.add_then_promote(p),
-                None => format!("run `jwk-rotator rotate {set}`"),
-            };
-            let msg = match self.consumer_in_use() {
-                Some(holds) => format!(
-                    "{set} has no current key, and its consumer secret holds {holds}, which applications read: if that is altinn-jwks's current key, `jwk-rotator import altinn-jwks --from DIR|VAULT_URL {set}` adopts it; otherwise {next}"
-                ),
-                None => format!("{set} has no current key: {next}"),
-            };
-            return Some(self.finding(Severity::Critical, FindingKind::NoCurrentKey, None, None, msg));
-        };
-        let expires = self.expires(c);
-        let left = expires - self.now;
-        let (days, date) = (left.num_days(), expires.date_naive());
-        if left <= TimeDelta::zero() {
-            let msg = format!(
-                "{set}: current key {} expired on {date}; token requests fail with MP-121. {}",
-                c.kid,
-                self.rescue_steps()
+    #[test]
+    fn a_store_that_can_not_be_read_is_unknown_for_every_key_set() {
+        let targets = crate::testing::targets(&[SET, "b-TEST"], &Policy::default());
+        let down = Err(StoreError::Unavailable("vault down; check the network".to_owned()));
+        let found = evaluate_all(&targets, &down, &Observed::default(), at("2026-02-01T00:00:00Z"));
+        assert_eq!(found.len(), 2, "{found:#?}");
+        for (f, set) in found.iter().zip([SET, "b-TEST"]) {
+            assert_eq!((f.kind, f.severity), (FindingKind::StoreError, Severity::Unknown));
+            assert_eq!(
+                f.message,
+                format!("{set}: the store could not be read: vault down; check the network")
             );
-            return Some(self.finding(
-                Severity::Critical,
-                FindingKind::Expired,
-                Some(&c.kid),
-                Some(days),
-                msg,
-            ));
         }
-        if left > self.policy.warn_before().delta() && left > self.policy.critical_before().delta() {
-            return None;
-        }
-        let severity = if left <= self.policy.critical_before().delta() {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        };
-        let next = match self.pending() {
-            Some(p) => self.add_then_promote(p),
-            None => format!(
-                "run `jwk-rotator rotate --force {set}`, add the new key in Samarbeidsportalen, then promote"
-            ),
-        };
-        let msg = format!("{set}: current key {} expires on {date}, in {days} days; {next}", c.kid);
-        Some(self.finding(severity, FindingKind::Expiring, Some(&c.kid), Some(days), msg))
+        assert_eq!(worst(&found), Severity::Unknown);
     }
 
-    /// A current key past `rotate_after` (and grace) with no pending key: no schedule runs.
-    fn rotation_overdue(&self) -> Option<Finding> {
-        let c = self.current()?;
-        let overdue = self.policy.rotate_after().delta() + self.policy.alert_grace().delta();
-        if self.pending().is_some() || self.now - c.created <= overdue {
-            return None;
-        }
-        let set = self.set;
-        let msg = format!(
-            "{set}: current key {} is {} days old and no new key was made (rotate_after {}); the rotation schedule is not running: check the job, or run `jwk-rotator rotate {set}`",
-            c.kid,
-            (self.now - c.created).num_days(),
-            self.policy.rotate_after()
-        );
-        let days = (self.expires(c) - self.now).num_days();
-        Some(self.finding(Severity::Warning, FindingKind::RotationOverdue, Some(&c.kid), Some(days), msg))
+    #[test]
+    fn a_key_set_left_out_of_a_load_is_unknown_never_empty() {
+        let targets = crate::testing::targets(&[SET], &Policy::default());
+        let loaded = Ok(Loaded::new());
+        let found = evaluate_all(&targets, &loaded, &Observed::default(), at("2026-02-01T00:00:00Z"));
+        assert_eq!(found.iter().map(|f| f.kind).collect::<Vec<_>>(), [FindingKind::StoreError]);
     }
 
-    /// A pending key that waited past `publish_ahead` (and grace) without being promoted.
-    fn pending_not_promoted(&self) -> Option<Finding> {
-        let p = self.pending()?;
-        let since = p.published.unwrap_or(p.created);
-        if self.now - since <= self.policy.publish_ahead().delta() + self.policy.alert_grace().delta() {
-            return None;
-        }
-        let msg = format!(
-            "{}: pending key {} has waited {} days without being promoted; {}",
-            self.set,
-            p.kid,
-            (self.now - since).num_days(),
-            self.add_then_promote(p)
-        );
-        let days = (self.expires(p) - self.now).num_days();
-        Some(self.finding(Severity::Warning, FindingKind::PendingNotPromoted, Some(&p.kid), Some(days), msg))
+    #[test]
+    fn what_was_observed_besides_the_store_adds_its_findings() {
+        let targets = crate::testing::targets(&[SET], &Policy::default());
+        let set: KeySet = SET.parse().expect("set");
+        let loaded = Ok(Loaded::from([(set.clone(), Ok(vec![record("2026-01-10", Stage::Current, true)]))]));
+        let now = at("2026-02-01T00:00:00Z");
+        assert_eq!(evaluate_all(&targets, &loaded, &Observed::default(), now), [], "a healthy key set");
+        let mut observed = Observed::default();
+        observed.consumers.insert(set.clone(), Consumer::Foreign);
+        observed.registered.insert(set.clone(), Ok(registered(&[])));
+        let found = evaluate_all(&targets, &loaded, &observed, now);
+        let kinds: Vec<FindingKind> = found.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::ConsumerNotCurrent, FindingKind::RegistrationDrift], "{found:#?}");
+        assert_eq!(worst(&found), Severity::Critical);
+        observed.registered.insert(set, Err(PublishError("HTTP 503".to_owned())));
+        let found = evaluate_all(&targets, &loaded, &observed, now);
+        assert_eq!(found.last().map(|f| f.kind), Some(FindingKind::MaskinportenUnreachable));
     }
 
-    fn too_many_published(&self) -> Option<Finding> {
-        let published = lifecycle::published_count(self.records);
-        if published <= self.policy.max_published() as usize {
-            return None;
-        }
-        let msg = format!(
-            "{}: {published} keys are published but max_published is {}; Maskinporten refuses more than 5. Run `jwk-rotator rotate {}` to retire the oldest",
-            self.set,
-            self.policy.max_published(),
-            self.set
-        );
-        Some(self.finding(Severity::Critical, FindingKind::TooManyPublished, None, None, msg))
-    }
-
-    fn several_current(&self) -> Option<Finding> {
-        let currents: Vec<&KeyRecord> = self.records.iter().filter(|r| r.stage == Stage::Current).collect();
-        if currents.len() < 2 {
-            return None;
-        }
-        let kids: Vec<String> = currents.iter().map(|r| r.kid.to_string()).collect();
-        let winner = self.current().map(|r| r.kid.to_string()).unwrap_or_default();
-        let msg = format!(
-            "{}: {} keys are current ({}); an interrupted run left them. `jwk-rotator rotate {}` keeps {winner} and demotes the others",
-            self.set,
-            kids.len(),
-            kids.join(", "),
-            self.set
-        );
-        Some(self.finding(Severity::Critical, FindingKind::SeveralCurrent, None, None, msg))
-    }
-
-    fn current_not_published(&self) -> Vec<Finding> {
-        let set = self.set;
-        self.records
-            .iter()
-            .filter(|r| r.stage == Stage::Current && r.published.is_none())
-            .map(|c| {
-                let msg = format!(
-                    "{set}: current key {} was never published, so Maskinporten may not know it; run `jwk-rotator rotate {set}` to publish it and make sure it is added in Samarbeidsportalen",
-                    c.kid
-                );
-                self.finding(Severity::Critical, FindingKind::CurrentNotPublished, Some(&c.kid), None, msg)
-            })
-            .collect()
-    }
-
-    /// What the consumer secret holds when applications read a key there that this key set
-    /// does not hold: another tool's key, or one whose record is gone.
-    fn consumer_in_use(&self) -> Option<String> {
-        match self.consumer? {
-            Consumer::Empty => None,
-            Consumer::Foreign => Some("a key jwk-rotator did not write".to_owned()),
-            Consumer::Kid(kid) if !self.records.iter().any(|r| r.kid == *kid) => {
-                Some(format!("key {kid}, which this key set does not hold"))
-            }
-            Consumer::Kid(_) => None,
-        }
-    }
-
-    /// The consumer secret holds `holds`, which should be the current key.
-    fn consumer_not_current(&self, holds: &Consumer) -> Option<Finding> {
-        let c = self.current()?;
-        if holds.kid() == Some(&c.kid) {
-            return None;
-        }
-        let held = match holds {
-            Consumer::Kid(k) => format!("key {k}"),
-            Consumer::Foreign => "a key jwk-rotator did not write".to_owned(),
-            Consumer::Empty => "no usable key".to_owned(),
-        };
-        let msg = format!(
-            "{}: the consumer secret holds {held}, not the current key {}; applications that restart read the wrong key. Run `jwk-rotator rotate {}` to rewrite it",
-            self.set, c.kid, self.set
-        );
-        Some(self.finding(Severity::Critical, FindingKind::ConsumerNotCurrent, Some(&c.kid), None, msg))
+    #[test]
+    fn digdirs_earlier_exp_is_the_one_that_counts() {
+        let r = record("2026-01-10", Stage::Current, true);
+        let policy = Policy::default();
+        assert_eq!(expires(&r, &policy, None), at("2027-01-10T00:00:00Z"));
+        let earlier = registered(&[("a-TEST.2026-01-10", Some(at("2026-12-01T00:00:00Z")))]);
+        assert_eq!(expires(&r, &policy, Some(&earlier)), at("2026-12-01T00:00:00Z"));
+        let later = registered(&[("a-TEST.2026-01-10", Some(at("2027-06-01T00:00:00Z")))]);
+        assert_eq!(expires(&r, &policy, Some(&later)), at("2027-01-10T00:00:00Z"));
     }
 }
