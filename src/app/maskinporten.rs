@@ -154,7 +154,6 @@ async fn env_clients(
 
 /// The publisher and prover for `config`, signing grants at `clock`'s time.
 pub async fn adapters(config: &Config, clock: WallClock) -> Result<Adapters, AppError> {
-    let files: Arc<dyn Publisher> = Arc::new(FilePublisher::new(config.publish.dir.clone()));
     let mut clients = BTreeMap::new();
     for (env, table) in &config.maskinporten {
         let needs_api = config.clients.iter().any(|c| {
@@ -162,16 +161,46 @@ pub async fn adapters(config: &Config, clock: WallClock) -> Result<Adapters, App
         });
         clients.insert(env.clone(), env_clients(config, table, needs_api, &clock).await?);
     }
-    let mut routed = Routed::new();
-    let (mut api_bindings, mut prove_bindings) = (BTreeMap::new(), BTreeMap::new());
-    let mut api_sets: BTreeMap<Environment, Vec<KeySet>> = BTreeMap::new();
+    let Bindings { mut routed, api, prove, api_sets } = bindings(config, &clients);
+    if !api.is_empty() {
+        let certificates = certificates(&clients, &api_sets);
+        let publisher: Arc<dyn Publisher> =
+            Arc::new(ApiPublisher::new(api.clone(), certificates, clock.clone()));
+        for set in api.keys() {
+            routed.route(set.clone(), publisher.clone());
+        }
+    }
+    let prover: Arc<dyn Prover> =
+        if prove.is_empty() { Arc::new(NoProver) } else { Arc::new(TokenProver::new(prove, clock)) };
+    Ok(Adapters { publisher: Arc::new(routed), prover })
+}
+
+/// Where each key set goes: its files (routed now), its Maskinporten client through the API,
+/// and the grant that proves its keys.
+struct Bindings {
+    routed: Routed,
+    api: BTreeMap<KeySet, publisher::Binding>,
+    prove: BTreeMap<KeySet, verify::Binding>,
+    /// The key sets published through each environment's API.
+    api_sets: BTreeMap<Environment, Vec<KeySet>>,
+}
+
+/// Every key set's bindings, over each environment's `clients`.
+fn bindings(config: &Config, clients: &BTreeMap<Environment, EnvClients>) -> Bindings {
+    let files: Arc<dyn Publisher> = Arc::new(FilePublisher::new(config.publish.dir.clone()));
+    let mut b = Bindings {
+        routed: Routed::new(),
+        api: BTreeMap::new(),
+        prove: BTreeMap::new(),
+        api_sets: BTreeMap::new(),
+    };
     for c in &config.clients {
         let mp = &c.maskinporten;
         for env in &c.environments {
             let set = KeySet::new(c.name.clone(), env.clone());
             let (client_id, env_clients) = (mp.client_id.get(env), clients.get(env));
             if mp.publishes_to(PublishTarget::Files) {
-                routed.route(set.clone(), files.clone());
+                b.routed.route(set.clone(), files.clone());
             }
             if let (Some(client_id), Some(EnvClients { api: Some(api), .. })) = (client_id, env_clients)
                 && mp.publishes_to(PublishTarget::MaskinportenApi)
@@ -181,8 +210,8 @@ pub async fn adapters(config: &Config, clock: WallClock) -> Result<Adapters, App
                     api: api.clone(),
                     prune_unmanaged: mp.prune_unmanaged,
                 };
-                api_bindings.insert(set.clone(), binding);
-                api_sets.entry(env.clone()).or_default().push(set.clone());
+                b.api.insert(set.clone(), binding);
+                b.api_sets.entry(env.clone()).or_default().push(set.clone());
             }
             if let (Some(client_id), Some(scope), Some(env_clients), Some(table)) =
                 (client_id, &mp.verify_scope, env_clients, config.maskinporten.get(env))
@@ -193,34 +222,29 @@ pub async fn adapters(config: &Config, clock: WallClock) -> Result<Adapters, App
                     endpoint: env_clients.endpoint.clone(),
                     wait: table.verify_wait.to_std(),
                 };
-                prove_bindings.insert(set, binding);
+                b.prove.insert(set, binding);
             }
         }
     }
-    if !api_bindings.is_empty() {
-        let certificates = clients
-            .iter()
-            .filter_map(|(env, c)| {
-                let (setting, credential) = c.certificate.as_ref()?;
-                Some(CertificateExpiry {
-                    environment: env.clone(),
-                    setting: setting.clone(),
-                    subject: credential.subject().to_owned(),
-                    not_after: credential.not_after(),
-                    key_sets: api_sets.get(env).cloned().unwrap_or_default(),
-                })
+    b
+}
+
+/// The admin clients' business certificates, each with the key sets published with it.
+fn certificates(
+    clients: &BTreeMap<Environment, EnvClients>,
+    api_sets: &BTreeMap<Environment, Vec<KeySet>>,
+) -> Vec<CertificateExpiry> {
+    clients
+        .iter()
+        .filter_map(|(env, c)| {
+            let (setting, credential) = c.certificate.as_ref()?;
+            Some(CertificateExpiry {
+                environment: env.clone(),
+                setting: setting.clone(),
+                subject: credential.subject().to_owned(),
+                not_after: credential.not_after(),
+                key_sets: api_sets.get(env).cloned().unwrap_or_default(),
             })
-            .collect();
-        let api: Arc<dyn Publisher> =
-            Arc::new(ApiPublisher::new(api_bindings.clone(), certificates, clock.clone()));
-        for set in api_bindings.keys() {
-            routed.route(set.clone(), api.clone());
-        }
-    }
-    let prover: Arc<dyn Prover> = if prove_bindings.is_empty() {
-        Arc::new(NoProver)
-    } else {
-        Arc::new(TokenProver::new(prove_bindings, clock))
-    };
-    Ok(Adapters { publisher: Arc::new(routed), prover })
+        })
+        .collect()
 }

@@ -77,81 +77,106 @@ pub struct Metrics {
     pub admin_certificate_expiration: Family<CertificateLabels, Gauge>,
 }
 
-/// Makes a metric and registers it under `name`.
-fn metric<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
-    let metric = M::default();
-    registry.register(name, help, metric.clone());
-    metric
+/// Registers `metric` under `name`: the registry holds a clone, which shares its values.
+fn register(r: &mut Registry, name: &str, help: &str, metric: &(impl Metric + Clone)) {
+    r.register(name, help, metric.clone());
 }
 
 impl Metrics {
     /// Every metric, registered; `started` is the worker's start time.
     pub fn new(started: DateTime<Utc>) -> Self {
-        let r = &mut Registry::default();
-        let by_key = ", by key set, kid and stage";
-        let m = Metrics {
-            key_expiration: metric(
-                r,
-                "jwk_rotator_key_expiration_timestamp_seconds",
-                &format!("When each key expires (kid date + max_age){by_key}"),
-            ),
-            key_creation: metric(
-                r,
-                "jwk_rotator_key_creation_timestamp_seconds",
-                &format!("When each key was created{by_key}"),
-            ),
-            next_rotation: metric(
-                r,
-                "jwk_rotator_next_rotation_timestamp_seconds",
-                "When the current key of each key set is due to be replaced by a new pending key",
-            ),
-            start_time: metric(r, "jwk_rotator_start_timestamp_seconds", "When the worker started"),
-            last_run: metric(
-                r,
-                "jwk_rotator_last_run_timestamp_seconds",
-                "When the last run finished, successful or not",
-            ),
-            last_success: metric(
-                r,
-                "jwk_rotator_last_success_timestamp_seconds",
-                "When the last successful run finished (0: none yet)",
-            ),
-            next_run: metric(r, "jwk_rotator_next_run_timestamp_seconds", "The next scheduled run"),
-            schedule_period: metric(
-                r,
-                "jwk_rotator_schedule_period_seconds",
-                "The schedule's period now: from the last scheduled run to the next",
-            ),
-            runs: metric(r, "jwk_rotator_runs", "Runs by outcome"),
-            skipped_ticks: metric(
-                r,
-                "jwk_rotator_skipped_ticks",
-                "Scheduled ticks skipped because a run was still going",
-            ),
-            rotations: metric(r, "jwk_rotator_rotations", "New keys generated, by key set"),
-            promotions: metric(r, "jwk_rotator_promotions", "Pending keys promoted to current, by key set"),
-            retirements: metric(r, "jwk_rotator_retirements", "Keys retired, by key set"),
-            findings: metric(r, "jwk_rotator_findings", "Findings at the last evaluation, by severity"),
-            store_requests: metric(r, "jwk_rotator_store_requests", "Key store requests, by operation"),
-            store_errors: metric(
-                r,
-                "jwk_rotator_store_errors",
-                "Key store requests that failed, by operation",
-            ),
-            alert_deliveries: metric(
-                r,
-                "jwk_rotator_alert_deliveries",
-                "Alert deliveries by sink and outcome",
-            ),
-            admin_certificate_expiration: metric(
-                r,
-                "jwk_rotator_admin_certificate_expiration_timestamp_seconds",
-                "When the admin client's business certificate expires, by environment",
-            ),
-            registry: std::mem::take(r),
-        };
+        let mut m = Metrics::unregistered();
+        let mut registry = Registry::default();
+        m.register_times(&mut registry);
+        m.register_counts(&mut registry);
+        m.registry = registry;
         m.seed(started);
         m
+    }
+
+    /// Every metric, not yet in the registry.
+    fn unregistered() -> Self {
+        Metrics {
+            registry: Registry::default(),
+            key_expiration: Family::default(),
+            key_creation: Family::default(),
+            next_rotation: Family::default(),
+            start_time: Gauge::default(),
+            last_run: Gauge::default(),
+            last_success: Gauge::default(),
+            next_run: Gauge::default(),
+            schedule_period: Gauge::default(),
+            runs: Family::default(),
+            skipped_ticks: Counter::default(),
+            rotations: Family::default(),
+            promotions: Family::default(),
+            retirements: Family::default(),
+            findings: Family::default(),
+            store_requests: Family::default(),
+            store_errors: Family::default(),
+            alert_deliveries: Family::default(),
+            admin_certificate_expiration: Family::default(),
+        }
+    }
+
+    /// The keys' and the schedule's times, in the order `/metrics` shows them.
+    fn register_times(&self, r: &mut Registry) {
+        let by_key = ", by key set, kid and stage";
+        let expiration = format!("When each key expires (kid date + max_age){by_key}");
+        register(r, "jwk_rotator_key_expiration_timestamp_seconds", &expiration, &self.key_expiration);
+        let creation = format!("When each key was created{by_key}");
+        register(r, "jwk_rotator_key_creation_timestamp_seconds", &creation, &self.key_creation);
+        register(
+            r,
+            "jwk_rotator_next_rotation_timestamp_seconds",
+            "When the current key of each key set is due to be replaced by a new pending key",
+            &self.next_rotation,
+        );
+        register(r, "jwk_rotator_start_timestamp_seconds", "When the worker started", &self.start_time);
+        register(
+            r,
+            "jwk_rotator_last_run_timestamp_seconds",
+            "When the last run finished, successful or not",
+            &self.last_run,
+        );
+        register(
+            r,
+            "jwk_rotator_last_success_timestamp_seconds",
+            "When the last successful run finished (0: none yet)",
+            &self.last_success,
+        );
+        register(r, "jwk_rotator_next_run_timestamp_seconds", "The next scheduled run", &self.next_run);
+        register(
+            r,
+            "jwk_rotator_schedule_period_seconds",
+            "The schedule's period now: from the last scheduled run to the next",
+            &self.schedule_period,
+        );
+    }
+
+    /// What happened since the start (runs, keys changed, findings, store requests, alerts),
+    /// then the admin certificates' expiry, in the order `/metrics` shows them.
+    fn register_counts(&self, r: &mut Registry) {
+        register(r, "jwk_rotator_runs", "Runs by outcome", &self.runs);
+        let skipped = "Scheduled ticks skipped because a run was still going";
+        register(r, "jwk_rotator_skipped_ticks", skipped, &self.skipped_ticks);
+        register(r, "jwk_rotator_rotations", "New keys generated, by key set", &self.rotations);
+        let promotions = "Pending keys promoted to current, by key set";
+        register(r, "jwk_rotator_promotions", promotions, &self.promotions);
+        register(r, "jwk_rotator_retirements", "Keys retired, by key set", &self.retirements);
+        register(r, "jwk_rotator_findings", "Findings at the last evaluation, by severity", &self.findings);
+        let requests = "Key store requests, by operation";
+        register(r, "jwk_rotator_store_requests", requests, &self.store_requests);
+        let errors = "Key store requests that failed, by operation";
+        register(r, "jwk_rotator_store_errors", errors, &self.store_errors);
+        let deliveries = "Alert deliveries by sink and outcome";
+        register(r, "jwk_rotator_alert_deliveries", deliveries, &self.alert_deliveries);
+        register(
+            r,
+            "jwk_rotator_admin_certificate_expiration_timestamp_seconds",
+            "When the admin client's business certificate expires, by environment",
+            &self.admin_certificate_expiration,
+        );
     }
 
     /// The series that exist from the start: the start time, and zero findings and runs.
