@@ -51,21 +51,8 @@ impl Engine {
                 return Started { report, run: None };
             }
         };
-        let first_key = records.is_empty();
-        let mut run = SetRun {
-            engine: self,
-            target,
-            at,
-            records,
-            first_key,
-            proven,
-            unproven,
-            dirty: false,
-            outputs_failed: false,
-            unconfirmed: None,
-            raced: None,
-            next: 0,
-        };
+        let mut run = SetRun::new(self, target, at, records, proven);
+        run.unproven = unproven;
         let result = run.execute(&plan.steps, &mut report.done).await;
         report.plan = Some(plan);
         let mut started = Started { report, run: Some(run) };
@@ -152,7 +139,32 @@ pub(super) struct SetRun<'a> {
     pub(super) next: usize,
 }
 
-impl SetRun<'_> {
+impl<'a> SetRun<'a> {
+    /// A run over `records` as loaded, in which `proven` was proved (if any).
+    pub(super) fn new(
+        engine: &'a Engine,
+        target: &'a Target,
+        at: Moment,
+        records: Vec<KeyRecord>,
+        proven: Option<Kid>,
+    ) -> Self {
+        let first_key = records.is_empty();
+        SetRun {
+            engine,
+            target,
+            at,
+            records,
+            first_key,
+            proven,
+            unproven: None,
+            dirty: false,
+            outputs_failed: false,
+            unconfirmed: None,
+            raced: None,
+            next: 0,
+        }
+    }
+
     /// Carries out the steps from `next` on; stops after a new key's write, which the caller
     /// confirms (with [`SetRun::confirm`]) before it goes on.
     pub(super) async fn execute(&mut self, steps: &[Step], done: &mut usize) -> Result<(), RunError> {

@@ -39,20 +39,8 @@ fn set_run<'a>(
     now: DateTime<Utc>,
     records: Vec<KeyRecord>,
 ) -> SetRun<'a> {
-    SetRun {
-        engine,
-        target,
-        at: now.into(),
-        records,
-        first_key: false,
-        proven: None,
-        unproven: None,
-        dirty: false,
-        outputs_failed: false,
-        unconfirmed: None,
-        raced: None,
-        next: 0,
-    }
+    assert!(!records.is_empty(), "an empty key set's run may make its first key current");
+    SetRun::new(engine, target, now.into(), records, None)
 }
 
 /// The engine's own check, below the planner: whatever a plan says, a key that no earlier
