@@ -92,10 +92,46 @@ pub struct Step {
     pub reason: String,
 }
 
-/// A request the planner will not carry out, with what to do instead.
+/// A request the planner (or the engine's check before a promotion) will not carry out: why,
+/// about which key (if one), and the message that names the key set and says what to do
+/// instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+#[error("{message}")]
+pub struct Refusal {
+    pub kid: Option<Kid>,
+    pub because: RefusedBecause,
+    pub message: String,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedBecause {
+    /// `promote` of a key set without a pending key.
+    NoPendingKey,
+    /// The pending key was never published.
+    NotPublished,
+    /// The pending key was published in this run, or after its time.
+    NotPublishedBefore,
+    /// This host's real clock reads earlier than the pending key's write (or the store does
+    /// not say when that was).
+    ClockWentBack,
+    /// `promotion = "verified"`, and no token grant signed with the key succeeded in this run.
+    NotProven,
+    /// `retire` of a kid the key set does not hold.
+    NoSuchKey,
+    /// `retire` of a key that is retired already.
+    AlreadyRetired,
+    /// `retire` of the only key applications can use, without `--force`.
+    OnlyUsableKey,
+    /// The key was registered through Digdir's API moments ago, and no grant proved it.
+    NotPropagated,
+}
+
+impl Refusal {
+    pub fn new(kid: Option<&Kid>, because: RefusedBecause, message: String) -> Self {
+        Refusal { kid: kid.cloned(), because, message }
+    }
+}
 
 /// The steps of one run for one key set, in the safe order, and the records they lead to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,38 +287,58 @@ impl Planner<'_> {
     fn check_promotable(&self) -> Result<KeyRecord, Refusal> {
         let set = self.set;
         let Some(pending) = self.pending() else {
-            return Err(Refusal(format!(
-                "key set {set} has no pending key to promote; `jwk-rotator rotate --force {set}` makes one: upload it to Maskinporten, then promote in a later run"
-            )));
+            return Err(Refusal::new(
+                None,
+                RefusedBecause::NoPendingKey,
+                format!(
+                    "key set {set} has no pending key to promote; `jwk-rotator rotate --force {set}` makes one: upload it to Maskinporten, then promote in a later run"
+                ),
+            ));
         };
         let Some(t) = pending.published else {
-            return Err(Refusal(format!(
-                "pending key {} of {set} has not been published yet: run `jwk-rotator rotate {set}` to publish it, add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote",
-                pending.kid, pending.kid
-            )));
+            return Err(Refusal::new(
+                Some(&pending.kid),
+                RefusedBecause::NotPublished,
+                format!(
+                    "pending key {} of {set} has not been published yet: run `jwk-rotator rotate {set}` to publish it, add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote",
+                    pending.kid, pending.kid
+                ),
+            ));
         };
         if t >= self.now {
-            return Err(Refusal(format!(
-                "pending key {} of {set} was published at {} ({}), not before this run; add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote in a later run",
-                pending.kid,
-                t.to_rfc3339(),
-                if t == self.now { "in this run" } else { "after this run's time: check the clock" },
-                pending.kid
-            )));
+            return Err(Refusal::new(
+                Some(&pending.kid),
+                RefusedBecause::NotPublishedBefore,
+                format!(
+                    "pending key {} of {set} was published at {} ({}), not before this run; add that one key in Samarbeidsportalen (`jwk-rotator jwks {set} --kid {} --format maskinporten` prints it), then promote in a later run",
+                    pending.kid,
+                    t.to_rfc3339(),
+                    if t == self.now { "in this run" } else { "after this run's time: check the clock" },
+                    pending.kid
+                ),
+            ));
         }
         if !lifecycle::published_before(&pending, self.at) {
-            return Err(Refusal(format!(
-                "pending key {} of {set} was written at {} by this host's real clock, which now reads {}: not before this run. This host's clock went back, or the store does not say when that was; check the clock (NTP) and promote in a later run",
-                pending.kid,
-                pending.written.map_or_else(|| "an unknown time".to_owned(), |w| w.to_rfc3339()),
-                self.at.wall.to_rfc3339()
-            )));
+            return Err(Refusal::new(
+                Some(&pending.kid),
+                RefusedBecause::ClockWentBack,
+                format!(
+                    "pending key {} of {set} was written at {} by this host's real clock, which now reads {}: not before this run. This host's clock went back, or the store does not say when that was; check the clock (NTP) and promote in a later run",
+                    pending.kid,
+                    pending.written.map_or_else(|| "an unknown time".to_owned(), |w| w.to_rfc3339()),
+                    self.at.wall.to_rfc3339()
+                ),
+            ));
         }
         if self.proof_missing(&pending) {
-            return Err(Refusal(format!(
-                "pending key {} of {set} has not been proved: with promotion = \"verified\" a key is promoted only in a run where a token grant signed with it succeeds; `jwk-rotator verify {set}` shows why it fails",
-                pending.kid
-            )));
+            return Err(Refusal::new(
+                Some(&pending.kid),
+                RefusedBecause::NotProven,
+                format!(
+                    "pending key {} of {set} has not been proved: with promotion = \"verified\" a key is promoted only in a run where a token grant signed with it succeeds; `jwk-rotator verify {set}` shows why it fails",
+                    pending.kid
+                ),
+            ));
         }
         Ok(pending)
     }
@@ -304,21 +360,30 @@ impl Planner<'_> {
 
     fn retire_requested(&mut self, kid: &Kid, force: bool) -> Result<(), Refusal> {
         let Some(rec) = self.recs.iter().find(|r| r.kid == *kid).cloned() else {
-            return Err(Refusal(format!(
-                "key set {} has no key {kid}; `jwk-rotator status {}` lists its keys",
-                self.set, self.set
-            )));
+            return Err(Refusal::new(
+                Some(kid),
+                RefusedBecause::NoSuchKey,
+                format!(
+                    "key set {} has no key {kid}; `jwk-rotator status {}` lists its keys",
+                    self.set, self.set
+                ),
+            ));
         };
         if rec.stage == Stage::Retired {
-            return Err(Refusal(format!("{kid} is already retired")));
+            let message = format!("{kid} is already retired");
+            return Err(Refusal::new(Some(kid), RefusedBecause::AlreadyRetired, message));
         }
         let is_current = self.current().is_some_and(|c| c.kid == *kid);
         let successor = self.pending().filter(|p| is_current && self.may_promote(p));
         if is_current && successor.is_none() && !force {
-            return Err(Refusal(format!(
-                "{kid} is the only key applications of {} can use; retiring it breaks them until a new key is uploaded and they restart. Run `jwk-rotator rotate --force {}`, upload the new key and retire {kid} in a later run, or repeat with --force if the key is compromised",
-                self.set, self.set
-            )));
+            return Err(Refusal::new(
+                Some(kid),
+                RefusedBecause::OnlyUsableKey,
+                format!(
+                    "{kid} is the only key applications of {} can use; retiring it breaks them until a new key is uploaded and they restart. Run `jwk-rotator rotate --force {}`, upload the new key and retire {kid} in a later run, or repeat with --force if the key is compromised",
+                    self.set, self.set
+                ),
+            ));
         }
         if let Some(next) = successor {
             let reason = format!("{kid} is retired on request; {} was published in an earlier run", next.kid);

@@ -54,7 +54,7 @@ impl TryFrom<u32> for KeySize {
             2048 => Ok(KeySize::Rsa2048),
             3072 => Ok(KeySize::Rsa3072),
             4096 => Ok(KeySize::Rsa4096),
-            _ => Err(PolicyError(format!("key size {bits} is not supported: use 2048, 3072 or 4096"))),
+            _ => Err(PolicyError::KeySize { bits }),
         }
     }
 }
@@ -90,7 +90,7 @@ impl FromStr for Algorithm {
             "RS256" => Ok(Algorithm::RS256),
             "RS384" => Ok(Algorithm::RS384),
             "RS512" => Ok(Algorithm::RS512),
-            _ => Err(PolicyError(format!("algorithm {s:?} is not supported: use RS256, RS384 or RS512"))),
+            _ => Err(PolicyError::Algorithm { found: s.to_owned() }),
         }
     }
 }
@@ -142,10 +142,9 @@ impl Span {
 impl FromStr for Span {
     type Err = PolicyError;
     fn from_str(s: &str) -> Result<Self, PolicyError> {
-        let std = humantime::parse_duration(s).map_err(|e| {
-            PolicyError(format!("{s:?} is not a duration ({e}): write it like \"90d\", \"12h\" or \"30m\""))
-        })?;
-        TimeDelta::from_std(std).map(Span).map_err(|_| PolicyError(format!("{s:?} is too long")))
+        let std = humantime::parse_duration(s)
+            .map_err(|e| PolicyError::Duration { text: s.to_owned(), reason: e.to_string() })?;
+        TimeDelta::from_std(std).map(Span).map_err(|_| PolicyError::TooLong { text: s.to_owned() })
     }
 }
 
@@ -226,8 +225,26 @@ pub struct Policy {
 
 /// Settings that can not work together, named as in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PolicyError(String);
+pub enum PolicyError {
+    #[error("key size {bits} is not supported: use 2048, 3072 or 4096")]
+    KeySize { bits: u32 },
+    #[error("algorithm {found:?} is not supported: use RS256, RS384 or RS512")]
+    Algorithm { found: String },
+    #[error("{text:?} is not a duration ({reason}): write it like \"90d\", \"12h\" or \"30m\"")]
+    Duration { text: String, reason: String },
+    #[error("{text:?} is too long")]
+    TooLong { text: String },
+    /// A setting out of its range, or settings that can not work together: `settings` names
+    /// them, and the message says how they fit.
+    #[error("{message}")]
+    Settings { settings: Vec<&'static str>, message: String },
+}
+
+impl PolicyError {
+    fn settings(settings: &[&'static str], message: String) -> Self {
+        PolicyError::Settings { settings: settings.to_vec(), message }
+    }
+}
 
 /// The policy settings as written in config: every one optional, so that `[defaults]` and each
 /// client can name only what they change.
@@ -340,7 +357,10 @@ impl Policy {
             ("critical_before", p.critical_before),
         ] {
             if span <= Span(TimeDelta::zero()) {
-                return Err(PolicyError(format!("{name} = \"{span}\" must be longer than zero")));
+                return Err(PolicyError::settings(
+                    &[name],
+                    format!("{name} = \"{span}\" must be longer than zero"),
+                ));
             }
         }
         Ok(())
@@ -350,28 +370,40 @@ impl Policy {
     fn check_lengths(&self) -> Result<(), PolicyError> {
         let p = self;
         if p.max_age > Span::days(365) {
-            return Err(PolicyError(format!(
-                "max_age = \"{}\" is longer than 365d; Maskinporten keeps a key at most one year",
-                p.max_age
-            )));
+            return Err(PolicyError::settings(
+                &["max_age"],
+                format!(
+                    "max_age = \"{}\" is longer than 365d; Maskinporten keeps a key at most one year",
+                    p.max_age
+                ),
+            ));
         }
         if p.publish_ahead.0 + p.overlap.0 >= p.rotate_after.0 {
-            return Err(PolicyError(format!(
-                "publish_ahead + overlap ({} + {}) must be shorter than rotate_after ({}), or keys pile up: shorten publish_ahead or overlap, or raise rotate_after",
-                p.publish_ahead, p.overlap, p.rotate_after
-            )));
+            return Err(PolicyError::settings(
+                &["publish_ahead", "overlap", "rotate_after"],
+                format!(
+                    "publish_ahead + overlap ({} + {}) must be shorter than rotate_after ({}), or keys pile up: shorten publish_ahead or overlap, or raise rotate_after",
+                    p.publish_ahead, p.overlap, p.rotate_after
+                ),
+            ));
         }
         if p.rotate_after.0 + p.publish_ahead.0 + p.overlap.0 >= p.max_age.0 {
-            return Err(PolicyError(format!(
-                "rotate_after + publish_ahead + overlap ({} + {} + {}) must be shorter than max_age ({}), or keys expire while still in use",
-                p.rotate_after, p.publish_ahead, p.overlap, p.max_age
-            )));
+            return Err(PolicyError::settings(
+                &["rotate_after", "publish_ahead", "overlap", "max_age"],
+                format!(
+                    "rotate_after + publish_ahead + overlap ({} + {} + {}) must be shorter than max_age ({}), or keys expire while still in use",
+                    p.rotate_after, p.publish_ahead, p.overlap, p.max_age
+                ),
+            ));
         }
         if p.rotate_after.0 + p.publish_ahead.0 + p.warn_before.0 >= p.max_age.0 {
-            return Err(PolicyError(format!(
-                "rotate_after + publish_ahead + warn_before ({} + {} + {}) must be shorter than max_age ({}): otherwise every current key on schedule is within warn_before of its expiry before it is replaced, so each run makes a new key and WARNING never clears; shorten warn_before or rotate_after",
-                p.rotate_after, p.publish_ahead, p.warn_before, p.max_age
-            )));
+            return Err(PolicyError::settings(
+                &["rotate_after", "publish_ahead", "warn_before", "max_age"],
+                format!(
+                    "rotate_after + publish_ahead + warn_before ({} + {} + {}) must be shorter than max_age ({}): otherwise every current key on schedule is within warn_before of its expiry before it is replaced, so each run makes a new key and WARNING never clears; shorten warn_before or rotate_after",
+                    p.rotate_after, p.publish_ahead, p.warn_before, p.max_age
+                ),
+            ));
         }
         Ok(())
     }
@@ -380,22 +412,31 @@ impl Policy {
     fn check_settings(&self) -> Result<(), PolicyError> {
         let p = self;
         if p.promotion == Promotion::AfterDelay && p.publish_ahead < Span::hours(1) {
-            return Err(PolicyError(format!(
-                "publish_ahead = \"{}\" is too short for promotion = \"after-delay\": a key would be promoted in the run that made it, before anyone uploaded it to Maskinporten; set publish_ahead to at least 1h (the default is 7d)",
-                p.publish_ahead
-            )));
+            return Err(PolicyError::settings(
+                &["publish_ahead", "promotion"],
+                format!(
+                    "publish_ahead = \"{}\" is too short for promotion = \"after-delay\": a key would be promoted in the run that made it, before anyone uploaded it to Maskinporten; set publish_ahead to at least 1h (the default is 7d)",
+                    p.publish_ahead
+                ),
+            ));
         }
         if p.critical_before > p.warn_before {
-            return Err(PolicyError(format!(
-                "critical_before (\"{}\") must not be longer than warn_before (\"{}\")",
-                p.critical_before, p.warn_before
-            )));
+            return Err(PolicyError::settings(
+                &["critical_before", "warn_before"],
+                format!(
+                    "critical_before (\"{}\") must not be longer than warn_before (\"{}\")",
+                    p.critical_before, p.warn_before
+                ),
+            ));
         }
         if !(2..=5).contains(&p.max_published) {
-            return Err(PolicyError(format!(
-                "max_published = {} must be between 2 and 5: Maskinporten accepts at most 5 keys, and rotation needs room for two",
-                p.max_published
-            )));
+            return Err(PolicyError::settings(
+                &["max_published"],
+                format!(
+                    "max_published = {} must be between 2 and 5: Maskinporten accepts at most 5 keys, and rotation needs room for two",
+                    p.max_published
+                ),
+            ));
         }
         Ok(())
     }
@@ -531,5 +572,24 @@ mod tests {
         assert_eq!(p.rotate_after, Span::days(60));
         assert_eq!(p.key_size, KeySize::Rsa4096);
         assert_eq!(p.overlap, Span::days(14));
+    }
+
+    #[test]
+    fn policy_errors_name_their_settings_and_values() {
+        let too_many = PolicyOverrides { max_published: Some(9), ..Default::default() };
+        let e = too_many.resolve().unwrap_err();
+        assert!(
+            matches!(&e, PolicyError::Settings { settings, .. } if settings == &["max_published"]),
+            "{e:?}"
+        );
+        let tiers = PolicyOverrides { critical_before: Some(Span::days(40)), ..Default::default() };
+        let e = tiers.resolve().unwrap_err();
+        let PolicyError::Settings { settings, .. } = &e else { panic!("{e:?}") };
+        assert_eq!(settings, &["critical_before", "warn_before"]);
+        assert_eq!(KeySize::try_from(1024), Err(PolicyError::KeySize { bits: 1024 }));
+        assert_eq!("ES256".parse::<Algorithm>(), Err(PolicyError::Algorithm { found: "ES256".to_owned() }));
+        let e = "soon".parse::<Span>().unwrap_err();
+        assert!(matches!(&e, PolicyError::Duration { text, .. } if text == "soon"), "{e:?}");
+        assert!(e.to_string().starts_with("\"soon\" is not a duration ("), "{e}");
     }
 }

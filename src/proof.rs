@@ -24,11 +24,62 @@ pub struct Proof {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ProofError {
-    /// A stable name: `unknown-kid`, `expired-key`, `clock-skew`, `refused`, `unavailable`,
-    /// `not-configured`, ...
-    pub kind: &'static str,
+    pub kind: ProofKind,
     /// Digdir's error and MP code with what to do; never a token or key material.
     pub message: String,
+}
+
+/// What kind of failure kept a key from being proved; shown (logs, JSON) by its stable name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProofKind {
+    /// Maskinporten does not know the kid: not registered, or not propagated yet.
+    UnknownKid,
+    /// MP-121: the registered key has expired.
+    ExpiredKey,
+    /// The clocks disagree (an expired grant, or `iat` in the future).
+    ClockSkew,
+    /// MP-012: the grant's `jti` was used before.
+    ReusedJti,
+    /// MP-124: the signature does not verify with the registered key.
+    BadSignature,
+    /// Any other refusal by Maskinporten.
+    Refused,
+    /// Maskinporten could not be reached.
+    Unavailable,
+    /// Maskinporten answered something that could not be read.
+    Protocol,
+    /// The grant could not be signed with the key.
+    Signing,
+    /// The key set has no client id, scope or token endpoint to prove with.
+    NotConfigured,
+    /// The private key could not be read from the store.
+    Store,
+}
+
+impl ProofKind {
+    /// The stable name, as JSON and the logs show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProofKind::UnknownKid => "unknown-kid",
+            ProofKind::ExpiredKey => "expired-key",
+            ProofKind::ClockSkew => "clock-skew",
+            ProofKind::ReusedJti => "reused-jti",
+            ProofKind::BadSignature => "bad-signature",
+            ProofKind::Refused => "refused",
+            ProofKind::Unavailable => "unavailable",
+            ProofKind::Protocol => "protocol",
+            ProofKind::Signing => "signing",
+            ProofKind::NotConfigured => "not-configured",
+            ProofKind::Store => "store",
+        }
+    }
+}
+
+impl std::fmt::Display for ProofKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How hard a proof tries.
@@ -63,7 +114,7 @@ impl Prover for NoProver {
 
     async fn prove(&self, set: &KeySet, _key: &PrivateJwk, _: Patience) -> Result<Proof, ProofError> {
         Err(ProofError {
-            kind: "not-configured",
+            kind: ProofKind::NotConfigured,
             message: format!(
                 "{set} can not be proved: give the client a client_id for {} and a verify_scope, and add [maskinporten.{}]",
                 set.env(),
@@ -95,5 +146,31 @@ impl Attempts {
 
     pub fn last(&self, set: &KeySet) -> Option<Attempt> {
         self.0.lock().ok().and_then(|map| map.get(set).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proof_kinds_keep_their_stable_names_in_json_and_text() {
+        let kinds = [
+            (ProofKind::UnknownKid, "unknown-kid"),
+            (ProofKind::ExpiredKey, "expired-key"),
+            (ProofKind::ClockSkew, "clock-skew"),
+            (ProofKind::ReusedJti, "reused-jti"),
+            (ProofKind::BadSignature, "bad-signature"),
+            (ProofKind::Refused, "refused"),
+            (ProofKind::Unavailable, "unavailable"),
+            (ProofKind::Protocol, "protocol"),
+            (ProofKind::Signing, "signing"),
+            (ProofKind::NotConfigured, "not-configured"),
+            (ProofKind::Store, "store"),
+        ];
+        for (kind, name) in kinds {
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(serde_json::to_value(kind).expect("json"), serde_json::json!(name));
+        }
     }
 }

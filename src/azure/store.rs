@@ -16,7 +16,7 @@ use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage, expiry};
-use crate::store::{Consumer, ConsumerSecrets, KeyStore, Loaded, StoreError, StoreLock};
+use crate::store::{Consumer, ConsumerSecrets, KeyStore, Loaded, Place, StoreError, StoreLock};
 
 /// Version listings run at once while loading.
 const CONCURRENT: usize = 8;
@@ -80,14 +80,16 @@ impl VaultStore {
     }
 
     fn name(&self, kid: &Kid) -> Result<String, StoreError> {
-        secret_name(&self.prefix, kid).map_err(|e| StoreError::Failed(e.0))
+        secret_name(&self.prefix, kid)
+            .map_err(|e| StoreError::Failed { place: Place::vault(self.vault.url()), message: e.to_string() })
     }
 
     fn corrupt(&self, name: &str, what: &str) -> StoreError {
-        StoreError::corrupt(format!(
+        let message = format!(
             "secret {name} in Key Vault {} {what}; fix or delete that secret (its key set is left alone until then)",
             self.vault.url()
-        ))
+        );
+        StoreError::corrupt(Place::secret(self.vault.url(), name), message)
     }
 
     fn expires(&self, kid: &Kid) -> chrono::DateTime<chrono::Utc> {
@@ -297,8 +299,9 @@ impl KeyStore for VaultStore {
 
     async fn private_key(&self, kid: &Kid) -> Result<PrivateJwk, StoreError> {
         let name = self.name(kid)?;
-        let resolved = self.resolved(&name).await?.ok_or_else(|| {
-            StoreError::NotFound(format!("Key Vault {} has no secret {name} for {kid}", self.vault.url()))
+        let resolved = self.resolved(&name).await?.ok_or_else(|| StoreError::NotFound {
+            place: Place::secret(self.vault.url(), &name),
+            message: format!("Key Vault {} has no secret {name} for {kid}", self.vault.url()),
         })?;
         let record = record_of(kid, &resolved.winner.tags).map_err(|m| self.corrupt(&name, &m.0))?;
         let value = self.vault.value(&name, &resolved.winner.id).await?;
@@ -334,37 +337,41 @@ impl KeyStore for VaultStore {
     async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let name = self.name(&record.kid)?;
         let Some((ours, written)) = self.state().unconfirmed.remove(&record.kid) else {
-            return Err(StoreError::Failed(format!(
-                "{} was not written by this run, so it can not be confirmed; this is a bug, please report it",
-                record.kid
-            )));
+            return Err(StoreError::Failed {
+                place: Place::secret(self.vault.url(), &name),
+                message: format!(
+                    "{} was not written by this run, so it can not be confirmed; this is a bug, please report it",
+                    record.kid
+                ),
+            });
         };
         // Another run may have written this kid too: the oldest version wins. Versions are
         // stamped in whole seconds, so wait until no later write can tie with ours, then look.
         // The wait counts from our write: a run that wrote many keys waits once in all.
         tokio::time::sleep_until(written + self.settle).await;
-        let resolved = self.listed(&name).await?.ok_or_else(|| {
-            StoreError::Failed(format!("secret {name} vanished right after it was written; run again"))
+        let resolved = self.listed(&name).await?.ok_or_else(|| StoreError::Failed {
+            place: Place::secret(self.vault.url(), &name),
+            message: format!("secret {name} vanished right after it was written; run again"),
         })?;
         self.disable_losers(&record.kid, &resolved).await?;
         if resolved.winner.id != ours {
-            return Err(StoreError::Exists(format!(
-                "{} exists already in Key Vault {} (secret {name}, written by another run): that version was kept and ours disabled",
-                record.kid,
-                self.vault.url()
-            )));
+            return Err(StoreError::Exists {
+                place: Place::secret(self.vault.url(), &name),
+                message: format!(
+                    "{} exists already in Key Vault {} (secret {name}, written by another run): that version was kept and ours disabled",
+                    record.kid,
+                    self.vault.url()
+                ),
+            });
         }
         Ok(())
     }
 
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let name = self.name(&record.kid)?;
-        let resolved = self.resolved(&name).await?.ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "Key Vault {} has no secret {name} for {}",
-                self.vault.url(),
-                record.kid
-            ))
+        let resolved = self.resolved(&name).await?.ok_or_else(|| StoreError::NotFound {
+            place: Place::secret(self.vault.url(), &name),
+            message: format!("Key Vault {} has no secret {name} for {}", self.vault.url(), record.kid),
         })?;
         self.note_written(&record.kid, &name);
         let enabled = record.stage != Stage::Retired;
@@ -410,11 +417,14 @@ impl ConsumerSecrets for VaultStore {
         }
         let key = self.private_key(&current.kid).await?;
         if key.public() != &current.public {
-            return Err(StoreError::Failed(format!(
-                "{} in Key Vault {} is not the key this run loaded; run again",
-                current.kid,
-                self.vault.url()
-            )));
+            return Err(StoreError::Failed {
+                place: Place::Key(current.kid.clone()),
+                message: format!(
+                    "{} in Key Vault {} is not the key this run loaded; run again",
+                    current.kid,
+                    self.vault.url()
+                ),
+            });
         }
         let tags: Tags = [
             (tag::MANAGED_BY, layout::MANAGED_BY.to_owned()),

@@ -22,7 +22,7 @@ use super::error::store_error;
 use super::layout::{CONTENT_TYPE, Tags};
 use super::versions::Version;
 use crate::config::azure::AzureConfig;
-use crate::store::StoreError;
+use crate::store::{Place, StoreError};
 
 const OFFICER: &str = "Key Vault Secrets Officer";
 const PURGER: &str = "Key Vault Purge Operator";
@@ -94,8 +94,9 @@ impl Vault {
         &self.url
     }
 
-    fn fail(&self, action: &str, e: &azure_core::Error) -> StoreError {
-        store_error(&self.url, action, OFFICER, e)
+    /// An SDK error of `action` on `secret` (none: the vault as a whole).
+    fn fail(&self, action: &str, secret: Option<&str>, e: &azure_core::Error) -> StoreError {
+        store_error(&self.url, secret, action, OFFICER, e)
     }
 
     /// Every secret's latest version, page by page.
@@ -105,10 +106,10 @@ impl Vault {
         let items: Vec<_> = self
             .client
             .list_secret_properties(Some(options))
-            .map_err(|e| self.fail("list secrets", &e))?
+            .map_err(|e| self.fail("list secrets", None, &e))?
             .try_collect()
             .await
-            .map_err(|e| self.fail("list secrets", &e))?;
+            .map_err(|e| self.fail("list secrets", None, &e))?;
         Ok(items.into_iter().filter_map(Version::from_properties).collect())
     }
 
@@ -123,8 +124,10 @@ impl Vault {
         };
         match listed {
             Ok(items) => Ok(items.into_iter().filter_map(Version::from_properties).collect()),
-            Err(e) if matches!(self.fail(&action, &e), StoreError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(self.fail(&action, &e)),
+            Err(e) if matches!(self.fail(&action, Some(name), &e), StoreError::NotFound { .. }) => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(self.fail(&action, Some(name), &e)),
         }
     }
 
@@ -153,11 +156,10 @@ impl Vault {
             .get_secret(name, options)
             .await
             .and_then(|r| r.into_model())
-            .map_err(|e| self.fail(&action, &e))?;
-        secret
-            .value
-            .map(Zeroizing::new)
-            .ok_or_else(|| StoreError::corrupt(format!("secret {name} has no value")))
+            .map_err(|e| self.fail(&action, Some(name), &e))?;
+        secret.value.map(Zeroizing::new).ok_or_else(|| {
+            StoreError::corrupt(Place::secret(&self.url, name), format!("secret {name} has no value"))
+        })
     }
 
     /// The id of a secret's latest version, read with its value (which is dropped at once);
@@ -169,9 +171,11 @@ impl Vault {
                 drop(secret.value.map(Zeroizing::new));
                 Ok(id)
             }
-            Err(e) => match self.fail(&format!("read secret {name}"), &e) {
-                StoreError::NotFound(_) => Ok(None),
-                StoreError::Failed(_) if e.http_status() == Some(azure_core::http::StatusCode::Forbidden) => {
+            Err(e) => match self.fail(&format!("read secret {name}"), Some(name), &e) {
+                StoreError::NotFound { .. } => Ok(None),
+                StoreError::Failed { .. }
+                    if e.http_status() == Some(azure_core::http::StatusCode::Forbidden) =>
+                {
                     Ok(None)
                 }
                 other => Err(other),
@@ -193,18 +197,19 @@ impl Vault {
             tags: Some(new.tags),
             value: Some(new.value.to_owned()),
         };
-        let content = params.try_into().map_err(|e| self.fail(&action, &e))?;
+        let content = params.try_into().map_err(|e| self.fail(&action, Some(name), &e))?;
         let secret = self
             .client
             .set_secret(name, content, None)
             .await
             .and_then(|r| r.into_model())
-            .map_err(|e| self.fail(&action, &e))?;
+            .map_err(|e| self.fail(&action, Some(name), &e))?;
         // The response echoes the value; only the id is kept.
         let id = secret.resource_id().ok().and_then(|id| id.version);
         drop(secret.value.map(Zeroizing::new));
-        id.ok_or_else(|| {
-            StoreError::Failed(format!("Key Vault {}: {action}: no version id in the answer", self.url))
+        id.ok_or_else(|| StoreError::Failed {
+            place: Place::secret(&self.url, name),
+            message: format!("Key Vault {}: {action}: no version id in the answer", self.url),
         })
     }
 
@@ -228,7 +233,7 @@ impl Vault {
             }),
             tags: Some(tags),
         };
-        let content = params.try_into().map_err(|e| self.fail(&action, &e))?;
+        let content = params.try_into().map_err(|e| self.fail(&action, Some(name), &e))?;
         let options = SecretClientUpdateSecretPropertiesOptions {
             secret_version: Some(version.to_owned()),
             ..Default::default()
@@ -236,7 +241,7 @@ impl Vault {
         self.client
             .update_secret_properties(name, content, Some(options))
             .await
-            .map_err(|e| self.fail(&action, &e))
+            .map_err(|e| self.fail(&action, Some(name), &e))
             .map(drop)
     }
 
@@ -244,8 +249,8 @@ impl Vault {
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
         match self.client.delete_secret(name, None).await {
             Ok(_) => Ok(()),
-            Err(e) => match self.fail(&format!("delete secret {name}"), &e) {
-                StoreError::NotFound(_) => Ok(()),
+            Err(e) => match self.fail(&format!("delete secret {name}"), Some(name), &e) {
+                StoreError::NotFound { .. } => Ok(()),
                 other => Err(other),
             },
         }
@@ -268,10 +273,13 @@ impl Vault {
                     delay *= 2;
                 }
                 Err(e) => {
-                    let err = store_error(&self.url, &action, PURGER, &e);
-                    return Err(StoreError::Failed(format!(
-                        "secret {name} was deleted (soft delete keeps it recoverable) but could not be purged: {err}"
-                    )));
+                    let err = store_error(&self.url, Some(name), &action, PURGER, &e);
+                    return Err(StoreError::Failed {
+                        place: err.place().clone(),
+                        message: format!(
+                            "secret {name} was deleted (soft delete keeps it recoverable) but could not be purged: {err}"
+                        ),
+                    });
                 }
             }
         }

@@ -12,7 +12,7 @@ use crate::kid::KeySet;
 use crate::moment::Moment;
 use crate::planner::Request;
 use crate::policy::Target;
-use crate::proof::{Attempt, Patience, ProofError};
+use crate::proof::{Attempt, Patience, ProofError, ProofKind};
 use crate::publish::PublishError;
 use crate::store::StoreError;
 
@@ -68,7 +68,7 @@ impl Engine {
                 None if self.prover.can_prove(&t.key_set) => {
                     let outcome = match self.store.private_key(&pending.kid).await {
                         Ok(key) => self.prover.prove(&t.key_set, &key, Patience::Once).await,
-                        Err(e) => Err(ProofError { kind: "store", message: e.to_string() }),
+                        Err(e) => Err(ProofError { kind: ProofKind::Store, message: e.to_string() }),
                     };
                     let a = Attempt { kid: pending.kid.clone(), at: at.now, outcome };
                     self.attempts.record(&t.key_set, a.clone());

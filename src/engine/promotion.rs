@@ -10,8 +10,8 @@ use super::report::RunError;
 use super::set_run::SetRun;
 use crate::kid::Kid;
 use crate::lifecycle;
-use crate::planner;
-use crate::proof::{Patience, ProofError};
+use crate::planner::{Refusal, RefusedBecause};
+use crate::proof::{Patience, ProofError, ProofKind};
 use crate::publish::PublishError;
 
 impl SetRun<'_> {
@@ -52,12 +52,13 @@ impl SetRun<'_> {
             Some(Err(e)) => format!("; a token grant signed with it failed: {e}"),
             None => String::new(),
         };
-        Err(RunError::Refused(planner::Refusal(format!(
+        let message = format!(
             "{kid} was registered on Maskinporten at {} ({}s ago by this host's real clock), and Digdir documents up to 2 minutes before Maskinporten knows a new key{failed}; promote it once `jwk-rotator verify {set}` succeeds, or after {} without a proof",
             record.published.map(|t| t.to_rfc3339()).unwrap_or_default(),
             waited.num_seconds(),
             ready.to_rfc3339(),
-        ))))
+        );
+        Err(RunError::Refused(Refusal::new(Some(kid), RefusedBecause::NotPropagated, message)))
     }
 
     /// A token grant signed with `kid`, when the key set can be proved.
@@ -68,7 +69,7 @@ impl SetRun<'_> {
         }
         let key = match self.engine.store.private_key(kid).await {
             Ok(key) => key,
-            Err(e) => return Some(Err(ProofError { kind: "store", message: e.to_string() })),
+            Err(e) => return Some(Err(ProofError { kind: ProofKind::Store, message: e.to_string() })),
         };
         let outcome = self.engine.prover.prove(set, &key, Patience::WaitForPropagation).await;
         if let Ok(proof) = &outcome {

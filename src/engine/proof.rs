@@ -8,7 +8,7 @@ use crate::lifecycle;
 use crate::moment::Moment;
 use crate::planner::Request;
 use crate::policy::{Promotion, Target};
-use crate::proof::{Attempt, Attempts, Patience, ProofError};
+use crate::proof::{Attempt, Attempts, Patience, ProofError, ProofKind};
 use crate::record::KeyRecord;
 
 impl Engine {
@@ -30,16 +30,17 @@ impl Engine {
         // A key that can not be read is not proved; the rest of the run still goes ahead.
         let outcome = match self.store.private_key(&pending.kid).await {
             Ok(key) => self.prover.prove(&target.key_set, &key, Patience::WaitForPropagation).await,
-            Err(e) => {
-                Err(ProofError { kind: "store", message: format!("its private key could not be read: {e}") })
-            }
+            Err(e) => Err(ProofError {
+                kind: ProofKind::Store,
+                message: format!("its private key could not be read: {e}"),
+            }),
         };
         match &outcome {
             Ok(proof) => {
                 info!(kid = %pending.kid, scope = %proof.scope, "token grant with the pending key succeeded")
             }
             Err(e) => {
-                warn!(kid = %pending.kid, error = %e, kind = e.kind, "token grant with the pending key failed")
+                warn!(kid = %pending.kid, error = %e, kind = %e.kind, "token grant with the pending key failed")
             }
         }
         let attempt = Attempt { kid: pending.kid.clone(), at: at.now, outcome };

@@ -33,9 +33,10 @@ pub enum RunError {
     Stopped { done: usize, total: usize },
     #[error("not started: the worker is shutting down")]
     NotStarted,
-    /// The key generation thread ended without a key.
-    #[error("key generation stopped: {0}")]
-    Interrupted(String),
+    /// The key generation thread for `kid` ended without a key (it panicked, or the runtime
+    /// shut down).
+    #[error("key generation stopped: {reason}")]
+    Interrupted { kid: Kid, reason: String },
     /// `promotion = "verified"`: the pending key is due, but no token grant with it succeeded,
     /// so it stays pending (the rest of the run was carried out).
     #[error("pending key {kid} was not promoted: a token grant signed with it failed: {error}")]
@@ -52,7 +53,7 @@ impl RunError {
             RunError::Publish(_) => "publish",
             RunError::Unsafe { .. } => "unsafe-step",
             RunError::Stopped { .. } | RunError::NotStarted => "stopped",
-            RunError::Interrupted(_) => "interrupted",
+            RunError::Interrupted { .. } => "interrupted",
             RunError::Unproven { .. } => "unproven",
         }
     }

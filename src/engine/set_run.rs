@@ -12,7 +12,7 @@ use crate::planner::{self, Action, Request, Step};
 use crate::policy::Target;
 use crate::publish::PublishedSet;
 use crate::record::{KeyRecord, Stage};
-use crate::store::StoreError;
+use crate::store::{Place, StoreError};
 
 impl Engine {
     /// The first pass over a key set: plan, then carry out the steps up to and including the
@@ -83,7 +83,7 @@ impl Started<'_> {
         let mut result = Ok(());
         while result.is_ok() && run.unconfirmed.is_some() {
             result = run.confirm(&mut self.report.done).await;
-            if let Err(RunError::Store(StoreError::Exists(why))) = &result {
+            if let Err(RunError::Store(StoreError::Exists { message: why, .. })) = &result {
                 // Two runs made the same kid; the vault kept the other run's version. It
                 // carries out the same steps, so this one stops here, and did not fail.
                 info!(kid = ?run.raced, %why, "another run wrote this key at the same moment; it carries out the rest");
@@ -199,7 +199,7 @@ impl<'a> SetRun<'a> {
     pub(super) async fn confirm(&mut self, done: &mut usize) -> Result<(), RunError> {
         let Some(record) = self.unconfirmed.take() else { return Ok(()) };
         if let Err(e) = self.engine.store.confirm_new(&record).await {
-            self.raced = matches!(e, StoreError::Exists(_)).then(|| record.kid.clone());
+            self.raced = matches!(e, StoreError::Exists { .. }).then(|| record.kid.clone());
             return Err(e.into());
         }
         *done += 1;
@@ -232,13 +232,13 @@ impl<'a> SetRun<'a> {
             let why = "a new key may be current at once only as the first key of an empty key set";
             return Err(self.refused(kid, why));
         }
-        let (keygen, kid, policy) = (self.engine.keygen.clone(), kid.clone(), self.target.policy.clone());
+        let (keygen, new, policy) = (self.engine.keygen.clone(), kid.clone(), self.target.policy.clone());
         let key = {
             // One key per core at a time; the semaphore is never closed.
             let _slot = self.engine.keygen_slots.acquire().await.ok();
-            tokio::task::spawn_blocking(move || keygen.generate(kid, policy.key_size(), policy.algorithm()))
+            tokio::task::spawn_blocking(move || keygen.generate(new, policy.key_size(), policy.algorithm()))
                 .await
-                .map_err(|e| RunError::Interrupted(e.to_string()))??
+                .map_err(|e| RunError::Interrupted { kid: kid.clone(), reason: e.to_string() })??
         };
         let record = KeyRecord::new(key.public().clone(), stage, self.at);
         self.dirty = true;
@@ -285,7 +285,8 @@ impl<'a> SetRun<'a> {
 
     pub(super) fn record(&self, kid: &Kid) -> Result<KeyRecord, RunError> {
         self.records.iter().find(|r| r.kid == *kid).cloned().ok_or_else(|| {
-            StoreError::NotFound(format!("{kid} is no longer in the {}", self.engine.store.describe())).into()
+            let message = format!("{kid} is no longer in the {}", self.engine.store.describe());
+            StoreError::NotFound { place: Place::Key(kid.clone()), message }.into()
         })
     }
 

@@ -158,3 +158,36 @@ async fn a_run_writes_every_new_key_before_it_confirms_any() {
         }
     }
 }
+
+/// A generator whose thread dies without a key.
+struct Panicking;
+
+impl crate::keygen::KeyGenerator for Panicking {
+    fn generate(
+        &self,
+        kid: Kid,
+        _: crate::policy::KeySize,
+        _: crate::policy::Algorithm,
+    ) -> Result<crate::jwk::PrivateJwk, crate::keygen::KeyGenError> {
+        panic!("key generation for {kid} died (test)");
+    }
+}
+
+#[tokio::test]
+async fn a_key_generation_that_dies_is_reported_with_its_kid_and_writes_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let (target, _) = with_pending(&store, None).await;
+    let before = store.records();
+    let engine =
+        Engine::new(store.clone(), Arc::new(Panicking), Arc::new(crate::publish::MemoryPublisher::default()));
+    let force = Request { force: true, ..Request::default() };
+    let reports =
+        engine.run(std::slice::from_ref(&target), at("2026-11-22T06:00:00Z"), &force).await.expect("run");
+    let error = reports[0].error.clone().expect("failed");
+    let RunError::Interrupted { kid, reason } = &error else { panic!("{error:?}") };
+    assert_eq!(kid.to_string(), "a-TEST.2026-11-22");
+    assert!(reason.contains("panic"), "{reason}");
+    assert_eq!(error.kind(), "interrupted");
+    assert_eq!(error.to_string(), format!("key generation stopped: {reason}"));
+    assert_eq!(store.records().len(), before.len(), "no key was written");
+}

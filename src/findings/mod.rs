@@ -316,7 +316,9 @@ mod tests {
     #[test]
     fn a_store_that_can_not_be_read_is_unknown_for_every_key_set() {
         let targets = crate::testing::targets(&[SET, "b-TEST"], &Policy::default());
-        let down = Err(StoreError::Unavailable("vault down; check the network".to_owned()));
+        let place = crate::store::Place::vault("https://v.vault.azure.net/");
+        let down =
+            Err(StoreError::Unavailable { place, message: "vault down; check the network".to_owned() });
         let found = evaluate_all(&targets, &down, &Observed::default(), at("2026-02-01T00:00:00Z"));
         assert_eq!(found.len(), 2, "{found:#?}");
         for (f, set) in found.iter().zip([SET, "b-TEST"]) {

@@ -202,7 +202,10 @@ mod tests {
         let failed = |kid: &str| Attempt {
             kid: kid.parse().expect("kid"),
             at: at("2026-04-11T00:00:00Z"),
-            outcome: Err(ProofError { kind: "unknown-kid", message: "unknown kid".to_owned() }),
+            outcome: Err(ProofError {
+                kind: crate::proof::ProofKind::UnknownKid,
+                message: "unknown kid".to_owned(),
+            }),
         };
         assert!(c.ctx().verification_failing(None).is_none());
         assert!(

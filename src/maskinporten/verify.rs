@@ -13,7 +13,7 @@ use super::jwt::{self, GrantClaims};
 use super::token::{GrantError, RefusalKind, TokenEndpoint};
 use crate::jwk::PrivateJwk;
 use crate::kid::KeySet;
-use crate::proof::{Patience, Proof, ProofError, Prover};
+use crate::proof::{Patience, Proof, ProofError, ProofKind, Prover};
 
 /// One key set's client, as a grant names it.
 #[derive(Debug, Clone)]
@@ -46,19 +46,19 @@ impl TokenProver {
 }
 
 /// A stable name for a refusal, for findings and JSON output.
-fn kind_name(e: &GrantError) -> &'static str {
+fn kind_of(e: &GrantError) -> ProofKind {
     match e {
         GrantError::Refused { kind, .. } => match kind {
-            RefusalKind::UnknownKid => "unknown-kid",
-            RefusalKind::ExpiredKey => "expired-key",
-            RefusalKind::ClockSkew => "clock-skew",
-            RefusalKind::ReusedJti => "reused-jti",
-            RefusalKind::BadSignature => "bad-signature",
-            RefusalKind::Other => "refused",
+            RefusalKind::UnknownKid => ProofKind::UnknownKid,
+            RefusalKind::ExpiredKey => ProofKind::ExpiredKey,
+            RefusalKind::ClockSkew => ProofKind::ClockSkew,
+            RefusalKind::ReusedJti => ProofKind::ReusedJti,
+            RefusalKind::BadSignature => ProofKind::BadSignature,
+            RefusalKind::Other => ProofKind::Refused,
         },
-        GrantError::Unavailable(_) => "unavailable",
-        GrantError::Protocol(_) => "protocol",
-        GrantError::Jwt(_) => "signing",
+        GrantError::Unavailable(_) => ProofKind::Unavailable,
+        GrantError::Protocol(_) => ProofKind::Protocol,
+        GrantError::Jwt(_) => ProofKind::Signing,
     }
 }
 
@@ -108,7 +108,7 @@ impl Prover for TokenProver {
                 String::new()
             };
             return Err(ProofError {
-                kind: kind_name(&e),
+                kind: kind_of(&e),
                 message: format!(
                     "{} as client {} with scope {}{tried}: {e}",
                     key.kid(),

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::disk;
-use super::{KeyStore, Loaded, StoreError, StoreLock};
+use super::{KeyStore, Loaded, Place, StoreError, StoreLock};
 use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::KeyRecord;
@@ -62,10 +62,11 @@ impl FileStore {
     }
 
     fn io_error(&self, path: &Path, action: &str, e: &io::Error) -> StoreError {
-        StoreError::Unavailable(format!(
+        let message = format!(
             "file store: cannot {action} {}: {e}; check that the directory exists and is writable by this user, or set [store] path",
             path.display()
-        ))
+        );
+        StoreError::Unavailable { place: Place::File(path.to_owned()), message }
     }
 
     fn corrupt(path: &Path, what: impl std::fmt::Display) -> StoreError {
@@ -77,7 +78,7 @@ impl FileStore {
             "key file {} {what}; restore it from a backup or move it out of the store directory (its key set is left alone until then)",
             path.display()
         );
-        StoreError::Corrupt { message, field }
+        StoreError::Corrupt { place: Place::File(path.to_owned()), message, field }
     }
 
     /// Creates the store directory and its missing parents `0700`, whatever the umask.
@@ -103,12 +104,13 @@ impl FileStore {
         if mode & 0o022 == 0 {
             return Ok(());
         }
-        Err(StoreError::Unavailable(format!(
+        let message = format!(
             "file store directory {} is writable by group or others (mode {:04o}), so another user could plant or swap a key; no key was read. Run `chmod go-w {}` (or `chmod 700`) and run again",
             self.dir.display(),
             mode & 0o7777,
             self.dir.display()
-        )))
+        );
+        Err(StoreError::Unavailable { place: Place::File(self.dir.clone()), message })
     }
 
     /// Why a key file could not be opened, with advice for that case.
@@ -119,19 +121,27 @@ impl FileStore {
                 "is a symbolic link, which is never followed: key files must be regular files in the store directory; replace the link with the file itself if you trust it",
             );
         }
+        let place = Place::File(path.to_owned());
         match e.kind() {
             io::ErrorKind::NotFound => {
-                StoreError::NotFound(format!("file store has no key {kid} ({})", path.display()))
+                let message = format!("file store has no key {kid} ({})", path.display());
+                StoreError::NotFound { place, message }
             }
-            io::ErrorKind::PermissionDenied => StoreError::Unavailable(format!(
-                "cannot read key file {}: permission denied; run jwk-rotator as the user that owns the store, or give that user the file (`chown USER {}`, mode 0600); its key set is left alone until then",
-                path.display(),
-                path.display()
-            )),
-            _ => StoreError::Unavailable(format!(
-                "cannot read key file {}: {e}; check the file and the disk, or restore it from a backup (its key set is left alone until then)",
-                path.display()
-            )),
+            io::ErrorKind::PermissionDenied => StoreError::Unavailable {
+                place,
+                message: format!(
+                    "cannot read key file {}: permission denied; run jwk-rotator as the user that owns the store, or give that user the file (`chown USER {}`, mode 0600); its key set is left alone until then",
+                    path.display(),
+                    path.display()
+                ),
+            },
+            _ => StoreError::Unavailable {
+                place,
+                message: format!(
+                    "cannot read key file {}: {e}; check the file and the disk, or restore it from a backup (its key set is left alone until then)",
+                    path.display()
+                ),
+            },
         }
     }
 
@@ -140,13 +150,14 @@ impl FileStore {
         if mode & 0o077 == 0 {
             return Ok(());
         }
-        file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| {
-            StoreError::Unavailable(format!(
+        file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| StoreError::Unavailable {
+            place: Place::File(path.to_owned()),
+            message: format!(
                 "key file {} has mode {:04o} (open to group or others) and could not be set to 0600: {e}; run `chmod 600 {}`",
                 path.display(),
                 mode & 0o7777,
                 path.display()
-            ))
+            ),
         })?;
         tracing::warn!(
             file = %path.display(),
@@ -231,9 +242,12 @@ impl FileStore {
     fn remove_stale_temps(&self) -> Result<(), StoreError> {
         let is_key_file = |name: &str| name.strip_suffix(".json").is_some_and(|k| k.parse::<Kid>().is_ok());
         let removed = disk::remove_stale_temps(&self.dir, is_key_file, false).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "file store: cannot remove a temp file that an interrupted run left (it holds a private key): {e}; remove it by hand"
-            ))
+            StoreError::Unavailable {
+                place: Place::File(self.dir.clone()),
+                message: format!(
+                    "file store: cannot remove a temp file that an interrupted run left (it holds a private key): {e}; remove it by hand"
+                ),
+            }
         })?;
         for name in removed {
             tracing::warn!(file = %name, dir = %self.dir.display(), "removed a temp file that an interrupted run left");
@@ -253,9 +267,10 @@ impl FileStore {
 
     fn encode(record: &KeyRecord, key: &PrivateJwk) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let file = KeyFile { record: record.clone(), private_jwk: key.to_base64() };
-        serde_json::to_vec_pretty(&file)
-            .map(Zeroizing::new)
-            .map_err(|e| StoreError::Failed(format!("could not encode key file for {}: {e}", record.kid)))
+        serde_json::to_vec_pretty(&file).map(Zeroizing::new).map_err(|e| StoreError::Failed {
+            place: Place::Key(record.kid.clone()),
+            message: format!("could not encode key file for {}: {e}", record.kid),
+        })
     }
 
     /// Opens (or creates, `0600`) the lock file, never through a link.
@@ -296,11 +311,13 @@ impl KeyStore for FileStore {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(fs::TryLockError::WouldBlock) => {
-                    return Err(StoreError::Locked(format!(
+                    let lock = self.dir.join(LOCK_FILE);
+                    let message = format!(
                         "another jwk-rotator run holds {} (waited {}); let it finish and run again, or raise [store] lock_timeout",
-                        self.dir.join(LOCK_FILE).display(),
+                        lock.display(),
                         humantime::format_duration(timeout)
-                    )));
+                    );
+                    return Err(StoreError::Locked { place: Place::File(lock), message });
                 }
                 Err(fs::TryLockError::Error(e)) => {
                     return Err(self.io_error(&self.dir.join(LOCK_FILE), "lock", &e));
@@ -347,7 +364,8 @@ impl KeyStore for FileStore {
         match linked {
             Ok(()) => self.sync_dir(),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(StoreError::Exists(format!("{} exists already; it was not overwritten", path.display())))
+                let message = format!("{} exists already; it was not overwritten", path.display());
+                Err(StoreError::Exists { place: Place::File(path), message })
             }
             Err(e) => Err(self.io_error(&path, "create", &e)),
         }

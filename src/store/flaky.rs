@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Consumer, ConsumerSecrets, KeyStore, Loaded, Opened, StoreError, StoreLock};
+use super::{Consumer, ConsumerSecrets, KeyStore, Loaded, Opened, Place, StoreError, StoreLock};
 use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::KeyRecord;
@@ -19,10 +19,12 @@ struct Budget {
 }
 
 impl Budget {
-    fn spend(&self) -> Result<(), StoreError> {
+    /// One write, about `kid`; fails once the budget is spent.
+    fn spend(&self, kid: &Kid) -> Result<(), StoreError> {
         let n = self.writes.fetch_add(1, Ordering::SeqCst);
         if n >= self.allowed {
-            return Err(StoreError::Failed(format!("injected failure at write {}", n + 1)));
+            let message = format!("injected failure at write {}", n + 1);
+            return Err(StoreError::Failed { place: Place::Key(kid.clone()), message });
         }
         Ok(())
     }
@@ -75,19 +77,19 @@ impl KeyStore for FlakyStore {
         self.inner.private_key(kid).await
     }
     async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
-        self.budget.spend()?;
+        self.budget.spend(&record.kid)?;
         self.inner.write_new(record, key).await
     }
     async fn confirm_new(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.budget.spend()?;
+        self.budget.spend(&record.kid)?;
         self.inner.confirm_new(record).await
     }
     async fn update(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.budget.spend()?;
+        self.budget.spend(&record.kid)?;
         self.inner.update(record).await
     }
     async fn purge(&self, kid: &Kid) -> Result<(), StoreError> {
-        self.budget.spend()?;
+        self.budget.spend(kid)?;
         self.inner.purge(kid).await
     }
 }
@@ -101,7 +103,7 @@ pub struct FlakyConsumers {
 #[async_trait]
 impl ConsumerSecrets for FlakyConsumers {
     async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
-        self.budget.spend()?;
+        self.budget.spend(&current.kid)?;
         self.inner.sync_consumer(current).await
     }
     fn consumer(&self, set: &KeySet) -> Option<Consumer> {

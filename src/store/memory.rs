@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Consumer, ConsumerSecrets, KeyStore, Loaded, StoreError, StoreLock};
+use super::{Consumer, ConsumerSecrets, KeyStore, Loaded, Place, StoreError, StoreLock};
 use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::KeyRecord;
@@ -42,13 +42,18 @@ impl MemoryStore {
         &self,
         f: impl FnOnce(&mut BTreeMap<Kid, (KeyRecord, PrivateJwk)>) -> T,
     ) -> Result<T, StoreError> {
-        let mut keys =
-            self.keys.lock().map_err(|_| StoreError::Unavailable("memory store poisoned".to_owned()))?;
+        let mut keys = self.keys.lock().map_err(|_| StoreError::Unavailable {
+            place: Place::Store(self.describe()),
+            message: "memory store poisoned".to_owned(),
+        })?;
         Ok(f(&mut keys))
     }
 
     fn missing(kid: &Kid) -> StoreError {
-        StoreError::NotFound(format!("memory store has no key {kid}"))
+        StoreError::NotFound {
+            place: Place::Key(kid.clone()),
+            message: format!("memory store has no key {kid}"),
+        }
     }
 }
 
@@ -61,7 +66,10 @@ impl KeyStore for MemoryStore {
     async fn lock(&self, timeout: Duration) -> Result<StoreLock, StoreError> {
         match tokio::time::timeout(timeout, self.run.clone().lock_owned()).await {
             Ok(guard) => Ok(Box::new(guard)),
-            Err(_) => Err(StoreError::Locked("memory store is held by another run".to_owned())),
+            Err(_) => Err(StoreError::Locked {
+                place: Place::Store(self.describe()),
+                message: "memory store is held by another run".to_owned(),
+            }),
         }
     }
 
@@ -83,7 +91,8 @@ impl KeyStore for MemoryStore {
     async fn write_new(&self, record: &KeyRecord, key: &PrivateJwk) -> Result<(), StoreError> {
         self.with(|keys| {
             if keys.contains_key(&record.kid) {
-                return Err(StoreError::Exists(format!("{} exists already", record.kid)));
+                let message = format!("{} exists already", record.kid);
+                return Err(StoreError::Exists { place: Place::Key(record.kid.clone()), message });
             }
             keys.insert(record.kid.clone(), (record.clone(), key.clone()));
             Ok(())

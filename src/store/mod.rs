@@ -4,6 +4,7 @@
 pub mod consumer;
 pub mod counting;
 pub mod disk;
+mod error;
 pub mod file;
 mod file_errors;
 #[cfg(any(test, feature = "test-support"))]
@@ -26,59 +27,10 @@ use crate::record::KeyRecord;
 
 pub use consumer::{Consumer, ConsumerSecrets, Consumers, consumers};
 pub use counting::{CountingConsumers, CountingStore, StoreObserver, counted};
+pub use error::{Place, StoreError};
 pub use file::FileStore;
 #[cfg(any(test, feature = "test-support"))]
 pub use memory::MemoryStore;
-
-/// A store failure, with the place (file, secret, vault) and what to do in its message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The store could not be reached, read or written at all.
-    #[error("{0}")]
-    Unavailable(String),
-    /// The store refused this identity (Key Vault 401/403, a file the user may not read).
-    #[error("{0}")]
-    Denied(String),
-    /// The store asked to slow down and its retries ran out (Key Vault 429).
-    #[error("{0}")]
-    Throttled(String),
-    /// One stored key is damaged; its key set is left alone until someone fixes it. `field` is
-    /// the record's damaged member where one is known (`stage`, `kid`, `private_jwk`, ...).
-    #[error("{message}")]
-    Corrupt { message: String, field: Option<&'static str> },
-    /// The kid is already taken (a racing run, or a leftover).
-    #[error("{0}")]
-    Exists(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// Another run holds the store.
-    #[error("{0}")]
-    Locked(String),
-    /// Any other failure of one operation.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl StoreError {
-    /// A damaged stored key, with no particular field to blame.
-    pub fn corrupt(message: String) -> StoreError {
-        StoreError::Corrupt { message, field: None }
-    }
-
-    /// A stable name for the kind of failure, for JSON output and log pipelines.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StoreError::Unavailable(_) => "store-unavailable",
-            StoreError::Denied(_) => "store-denied",
-            StoreError::Throttled(_) => "store-throttled",
-            StoreError::Corrupt { .. } => "store-corrupt",
-            StoreError::Exists(_) => "store-exists",
-            StoreError::NotFound(_) => "store-not-found",
-            StoreError::Locked(_) => "store-locked",
-            StoreError::Failed(_) => "store-failed",
-        }
-    }
-}
 
 /// Held for a whole run; dropping it lets the next run in.
 pub type StoreLock = Box<dyn Any + Send>;
@@ -92,9 +44,12 @@ pub fn records_in<'a>(loaded: &'a Loaded, set: &KeySet) -> Result<&'a [KeyRecord
     match loaded.get(set) {
         Some(Ok(records)) => Ok(records),
         Some(Err(e)) => Err(e.clone()),
-        None => Err(StoreError::Failed(format!(
-            "key set {set} is missing from what the store loaded; nothing was written for it. This is a bug: run again, and report it if it repeats"
-        ))),
+        None => Err(StoreError::Failed {
+            place: Place::KeySet(set.clone()),
+            message: format!(
+                "key set {set} is missing from what the store loaded; nothing was written for it. This is a bug: run again, and report it if it repeats"
+            ),
+        }),
     }
 }
 

@@ -214,7 +214,9 @@ async fn a_key_set_missing_from_a_load_is_an_error_never_an_empty_set() {
     let (engine, _) = engine(forgetful.clone());
     let reports = engine.run(&all, at(T0) + days(1), &Request::default()).await.expect("run");
     let error = reports[0].error.clone().expect("a-TEST fails");
-    assert!(matches!(error, jwk_rotator::engine::RunError::Store(StoreError::Failed(_))), "{error:?}");
+    assert!(matches!(error, jwk_rotator::engine::RunError::Store(StoreError::Failed { .. })), "{error:?}");
+    let jwk_rotator::engine::RunError::Store(e) = &error else { unreachable!() };
+    assert_eq!(e.place(), &jwk_rotator::store::Place::KeySet(all[0].key_set.clone()));
     let error = error.to_string();
     assert!(error.contains("a-TEST is missing from what the store loaded"), "{error}");
     assert!(reports[1].ok(), "b-TEST goes on: {:?}", reports[1].error);

@@ -390,7 +390,10 @@ fn retiring_the_only_usable_key_is_refused_without_force() {
         t0,
         &Request { retire: Some(Retire { kid: kid.clone(), force: false }), ..Request::default() },
     );
-    assert!(refused.unwrap_err().0.contains("only key applications"));
+    let refused = refused.unwrap_err();
+    assert!(refused.message.contains("only key applications"), "{refused}");
+    assert_eq!(refused.because, jwk_rotator::planner::RefusedBecause::OnlyUsableKey);
+    assert_eq!(refused.kid.as_ref(), Some(&kid));
     let forced = plan_ok(
         &set,
         &recs,

@@ -24,7 +24,7 @@ use crate::policy::Target;
 use crate::publish::{MemoryPublisher, PublishError, PublishedSet, Publisher};
 use crate::record::KeyRecord;
 use crate::store::CountingStore;
-use crate::store::{KeyStore, Loaded, MemoryStore, StoreError, StoreLock};
+use crate::store::{KeyStore, Loaded, MemoryStore, Place, StoreError, StoreLock};
 
 pub use crate::testing::{at, fixtures};
 
@@ -135,7 +135,10 @@ impl SwitchStore {
 impl<S> SwitchStore<S> {
     fn check(&self) -> Result<(), StoreError> {
         if self.broken.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("store unreachable (test)".to_owned()));
+            return Err(StoreError::Unavailable {
+                place: Place::Store("switch store".to_owned()),
+                message: "store unreachable (test)".to_owned(),
+            });
         }
         Ok(())
     }
@@ -150,7 +153,10 @@ impl<S: KeyStore> KeyStore for SwitchStore<S> {
         let failing = self.fail_first.load(Ordering::SeqCst);
         if failing > 0 {
             self.fail_first.store(failing - 1, Ordering::SeqCst);
-            return Err(StoreError::Unavailable("store unreachable (test)".to_owned()));
+            return Err(StoreError::Unavailable {
+                place: Place::Store(self.describe()),
+                message: "store unreachable (test)".to_owned(),
+            });
         }
         self.check()?;
         self.inner.lock(timeout).await

@@ -38,7 +38,8 @@ async fn vault_a_second_writer_of_a_kid_loses_to_the_oldest_version_and_is_disab
     create(&*first, &rec_a, &key_a).await.expect("first writer");
     vault.state().clock_offset = 2; // a later second, so that the order is not a tie
     let lost = create(&*second, &rec_b, &key_b).await.expect_err("second writer");
-    assert!(matches!(lost, StoreError::Exists(_)), "{lost}");
+    assert!(matches!(lost, StoreError::Exists { .. }), "{lost}");
+    assert_eq!(lost.place(), &jwk_rotator::store::Place::secret(&vault.url(), NAME), "{lost}");
     assert!(lost.to_string().contains("that version was kept and ours disabled"), "{lost}");
 
     let versions = vault.versions(NAME);

@@ -55,7 +55,7 @@ async fn vault_a_key_set_that_is_always_throttled_fails_alone_with_a_clear_messa
     let reports = engine.run(&targets(&clients), t0(), &Request::default()).await.expect("run");
     assert!(reports[0].ok(), "{:?}", reports[0].error);
     let error = reports[1].error.clone().expect("klientb fails");
-    assert!(matches!(error, RunError::Store(StoreError::Throttled(_))), "{error:?}");
+    assert!(matches!(error, RunError::Store(StoreError::Throttled { .. })), "{error:?}");
     let error = error.to_string();
     assert!(error.contains("kept throttling") && error.contains("429"), "{error}");
     assert!(error.contains("jwk-klientb-TEST--2026-11-21"), "names the secret: {error}");

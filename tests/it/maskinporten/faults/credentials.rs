@@ -62,7 +62,7 @@ async fn a_grant_refused_for_clock_skew_says_the_clocks_differ_and_to_fix_ntp() 
         let prover = skewed(&world, skew).await.prover;
         world.fake.clear_logs();
         let error = prover.prove(&set, &key, Patience::Once).await.expect_err("refused");
-        assert_eq!(error.kind, "clock-skew", "{skew}: {error}");
+        assert_eq!(error.kind.as_str(), "clock-skew", "{skew}: {error}");
         assert_contains(
             &error.message,
             &[
@@ -105,7 +105,7 @@ async fn a_verified_promotion_with_the_clock_ahead_leaves_the_key_pending() {
     let set: KeySet = "a-TEST".parse().expect("set");
     let attempt = engine.attempts().last(&set).expect("the pending key was tried");
     assert_eq!(attempt.kid.to_string(), second);
-    assert_eq!(attempt.outcome.expect_err("refused").kind, "clock-skew");
+    assert_eq!(attempt.outcome.expect_err("refused").kind.as_str(), "clock-skew");
     assert_eq!(record(&world.records("a-TEST").await, &second).stage, Stage::Pending);
     assert_eq!(record(&world.records("a-TEST").await, &kid("a", 0)).stage, Stage::Current);
 }

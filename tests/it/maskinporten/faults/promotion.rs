@@ -87,7 +87,7 @@ async fn a_key_that_has_not_reached_the_token_endpoint_stays_pending_until_it_ha
         assert_eq!(error.kind(), "unproven", "day {n}: {error}");
         let RunError::Unproven { kid: unproven, error: proof } = error else { panic!("{error}") };
         assert_eq!(unproven.to_string(), second);
-        assert_eq!(proof.kind, "unknown-kid");
+        assert_eq!(proof.kind.as_str(), "unknown-kid");
         assert_contains(
             &proof.message,
             &[&second, "Unknown key identifier (kid) for client", "tried for 0s", "0-2 minutes"],
