@@ -6,6 +6,9 @@ use std::str::FromStr;
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
+mod error;
+pub use error::PolicyError;
+
 /// How a pending key becomes current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -221,29 +224,6 @@ pub struct Policy {
     retain_retired: Span,
     max_published: u32,
     alert_grace: Span,
-}
-
-/// Settings that can not work together, named as in the config file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    #[error("key size {bits} is not supported: use 2048, 3072 or 4096")]
-    KeySize { bits: u32 },
-    #[error("algorithm {found:?} is not supported: use RS256, RS384 or RS512")]
-    Algorithm { found: String },
-    #[error("{text:?} is not a duration ({reason}): write it like \"90d\", \"12h\" or \"30m\"")]
-    Duration { text: String, reason: String },
-    #[error("{text:?} is too long")]
-    TooLong { text: String },
-    /// A setting out of its range, or settings that can not work together: `settings` names
-    /// them, and the message says how they fit.
-    #[error("{message}")]
-    Settings { settings: Vec<&'static str>, message: String },
-}
-
-impl PolicyError {
-    fn settings(settings: &[&'static str], message: String) -> Self {
-        PolicyError::Settings { settings: settings.to_vec(), message }
-    }
 }
 
 /// The policy settings as written in config: every one optional, so that `[defaults]` and each
