@@ -137,9 +137,9 @@ pub trait Alerter: Send + Sync {
 /// Why a batch of alerts could not be delivered (never fatal: it is counted and logged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    /// The request did not reach the receiver (the message never names the URL).
-    #[error("request failed: {0}")]
-    Request(String),
+    /// The request did not reach the receiver; `reason` never names the URL.
+    #[error("request failed: {reason}")]
+    Request { reason: String },
     /// The receiver answered with an error status.
     #[error("the receiver answered HTTP {0}")]
     Status(u16),

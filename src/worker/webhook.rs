@@ -51,7 +51,7 @@ impl WebhookAlerter {
     async fn post_once(&self, body: &Value) -> Result<(), DeliveryError> {
         let response = self.client.post(self.url.clone()).json(body).send().await.map_err(|e| {
             // reqwest's message names the URL, which holds the webhook's secret.
-            DeliveryError::Request(e.without_url().to_string())
+            DeliveryError::Request { reason: e.without_url().to_string() }
         })?;
         let status = response.status();
         if status.is_success() {
@@ -74,7 +74,7 @@ impl Alerter for WebhookAlerter {
     async fn deliver(&self, batch: &[Notification]) -> Result<(), DeliveryError> {
         let body = payload(self.format, batch);
         let mut delay = Duration::from_millis(500);
-        let mut last = DeliveryError::Request("not tried".to_owned());
+        let mut last = DeliveryError::Request { reason: "not tried".to_owned() };
         for attempt in 0..=self.retries {
             if attempt > 0 {
                 tokio::time::sleep(delay).await;
