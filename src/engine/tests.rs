@@ -191,3 +191,57 @@ async fn a_key_generation_that_dies_is_reported_with_its_kid_and_writes_nothing(
     assert_eq!(error.to_string(), format!("key generation stopped: {reason}"));
     assert_eq!(store.records().len(), before.len(), "no key was written");
 }
+
+/// An engine over both ports of a memory store whose key set `a-TEST` has a consumer secret
+/// holding `held`.
+fn with_consumer(held: crate::store::Consumer) -> (Arc<MemoryStore>, Engine, Target) {
+    let store = Arc::new(MemoryStore::new());
+    let target = Target { key_set: "a-TEST".parse().expect("set"), policy: Policy::default() };
+    store.set_consumer(&target.key_set, held);
+    let engine = crate::testing::engine_over(crate::store::Opened::with_consumers(store.clone())).0;
+    (store, engine, target)
+}
+
+#[tokio::test]
+async fn the_consumer_secret_follows_the_first_key_and_each_promotion() {
+    use crate::store::{Consumer, ConsumerSecrets};
+    let (store, engine, target) = with_consumer(Consumer::Empty);
+    let targets = std::slice::from_ref(&target);
+    engine.run(targets, at("2026-11-21T06:00:00Z"), &Request::default()).await.expect("run");
+    let first: Kid = "a-TEST.2026-11-21".parse().expect("kid");
+    assert_eq!(store.consumer(&target.key_set), Some(Consumer::Kid(first.clone())));
+    engine.run(targets, at("2027-02-19T06:00:00Z"), &Request::default()).await.expect("rotate");
+    assert_eq!(
+        store.consumer(&target.key_set),
+        Some(Consumer::Kid(first)),
+        "a pending key is not handed out"
+    );
+    let promote = Request { promote: true, ..Request::default() };
+    let reports = engine.run(targets, at("2027-02-20T06:00:00Z"), &promote).await.expect("promote");
+    assert!(reports[0].ok(), "{:?}", reports[0].error);
+    let second: Kid = "a-TEST.2027-02-19".parse().expect("kid");
+    assert_eq!(store.consumer(&target.key_set), Some(Consumer::Kid(second)));
+}
+
+#[tokio::test]
+async fn a_consumer_secret_in_use_makes_an_empty_key_sets_first_key_pending() {
+    use crate::store::{Consumer, ConsumerSecrets};
+    let (store, engine, target) = with_consumer(Consumer::Foreign);
+    let reports =
+        engine.run(std::slice::from_ref(&target), at("2026-11-21T06:00:00Z"), &Request::default()).await;
+    assert!(reports.expect("run")[0].ok());
+    let stages: Vec<Stage> = store.records().iter().map(|r| r.stage).collect();
+    assert_eq!(stages, [Stage::Pending], "applications read another key: the first key waits");
+    assert_eq!(store.consumer(&target.key_set), Some(Consumer::Foreign), "their key is left alone");
+    // An engine given only the key records (as over the file store) sees no consumer secret:
+    // its first key is current at once, and the secret is not written.
+    let (store, _, target) = with_consumer(Consumer::Foreign);
+    let (keys_only, _) = crate::testing::engine(store.clone());
+    assert!(keys_only.consumer_secrets().is_none());
+    let reports =
+        keys_only.run(std::slice::from_ref(&target), at("2026-11-21T06:00:00Z"), &Request::default()).await;
+    assert!(reports.expect("run")[0].ok());
+    let stages: Vec<Stage> = store.records().iter().map(|r| r.stage).collect();
+    assert_eq!(stages, [Stage::Current]);
+    assert_eq!(store.consumer(&target.key_set), Some(Consumer::Foreign));
+}
