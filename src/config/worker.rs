@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::ConfigError;
 pub use crate::cron::CronSpec;
 use crate::cron::Ticks;
-use crate::findings::Severity;
+use crate::severity::Severity;
 use crate::policy::Span;
 
 fn de_zone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {

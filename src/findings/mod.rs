@@ -1,7 +1,6 @@
 //! Findings: what `status` and the worker's alerts report about a key set at `now`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -19,36 +18,7 @@ use crate::store::{Consumer, Consumers, Loaded, StoreError};
 mod clocks;
 mod registered;
 
-/// How bad a finding is; also `status`'s exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    Ok = 0,
-    Warning = 1,
-    Critical = 2,
-    Unknown = 3,
-}
-
-impl Severity {
-    pub fn exit_code(self) -> u8 {
-        self as u8
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Ok => "OK",
-            Severity::Warning => "WARNING",
-            Severity::Critical => "CRITICAL",
-            Severity::Unknown => "UNKNOWN",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::severity::Severity;
 
 /// Which rule found something; a stable name for alert routing and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
