@@ -78,12 +78,22 @@ pub fn urls(text: &str) -> String {
     out
 }
 
-/// A TOML error as a message of its own, without the config line that the toml crate quotes
-/// (it may hold a URL's secret or a password): the line number, the key or table on that line
-/// (never its value), and the message, with URLs cut.
-pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+/// A TOML error without the config line that the toml crate quotes (it may hold a URL's secret
+/// or a password): the line, the key or table on that line (never its value), and the
+/// message, with URLs cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TomlProblem {
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+/// `e`, an error in the TOML `text`, as a [`TomlProblem`].
+pub fn toml_problem(text: &str, e: &toml::de::Error) -> TomlProblem {
     let message = urls(e.message().trim_end());
-    let Some(at) = e.span().map(|s| s.start.min(text.len())) else { return message };
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+        return TomlProblem { line: None, key: None, message };
+    };
     let line = text[..at].matches('\n').count() + 1;
     let source = text.lines().nth(line - 1).unwrap_or_default().trim_start();
     let key = if source.starts_with('[') {
@@ -94,9 +104,16 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
             .map(|(key, _)| key.trim())
             .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\" ".contains(c)))
     };
-    match key {
-        Some(key) => format!("line {line} ({key}): {message}"),
-        None => format!("line {line}: {message}"),
+    TomlProblem { line: Some(line), key: key.map(str::to_owned), message }
+}
+
+/// A TOML error as a message of its own: `line N (KEY): MESSAGE` (see [`toml_problem`]).
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let TomlProblem { line, key, message } = toml_problem(text, e);
+    match (line, key) {
+        (Some(line), Some(key)) => format!("line {line} ({key}): {message}"),
+        (Some(line), None) => format!("line {line}: {message}"),
+        (None, _) => message,
     }
 }
 

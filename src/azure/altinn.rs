@@ -36,7 +36,7 @@ impl AltinnVault {
             )));
         }
         let vault_url =
-            url.parse().map_err(|e: crate::config::ConfigError| AzureError(format!("--from: {e}")))?;
+            url.parse().map_err(|e: crate::config::SettingError| AzureError(format!("--from: {e}")))?;
         let config = AzureConfig { vault_url, ..config.clone() };
         let vault = Vault::new(&config, credential, transport).map_err(|e| e.to_string())?;
         Ok(AltinnVault { vault })
