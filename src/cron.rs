@@ -27,11 +27,7 @@ impl FromStr for CronSpec {
     fn from_str(s: &str) -> Result<Self, CronError> {
         let parser =
             croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Disallowed).build();
-        let cron = parser.parse(s).map_err(|e| {
-            CronError(format!(
-                "cron {s:?} is not a 5-field cron expression ({e}); write it like \"0 6 * * *\" (06:00 every day)"
-            ))
-        })?;
+        let cron = parser.parse(s).map_err(|e| CronError { text: s.to_owned(), cause: e.to_string() })?;
         Ok(CronSpec { text: s.trim().to_owned(), cron })
     }
 }
@@ -58,8 +54,15 @@ impl Eq for CronSpec {}
 
 /// A cron expression that can not be read, with what a valid one looks like.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CronError(String);
+#[error(
+    "cron {text:?} is not a 5-field cron expression ({cause}); write it like \"0 6 * * *\" (06:00 every day)"
+)]
+pub struct CronError {
+    /// The expression as written.
+    pub text: String,
+    /// Why the cron parser refused it.
+    pub cause: String,
+}
 
 /// The ticks of a cron expression read as wall-clock time in a zone.
 #[derive(Debug, Clone, Copy)]

@@ -54,7 +54,7 @@ impl TryFrom<u32> for KeySize {
             2048 => Ok(KeySize::Rsa2048),
             3072 => Ok(KeySize::Rsa3072),
             4096 => Ok(KeySize::Rsa4096),
-            _ => Err(PolicyError(format!("key size {bits} is not supported: use 2048, 3072 or 4096"))),
+            _ => Err(PolicyError::KeySize(bits)),
         }
     }
 }
@@ -90,7 +90,7 @@ impl FromStr for Algorithm {
             "RS256" => Ok(Algorithm::RS256),
             "RS384" => Ok(Algorithm::RS384),
             "RS512" => Ok(Algorithm::RS512),
-            _ => Err(PolicyError(format!("algorithm {s:?} is not supported: use RS256, RS384 or RS512"))),
+            _ => Err(PolicyError::Algorithm(s.to_owned())),
         }
     }
 }
@@ -142,10 +142,9 @@ impl Span {
 impl FromStr for Span {
     type Err = PolicyError;
     fn from_str(s: &str) -> Result<Self, PolicyError> {
-        let std = humantime::parse_duration(s).map_err(|e| {
-            PolicyError(format!("{s:?} is not a duration ({e}): write it like \"90d\", \"12h\" or \"30m\""))
-        })?;
-        TimeDelta::from_std(std).map(Span).map_err(|_| PolicyError(format!("{s:?} is too long")))
+        let std = humantime::parse_duration(s)
+            .map_err(|e| PolicyError::NotADuration { text: s.to_owned(), cause: e.to_string() })?;
+        TimeDelta::from_std(std).map(Span).map_err(|_| PolicyError::TooLong(s.to_owned()))
     }
 }
 
@@ -224,10 +223,43 @@ pub struct Policy {
     alert_grace: Span,
 }
 
-/// Settings that can not work together, named as in the config file.
+/// A policy value that can not be read, or settings that can not work together, named as in
+/// the config file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PolicyError(String);
+pub enum PolicyError {
+    #[error("key size {0} is not supported: use 2048, 3072 or 4096")]
+    KeySize(u32),
+    #[error("algorithm {0:?} is not supported: use RS256, RS384 or RS512")]
+    Algorithm(String),
+    #[error("{text:?} is not a duration ({cause}): write it like \"90d\", \"12h\" or \"30m\"")]
+    NotADuration { text: String, cause: String },
+    #[error("{0:?} is too long")]
+    TooLong(String),
+    /// A setting that can not work with the others; the message says which and what to do.
+    #[error("{message}")]
+    Settings {
+        /// The setting to change, as the config file names it (the first the message names).
+        setting: &'static str,
+        message: String,
+    },
+}
+
+impl PolicyError {
+    /// The setting at fault, where the error knows it (a duration does not know its name).
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            PolicyError::KeySize(_) => Some("key_size"),
+            PolicyError::Algorithm(_) => Some("algorithm"),
+            PolicyError::NotADuration { .. } | PolicyError::TooLong(_) => None,
+            PolicyError::Settings { setting, .. } => Some(setting),
+        }
+    }
+}
+
+/// Settings that can not work together: `setting` first among those the message names.
+fn settings(setting: &'static str, message: String) -> PolicyError {
+    PolicyError::Settings { setting, message }
+}
 
 /// The policy settings as written in config: every one optional, so that `[defaults]` and each
 /// client can name only what they change.
@@ -340,7 +372,7 @@ impl Policy {
             ("critical_before", p.critical_before),
         ] {
             if span <= Span(TimeDelta::zero()) {
-                return Err(PolicyError(format!("{name} = \"{span}\" must be longer than zero")));
+                return Err(settings(name, format!("{name} = \"{span}\" must be longer than zero")));
             }
         }
         Ok(())
@@ -350,28 +382,40 @@ impl Policy {
     fn check_lengths(&self) -> Result<(), PolicyError> {
         let p = self;
         if p.max_age > Span::days(365) {
-            return Err(PolicyError(format!(
-                "max_age = \"{}\" is longer than 365d; Maskinporten keeps a key at most one year",
-                p.max_age
-            )));
+            return Err(settings(
+                "max_age",
+                format!(
+                    "max_age = \"{}\" is longer than 365d; Maskinporten keeps a key at most one year",
+                    p.max_age
+                ),
+            ));
         }
         if p.publish_ahead.0 + p.overlap.0 >= p.rotate_after.0 {
-            return Err(PolicyError(format!(
-                "publish_ahead + overlap ({} + {}) must be shorter than rotate_after ({}), or keys pile up: shorten publish_ahead or overlap, or raise rotate_after",
-                p.publish_ahead, p.overlap, p.rotate_after
-            )));
+            return Err(settings(
+                "publish_ahead",
+                format!(
+                    "publish_ahead + overlap ({} + {}) must be shorter than rotate_after ({}), or keys pile up: shorten publish_ahead or overlap, or raise rotate_after",
+                    p.publish_ahead, p.overlap, p.rotate_after
+                ),
+            ));
         }
         if p.rotate_after.0 + p.publish_ahead.0 + p.overlap.0 >= p.max_age.0 {
-            return Err(PolicyError(format!(
-                "rotate_after + publish_ahead + overlap ({} + {} + {}) must be shorter than max_age ({}), or keys expire while still in use",
-                p.rotate_after, p.publish_ahead, p.overlap, p.max_age
-            )));
+            return Err(settings(
+                "rotate_after",
+                format!(
+                    "rotate_after + publish_ahead + overlap ({} + {} + {}) must be shorter than max_age ({}), or keys expire while still in use",
+                    p.rotate_after, p.publish_ahead, p.overlap, p.max_age
+                ),
+            ));
         }
         if p.rotate_after.0 + p.publish_ahead.0 + p.warn_before.0 >= p.max_age.0 {
-            return Err(PolicyError(format!(
-                "rotate_after + publish_ahead + warn_before ({} + {} + {}) must be shorter than max_age ({}): otherwise every current key on schedule is within warn_before of its expiry before it is replaced, so each run makes a new key and WARNING never clears; shorten warn_before or rotate_after",
-                p.rotate_after, p.publish_ahead, p.warn_before, p.max_age
-            )));
+            return Err(settings(
+                "warn_before",
+                format!(
+                    "rotate_after + publish_ahead + warn_before ({} + {} + {}) must be shorter than max_age ({}): otherwise every current key on schedule is within warn_before of its expiry before it is replaced, so each run makes a new key and WARNING never clears; shorten warn_before or rotate_after",
+                    p.rotate_after, p.publish_ahead, p.warn_before, p.max_age
+                ),
+            ));
         }
         Ok(())
     }
@@ -380,22 +424,31 @@ impl Policy {
     fn check_settings(&self) -> Result<(), PolicyError> {
         let p = self;
         if p.promotion == Promotion::AfterDelay && p.publish_ahead < Span::hours(1) {
-            return Err(PolicyError(format!(
-                "publish_ahead = \"{}\" is too short for promotion = \"after-delay\": a key would be promoted in the run that made it, before anyone uploaded it to Maskinporten; set publish_ahead to at least 1h (the default is 7d)",
-                p.publish_ahead
-            )));
+            return Err(settings(
+                "publish_ahead",
+                format!(
+                    "publish_ahead = \"{}\" is too short for promotion = \"after-delay\": a key would be promoted in the run that made it, before anyone uploaded it to Maskinporten; set publish_ahead to at least 1h (the default is 7d)",
+                    p.publish_ahead
+                ),
+            ));
         }
         if p.critical_before > p.warn_before {
-            return Err(PolicyError(format!(
-                "critical_before (\"{}\") must not be longer than warn_before (\"{}\")",
-                p.critical_before, p.warn_before
-            )));
+            return Err(settings(
+                "critical_before",
+                format!(
+                    "critical_before (\"{}\") must not be longer than warn_before (\"{}\")",
+                    p.critical_before, p.warn_before
+                ),
+            ));
         }
         if !(2..=5).contains(&p.max_published) {
-            return Err(PolicyError(format!(
-                "max_published = {} must be between 2 and 5: Maskinporten accepts at most 5 keys, and rotation needs room for two",
-                p.max_published
-            )));
+            return Err(settings(
+                "max_published",
+                format!(
+                    "max_published = {} must be between 2 and 5: Maskinporten accepts at most 5 keys, and rotation needs room for two",
+                    p.max_published
+                ),
+            ));
         }
         Ok(())
     }
@@ -476,32 +529,44 @@ mod tests {
 
     #[test]
     fn inconsistent_policies_name_the_settings() {
-        let cases: [(PolicyOverrides, &str); 5] = [
+        let cases: [(PolicyOverrides, &str, &str); 5] = [
             (
                 PolicyOverrides { rotate_after: Some(Span::days(20)), ..Default::default() },
+                "publish_ahead",
                 "publish_ahead + overlap",
             ),
             (
                 PolicyOverrides { rotate_after: Some(Span::days(350)), ..Default::default() },
+                "rotate_after",
                 "rotate_after + publish_ahead + overlap",
             ),
-            (PolicyOverrides { max_age: Some(Span::days(400)), ..Default::default() }, "max_age"),
+            (PolicyOverrides { max_age: Some(Span::days(400)), ..Default::default() }, "max_age", "max_age"),
             (
                 PolicyOverrides { critical_before: Some(Span::days(40)), ..Default::default() },
                 "critical_before",
+                "critical_before",
             ),
-            (PolicyOverrides { max_published: Some(6), ..Default::default() }, "max_published"),
+            (
+                PolicyOverrides { max_published: Some(6), ..Default::default() },
+                "max_published",
+                "max_published",
+            ),
         ];
-        for (overrides, expected) in cases {
-            let err = overrides.resolve().unwrap_err().to_string();
-            assert!(err.contains(expected), "{err}");
+        for (overrides, setting, expected) in cases {
+            let err = overrides.resolve().unwrap_err();
+            assert_eq!(err.setting(), Some(setting), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
         }
+        assert_eq!(KeySize::try_from(1024), Err(PolicyError::KeySize(1024)));
+        assert_eq!("HS256".parse::<Algorithm>().unwrap_err().setting(), Some("algorithm"));
     }
 
     #[test]
     fn an_expiry_warning_that_fires_on_schedule_is_refused() {
         let warn = |days| PolicyOverrides { warn_before: Some(Span::days(days)), ..Default::default() };
-        let err = warn(268).resolve().unwrap_err().to_string();
+        let err = warn(268).resolve().unwrap_err();
+        assert_eq!(err.setting(), Some("warn_before"));
+        let err = err.to_string();
         assert!(err.contains("rotate_after + publish_ahead + warn_before (90d + 7d + 268d)"), "{err}");
         assert!(err.contains("shorten warn_before"), "{err}");
         // Longer than rotate_after is harmless: the key is replaced long before it warns.

@@ -55,15 +55,18 @@ impl FromStr for Stage {
             "current" => Ok(Stage::Current),
             "previous" => Ok(Stage::Previous),
             "retired" => Ok(Stage::Retired),
-            _ => Err(StageError(format!("stage {s:?} is not one of pending, current, previous, retired"))),
+            _ => Err(StageError { given: s.to_owned() }),
         }
     }
 }
 
 /// A stage name that is not one of the four.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StageError(String);
+#[error("stage {given:?} is not one of pending, current, previous, retired")]
+pub struct StageError {
+    /// The name as given.
+    pub given: String,
+}
 
 /// One key as a store keeps it, without the private members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

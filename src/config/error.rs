@@ -124,6 +124,13 @@ impl SettingError {
     }
 }
 
+impl From<crate::policy::PolicyError> for SettingError {
+    /// A policy setting that can not work, named as the policy error names it.
+    fn from(e: crate::policy::PolicyError) -> Self {
+        SettingError { setting: e.setting().map(str::to_owned), ..SettingError::general(e.to_string()) }
+    }
+}
+
 impl fmt::Display for SettingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut text = String::new();

@@ -128,9 +128,7 @@ impl Config {
         let in_file = |e: SettingError| e.in_file(path);
         let tables =
             maskinporten::resolve_all(std::mem::take(&mut raw.maskinporten), &base).map_err(in_file)?;
-        raw.defaults
-            .resolve()
-            .map_err(|e| in_file(SettingError::general(e.to_string()).within("[defaults]")))?;
+        raw.defaults.resolve().map_err(|e| in_file(SettingError::from(e).within("[defaults]")))?;
         if raw.client.is_empty() {
             return Err(ConfigError::NoClient { file: path.to_path_buf() });
         }
@@ -323,7 +321,7 @@ fn resolve_client(
         )));
     }
     let environments = environments(&c.environments).map_err(at)?;
-    let policy = c.policy.over(defaults).resolve().map_err(|e| at(SettingError::general(e.to_string())))?;
+    let policy = c.policy.over(defaults).resolve().map_err(|e| at(e.into()))?;
     if let Some(template) = &c.consumer_secret {
         azure::check_consumer_template(template).map_err(at)?;
     }
@@ -349,4 +347,65 @@ fn environments(names: &[String]) -> Result<Vec<Environment>, SettingError> {
         environments.push(env);
     }
     Ok(environments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> ConfigError {
+        Config::parse(text, Path::new("/etc/jwk-rotator/jwk-rotator.toml")).expect_err("refused")
+    }
+
+    #[test]
+    fn errors_say_where_they_are_and_which_setting() {
+        let client = "[[client]]\nname = \"a\"\n";
+        let e = refused(&format!("[defaults]\nmax_age = \"400d\"\n{client}"));
+        assert_eq!(e.setting(), Some("max_age"));
+        let ConfigError::Setting(setting) = &e else { panic!("{e:?}") };
+        assert_eq!(setting.place, ["[defaults]"]);
+        assert_eq!(setting.file.as_deref(), Some(Path::new("/etc/jwk-rotator/jwk-rotator.toml")));
+        assert!(
+            e.to_string()
+                .starts_with("config file /etc/jwk-rotator/jwk-rotator.toml: [defaults]: max_age = "),
+            "{e}"
+        );
+
+        let e = refused(&format!("{client}[[client]]\nname = \"b\"\nenvironments = []\n"));
+        let ConfigError::Setting(setting) = &e else { panic!("{e:?}") };
+        assert_eq!(
+            (setting.setting.as_deref(), &setting.place[..]),
+            (Some("environments"), &["[[client]] number 2".to_owned(), "client b".to_owned()][..])
+        );
+
+        let e = refused(&format!("{client}{client}"));
+        assert_eq!(e.setting(), Some("name"));
+        assert!(e.to_string().ends_with(": client a is listed twice"), "{e}");
+
+        let e = refused(&format!("[publish]\ndir = \"keys\"\n{client}"));
+        assert_eq!(e.setting(), Some("[store] path"));
+
+        let e = refused("[store]\nkind = \"file\"\npath = 7\n");
+        let ConfigError::Setting(setting) = &e else { panic!("{e:?}") };
+        assert_eq!((setting.line, setting.setting.as_deref()), (Some(1), Some("[store]")));
+
+        assert_eq!(
+            refused("[publish]\ndir = \"jwks\"\n"),
+            ConfigError::NoClient { file: "/etc/jwk-rotator/jwk-rotator.toml".into() }
+        );
+    }
+
+    #[test]
+    fn a_key_set_not_in_the_config_is_named_with_those_that_are() {
+        let config = Config::parse("[[client]]\nname = \"a\"\n", Path::new("j.toml")).expect("loads");
+        let e = config.select(&["a-STAGE".to_owned()]).expect_err("not configured");
+        assert_eq!(
+            e,
+            ConfigError::UnknownKeySet {
+                file: "j.toml".into(),
+                name: "a-STAGE".to_owned(),
+                known: vec!["a-TEST".to_owned(), "a-PROD".to_owned()]
+            }
+        );
+    }
 }
