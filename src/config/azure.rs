@@ -27,6 +27,21 @@ pub enum CredentialKind {
     StaticToken,
 }
 
+impl CredentialKind {
+    /// The name the config gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::ManagedIdentity => "managed-identity",
+            CredentialKind::WorkloadIdentity => "workload-identity",
+            CredentialKind::GithubOidc => "github-oidc",
+            CredentialKind::AzureCli => "azure-cli",
+            CredentialKind::Developer => "developer",
+            CredentialKind::ClientSecret => "client-secret",
+            CredentialKind::StaticToken => "static-token",
+        }
+    }
+}
+
 /// A Key Vault URL: `https://{vault}.vault.azure.net/`, or an emulator's https URL. Only https
 /// parses (Key Vault and the Azure SDK accept nothing else).
 #[derive(Debug, Clone, PartialEq, Eq)]
