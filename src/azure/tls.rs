@@ -126,8 +126,8 @@ pub enum CaCertError {
     NotPem { path: PathBuf, cause: String },
     #[error("ca_cert {} holds no PEM certificate", path.display())]
     Empty { path: PathBuf },
-    #[error("ca_cert {}: {source}", path.display())]
-    Tls { path: PathBuf, source: TlsConfigError },
+    #[error("ca_cert {}: {cause}", path.display())]
+    Tls { path: PathBuf, cause: TlsConfigError },
     #[error("ca_cert {}: the HTTP client refused it: {cause}", path.display())]
     Client { path: PathBuf, cause: String },
 }
@@ -187,7 +187,7 @@ pub(crate) fn reqwest_trusting(path: &Path) -> Result<reqwest::Client, CaCertErr
     if certs.is_empty() {
         return Err(CaCertError::Empty { path: path_buf() });
     }
-    let tls = client_config(certs).map_err(|source| CaCertError::Tls { path: path_buf(), source })?;
+    let tls = client_config(certs).map_err(|cause| CaCertError::Tls { path: path_buf(), cause })?;
     reqwest_builder()
         .tls_backend_preconfigured(tls)
         .build()
