@@ -44,7 +44,7 @@ pub enum ImportError {
     Store { key_set: KeySet, cause: StoreError },
     /// Writing a key set's public outputs failed.
     #[error("{key_set}: {cause}")]
-    Publish { key_set: KeySet, cause: PublishError },
+    Publish { key_set: KeySet, cause: Box<PublishError> },
 }
 
 pub mod plan;
@@ -256,7 +256,7 @@ pub async fn write(
     publisher
         .publish(&published)
         .await
-        .map_err(|cause| ImportError::Publish { key_set: set.clone(), cause })?;
+        .map_err(|cause| ImportError::Publish { key_set: set.clone(), cause: Box::new(cause) })?;
     if let Some(current) = lifecycle::current(records, at.now).filter(|_| !plan.leave_consumer) {
         store.sync_consumer(current).await.map_err(stored)?;
     }
