@@ -80,7 +80,7 @@ pub fn urls(text: &str) -> String {
 
 /// A TOML error without the config line that the toml crate quotes (it may hold a URL's secret
 /// or a password): the line, the key or table on that line (never its value), and the
-/// message, with URLs cut.
+/// message, with URLs cut. A config error shows it as `line N (KEY): MESSAGE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TomlProblem {
     pub line: Option<usize>,
@@ -105,16 +105,6 @@ pub fn toml_problem(text: &str, e: &toml::de::Error) -> TomlProblem {
             .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\" ".contains(c)))
     };
     TomlProblem { line: Some(line), key: key.map(str::to_owned), message }
-}
-
-/// A TOML error as a message of its own: `line N (KEY): MESSAGE` (see [`toml_problem`]).
-pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
-    let TomlProblem { line, key, message } = toml_problem(text, e);
-    match (line, key) {
-        (Some(line), Some(key)) => format!("line {line} ({key}): {message}"),
-        (Some(line), None) => format!("line {line}: {message}"),
-        (None, _) => message,
-    }
 }
 
 #[cfg(test)]
@@ -150,10 +140,10 @@ mod tests {
         }
         let text = "# a comment\nn = \"https://hooks.example/services/SECRET\"\n";
         let e = toml::from_str::<Doc>(text).expect_err("not a number");
-        let shown = toml_error(text, &e);
-        assert!(shown.starts_with("line 2 (n): "), "{shown}");
-        assert!(!shown.contains("SECRET") && !shown.contains("services"), "{shown}");
+        let problem = toml_problem(text, &e);
+        assert_eq!((problem.line, problem.key.as_deref()), (Some(2), Some("n")));
+        assert!(!problem.message.contains("SECRET") && !problem.message.contains("services"), "{problem:?}");
         let e = toml::from_str::<Doc>("[x\nn = 1").expect_err("syntax");
-        assert!(toml_error("[x\nn = 1", &e).starts_with("line 1"), "{}", toml_error("[x\nn = 1", &e));
+        assert_eq!(toml_problem("[x\nn = 1", &e).line, Some(1));
     }
 }
