@@ -302,6 +302,8 @@ fn resolve_clients(
     Ok(clients)
 }
 
+/// One `[[client]]`: its name, environments, policy (over `[defaults]`), consumer secret and
+/// Maskinporten settings.
 fn resolve_client(
     mut c: RawClient,
     defaults: &PolicyOverrides,
