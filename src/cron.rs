@@ -27,8 +27,7 @@ impl FromStr for CronSpec {
     fn from_str(s: &str) -> Result<Self, CronError> {
         let parser =
             croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Disallowed).build();
-        let cron =
-            parser.parse(s).map_err(|e| CronError { expression: s.to_owned(), reason: e.to_string() })?;
+        let cron = parser.parse(s).map_err(|e| CronError { text: s.to_owned(), cause: e.to_string() })?;
         Ok(CronSpec { text: s.trim().to_owned(), cron })
     }
 }
@@ -56,12 +55,13 @@ impl Eq for CronSpec {}
 /// A cron expression that can not be read, with what a valid one looks like.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "cron {expression:?} is not a 5-field cron expression ({reason}); write it like \"0 6 * * *\" (06:00 every day)"
+    "cron {text:?} is not a 5-field cron expression ({cause}); write it like \"0 6 * * *\" (06:00 every day)"
 )]
 pub struct CronError {
-    pub expression: String,
+    /// The expression as written.
+    pub text: String,
     /// Why the cron parser refused it.
-    pub reason: String,
+    pub cause: String,
 }
 
 /// The ticks of a cron expression read as wall-clock time in a zone.

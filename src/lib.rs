@@ -24,6 +24,7 @@ pub mod proof;
 pub mod publish;
 pub mod record;
 pub mod redact;
+pub mod severity;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

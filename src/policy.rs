@@ -378,7 +378,7 @@ impl Policy {
         }
         if p.rotate_after.0 + p.publish_ahead.0 + p.warn_before.0 >= p.max_age.0 {
             return Err(PolicyError::settings(
-                &["rotate_after", "publish_ahead", "warn_before", "max_age"],
+                &["warn_before", "rotate_after", "publish_ahead", "max_age"],
                 format!(
                     "rotate_after + publish_ahead + warn_before ({} + {} + {}) must be shorter than max_age ({}): otherwise every current key on schedule is within warn_before of its expiry before it is replaced, so each run makes a new key and WARNING never clears; shorten warn_before or rotate_after",
                     p.rotate_after, p.publish_ahead, p.warn_before, p.max_age
@@ -497,32 +497,44 @@ mod tests {
 
     #[test]
     fn inconsistent_policies_name_the_settings() {
-        let cases: [(PolicyOverrides, &str); 5] = [
+        let cases: [(PolicyOverrides, &str, &str); 5] = [
             (
                 PolicyOverrides { rotate_after: Some(Span::days(20)), ..Default::default() },
+                "publish_ahead",
                 "publish_ahead + overlap",
             ),
             (
                 PolicyOverrides { rotate_after: Some(Span::days(350)), ..Default::default() },
+                "rotate_after",
                 "rotate_after + publish_ahead + overlap",
             ),
-            (PolicyOverrides { max_age: Some(Span::days(400)), ..Default::default() }, "max_age"),
+            (PolicyOverrides { max_age: Some(Span::days(400)), ..Default::default() }, "max_age", "max_age"),
             (
                 PolicyOverrides { critical_before: Some(Span::days(40)), ..Default::default() },
                 "critical_before",
+                "critical_before",
             ),
-            (PolicyOverrides { max_published: Some(6), ..Default::default() }, "max_published"),
+            (
+                PolicyOverrides { max_published: Some(6), ..Default::default() },
+                "max_published",
+                "max_published",
+            ),
         ];
-        for (overrides, expected) in cases {
-            let err = overrides.resolve().unwrap_err().to_string();
-            assert!(err.contains(expected), "{err}");
+        for (overrides, setting, expected) in cases {
+            let err = overrides.resolve().unwrap_err();
+            assert_eq!(err.setting(), Some(setting), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
         }
+        assert_eq!(KeySize::try_from(1024), Err(PolicyError::KeySize { bits: 1024 }));
+        assert_eq!("HS256".parse::<Algorithm>().unwrap_err().setting(), Some("algorithm"));
     }
 
     #[test]
     fn an_expiry_warning_that_fires_on_schedule_is_refused() {
         let warn = |days| PolicyOverrides { warn_before: Some(Span::days(days)), ..Default::default() };
-        let err = warn(268).resolve().unwrap_err().to_string();
+        let err = warn(268).resolve().unwrap_err();
+        assert_eq!(err.setting(), Some("warn_before"));
+        let err = err.to_string();
         assert!(err.contains("rotate_after + publish_ahead + warn_before (90d + 7d + 268d)"), "{err}");
         assert!(err.contains("shorten warn_before"), "{err}");
         // Longer than rotate_after is harmless: the key is replaced long before it warns.

@@ -74,10 +74,79 @@ impl PublishedSet {
     }
 }
 
-/// Why publishing failed.
+/// Why publishing failed: where (the directory or file, the key set and its Maskinporten
+/// client), what went wrong, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PublishError(pub String);
+pub enum PublishError {
+    /// `[publish] dir` could not be made.
+    #[error(
+        "cannot create [publish] dir {}: {cause}; create it, or check that its parent is writable by this user",
+        dir.display()
+    )]
+    CreateDir { dir: PathBuf, cause: String },
+    /// `[publish] dir` is writable by others, and that could not be changed.
+    #[error(
+        "[publish] dir {} is writable by group or others (mode {mode:04o}), so another user could replace the public key set that goes to Maskinporten, and it could not be changed: {cause}; run `chmod go-w {}`",
+        dir.display(),
+        dir.display()
+    )]
+    OpenDir { dir: PathBuf, mode: u32, cause: String },
+    /// An output file could not be written.
+    #[error("cannot write {}: {cause}; check that [publish] dir is writable by this user", path.display())]
+    Write { path: PathBuf, cause: String },
+    /// A temp file that an interrupted run left could not be removed.
+    #[error(
+        "cannot remove a temp file that an interrupted run left in [publish] dir {}: {cause}; remove it by hand",
+        dir.display()
+    )]
+    Tidy { dir: PathBuf, cause: String },
+    /// A key set that no publisher was set up for.
+    #[error("{key_set} has no publisher; this is a bug")]
+    NoPublisher { key_set: KeySet },
+    /// A key set that is not published through the API was given to the API's publisher.
+    #[error("{key_set} is not published through Digdir's self-service API; this is a bug")]
+    NotThroughApi { key_set: KeySet },
+    /// Digdir's self-service API failed or refused (`cause` is its error).
+    #[error("{key_set}: {cause}")]
+    Api { key_set: KeySet, cause: String },
+    /// Digdir refused the upload because another client holds some of the kids.
+    #[error(
+        "{key_set}: {cause}. Digdir takes a kid only once across all its customers, and another client holds {}: give the key another kid. A pending key: `jwk-rotator rotate --force {key_set}` makes a new one under a new kid, which supersedes it. A current key (Maskinporten never had it, so nothing signs with it there): `jwk-rotator retire {key_set} KID --force` retires it and makes a new pending key. Kids are CLIENT-ENV.DATE: a client name of your own (with your organisation number in it, say) keeps a new client's kids apart from another organisation's",
+        kids.join(", ")
+    )]
+    KidTaken { key_set: KeySet, cause: String, kids: Vec<String> },
+    /// The client would hold more keys than Maskinporten allows; nothing was sent.
+    #[error(
+        "{key_set} would have {} keys on Maskinporten client {client_id}, and Maskinporten allows {max}: this tool's {} and {} that it does not manage ({}). Nothing was sent. Remove keys that are no longer used in Samarbeidsportalen, or set prune_unmanaged = true for this client to remove the keys it does not manage",
+        ours.len() + unmanaged.len(),
+        ours.join(", "),
+        unmanaged.len(),
+        unmanaged.join(", ")
+    )]
+    TooManyKeys {
+        key_set: KeySet,
+        client_id: String,
+        max: usize,
+        /// The kids of this tool's keys.
+        ours: Box<[String]>,
+        /// The kids of the keys on the client that this tool does not manage.
+        unmanaged: Box<[String]>,
+    },
+    /// The client lacks keys after repeated uploads: someone else changes its keys too.
+    #[error(
+        "{key_set}: Maskinporten client {client_id} does not hold {} after repeated uploads and read-backs: someone is changing the client's keys at the same time (Samarbeidsportalen or another tool). The keys do not count as published; find out who, then run again",
+        lacking.join(", ")
+    )]
+    NotHeld { key_set: KeySet, client_id: String, lacking: Vec<String> },
+    /// A key about to be promoted is no longer registered on the client.
+    #[error(
+        "{kid} was not promoted: it is not registered on Maskinporten client {client_id} any more (removed in Samarbeidsportalen or by another tool); this run registers it again, and a later run promotes it"
+    )]
+    Unregistered { kid: Kid, client_id: String },
+    /// A test double's lock was poisoned by a panic.
+    #[error("poisoned")]
+    Poisoned,
+}
 
 /// How far two `exp` values of one registered key may be apart and still be the same: a service
 /// that keeps `exp` at a coarser resolution (minutes, days) than it was sent. Far below the days
@@ -194,13 +263,10 @@ impl FilePublisher {
             return Ok(());
         }
         let tight = std::fs::Permissions::from_mode(mode & 0o7755);
-        std::fs::set_permissions(&self.dir, tight).map_err(|e| {
-            PublishError(format!(
-                "[publish] dir {} is writable by group or others (mode {:04o}), so another user could replace the public key set that goes to Maskinporten, and it could not be changed: {e}; run `chmod go-w {}`",
-                self.dir.display(),
-                mode & 0o7777,
-                self.dir.display()
-            ))
+        std::fs::set_permissions(&self.dir, tight).map_err(|e| PublishError::OpenDir {
+            dir: self.dir.clone(),
+            mode: mode & 0o7777,
+            cause: e.to_string(),
         })?;
         tracing::warn!(
             dir = %self.dir.display(),
@@ -211,12 +277,9 @@ impl FilePublisher {
     }
 
     fn write(&self, path: &Path, content: &str) -> Result<(), PublishError> {
-        disk::write_atomic(path, content.as_bytes(), 0o644).map(|_| ()).map_err(|e| {
-            PublishError(format!(
-                "cannot write {}: {e}; check that [publish] dir is writable by this user",
-                path.display()
-            ))
-        })
+        disk::write_atomic(path, content.as_bytes(), 0o644)
+            .map(|_| ())
+            .map_err(|e| PublishError::Write { path: path.to_path_buf(), cause: e.to_string() })
     }
 }
 
@@ -227,12 +290,8 @@ impl Publisher for FilePublisher {
     }
 
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
-        let created = disk::create_dirs(&self.dir, 0o755).map_err(|e| {
-            PublishError(format!(
-                "cannot create [publish] dir {}: {e}; create it, or check that its parent is writable by this user",
-                self.dir.display()
-            ))
-        })?;
+        let created = disk::create_dirs(&self.dir, 0o755)
+            .map_err(|e| PublishError::CreateDir { dir: self.dir.clone(), cause: e.to_string() })?;
         for dir in created {
             tracing::info!(dir = %dir.display(), "created the publish directory (0755)");
         }
@@ -243,12 +302,8 @@ impl Publisher for FilePublisher {
     }
 
     async fn tidy(&self) -> Result<(), PublishError> {
-        let removed = disk::remove_stale_temps(&self.dir, Self::is_output, true).map_err(|e| {
-            PublishError(format!(
-                "cannot remove a temp file that an interrupted run left in [publish] dir {}: {e}; remove it by hand",
-                self.dir.display()
-            ))
-        })?;
+        let removed = disk::remove_stale_temps(&self.dir, Self::is_output, true)
+            .map_err(|e| PublishError::Tidy { dir: self.dir.clone(), cause: e.to_string() })?;
         for name in removed {
             tracing::warn!(file = %name, dir = %self.dir.display(), "removed a temp file that an interrupted run left");
         }
@@ -290,7 +345,7 @@ impl Publisher for Routed {
 
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
         let Some(route) = self.routes.get(&set.key_set) else {
-            return Err(PublishError(format!("{} has no publisher; this is a bug", set.key_set)));
+            return Err(PublishError::NoPublisher { key_set: set.key_set.clone() });
         };
         for publisher in route {
             publisher.publish(set).await?;

@@ -55,16 +55,17 @@ impl FromStr for Stage {
             "current" => Ok(Stage::Current),
             "previous" => Ok(Stage::Previous),
             "retired" => Ok(Stage::Retired),
-            _ => Err(StageError { found: s.to_owned() }),
+            _ => Err(StageError { given: s.to_owned() }),
         }
     }
 }
 
 /// A stage name that is not one of the four.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("stage {found:?} is not one of pending, current, previous, retired")]
+#[error("stage {given:?} is not one of pending, current, previous, retired")]
 pub struct StageError {
-    pub found: String,
+    /// The name as given.
+    pub given: String,
 }
 
 /// One key as a store keeps it, without the private members.

@@ -78,12 +78,22 @@ pub fn urls(text: &str) -> String {
     out
 }
 
-/// A TOML error as a message of its own, without the config line that the toml crate quotes
-/// (it may hold a URL's secret or a password): the line number, the key or table on that line
-/// (never its value), and the message, with URLs cut.
-pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+/// A TOML error without the config line that the toml crate quotes (it may hold a URL's secret
+/// or a password): the line, the key or table on that line (never its value), and the
+/// message, with URLs cut. A config error shows it as `line N (KEY): MESSAGE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TomlProblem {
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+/// `e`, an error in the TOML `text`, as a [`TomlProblem`].
+pub fn toml_problem(text: &str, e: &toml::de::Error) -> TomlProblem {
     let message = urls(e.message().trim_end());
-    let Some(at) = e.span().map(|s| s.start.min(text.len())) else { return message };
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+        return TomlProblem { line: None, key: None, message };
+    };
     let line = text[..at].matches('\n').count() + 1;
     let source = text.lines().nth(line - 1).unwrap_or_default().trim_start();
     let key = if source.starts_with('[') {
@@ -94,10 +104,7 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
             .map(|(key, _)| key.trim())
             .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\" ".contains(c)))
     };
-    match key {
-        Some(key) => format!("line {line} ({key}): {message}"),
-        None => format!("line {line}: {message}"),
-    }
+    TomlProblem { line: Some(line), key: key.map(str::to_owned), message }
 }
 
 #[cfg(test)]
@@ -133,10 +140,10 @@ mod tests {
         }
         let text = "# a comment\nn = \"https://hooks.example/services/SECRET\"\n";
         let e = toml::from_str::<Doc>(text).expect_err("not a number");
-        let shown = toml_error(text, &e);
-        assert!(shown.starts_with("line 2 (n): "), "{shown}");
-        assert!(!shown.contains("SECRET") && !shown.contains("services"), "{shown}");
+        let problem = toml_problem(text, &e);
+        assert_eq!((problem.line, problem.key.as_deref()), (Some(2), Some("n")));
+        assert!(!problem.message.contains("SECRET") && !problem.message.contains("services"), "{problem:?}");
         let e = toml::from_str::<Doc>("[x\nn = 1").expect_err("syntax");
-        assert!(toml_error("[x\nn = 1", &e).starts_with("line 1"), "{}", toml_error("[x\nn = 1", &e));
+        assert_eq!(toml_problem("[x\nn = 1", &e).line, Some(1));
     }
 }

@@ -127,7 +127,7 @@ async fn env_clients(
     clock: &WallClock,
 ) -> Result<EnvClients, AppError> {
     let env = &table.env;
-    let http = http_client(table.ca_cert.as_deref()).map_err(|e| error(config, env, e))?;
+    let http = http_client(table.ca_cert.as_deref()).map_err(|e| error(config, env, e.to_string()))?;
     let endpoint = Arc::new(TokenEndpoint::new(
         http.clone(),
         table.token_url.clone(),

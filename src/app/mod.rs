@@ -55,7 +55,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, AppError> {
 }
 
 fn store_error(config: &Config, e: crate::azure::AzureError) -> AppError {
-    AppError::Store { file: config.file.clone(), message: e.0 }
+    AppError::Store { file: config.file.clone(), message: e.to_string() }
 }
 
 /// The store named by the config: a directory's key files (no consumer secrets), or a Key

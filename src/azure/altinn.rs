@@ -27,18 +27,15 @@ impl AltinnVault {
         url: &str,
         credential: Arc<dyn TokenCredential>,
         transport: Option<Arc<dyn HttpClient>>,
-    ) -> Result<AltinnVault, super::AzureError> {
-        let parsed =
-            url::Url::parse(url).map_err(|e| format!("--from {url:?} is not a directory or a URL ({e})"))?;
+    ) -> Result<AltinnVault, AzureError> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| AzureError::FromNotAUrl { url: url.to_owned(), cause: e.to_string() })?;
         if parsed.scheme() != "https" {
-            return Err(AzureError(format!(
-                "--from {url:?}: a Key Vault URL must use https, such as https://my-vault.vault.azure.net/"
-            )));
+            return Err(AzureError::FromNotHttps { url: url.to_owned() });
         }
-        let vault_url =
-            url.parse().map_err(|e: crate::config::ConfigError| AzureError(format!("--from: {e}")))?;
+        let vault_url = url.parse().map_err(AzureError::FromNotAVault)?;
         let config = AzureConfig { vault_url, ..config.clone() };
-        let vault = Vault::new(&config, credential, transport).map_err(|e| e.to_string())?;
+        let vault = Vault::new(&config, credential, transport)?;
         Ok(AltinnVault { vault })
     }
 

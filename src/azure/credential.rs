@@ -45,23 +45,20 @@ fn managed_identity(config: &AzureConfig, env: Env<'_>) -> azure_core::Result<Ar
 
 /// Builds the credential `config` names, reading the environment through `env`.
 pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCredential>, AzureError> {
-    let setting_or = |value: &Option<String>, setting: &str, var: &str| {
-        value.clone().or_else(|| env(var)).ok_or_else(|| {
-            format!(
-                "credential = {:?} needs {setting} in [store] or the environment variable {var}",
-                kind_name(config.credential)
-            )
-        })
+    let credential = config.credential;
+    let missing =
+        |setting: Option<&'static str>, var: &'static str| AzureError::Missing { credential, setting, var };
+    let setting_or = |value: &Option<String>, setting: &'static str, var: &'static str| {
+        value.clone().or_else(|| env(var)).ok_or_else(|| missing(Some(setting), var))
     };
-    let sdk = |e: azure_core::Error| format!("credential {}: {e}", kind_name(config.credential));
-    Ok(match config.credential {
+    let need = |var: &'static str| env(var).ok_or_else(|| missing(None, var));
+    let sdk = |e: azure_core::Error| AzureError::Credential { credential, cause: e.to_string() };
+    Ok(match credential {
         CredentialKind::ManagedIdentity => managed_identity(config, env).map_err(sdk)?,
         CredentialKind::WorkloadIdentity => {
             let tenant = setting_or(&config.tenant_id, "tenant_id", "AZURE_TENANT_ID")?;
             let client = setting_or(&config.client_id, "client_id", "AZURE_CLIENT_ID")?;
-            let file = env("AZURE_FEDERATED_TOKEN_FILE").ok_or(
-                "credential = \"workload-identity\" needs the environment variable AZURE_FEDERATED_TOKEN_FILE (set by AKS workload identity: label the pod azure.workload.identity/use=true)",
-            )?;
+            let file = need("AZURE_FEDERATED_TOKEN_FILE")?;
             let options = WorkloadIdentityCredentialOptions {
                 client_id: Some(client),
                 tenant_id: Some(tenant),
@@ -85,16 +82,10 @@ pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCre
         CredentialKind::ClientSecret => {
             let tenant = setting_or(&config.tenant_id, "tenant_id", "AZURE_TENANT_ID")?;
             let client = setting_or(&config.client_id, "client_id", "AZURE_CLIENT_ID")?;
-            let secret = env("AZURE_CLIENT_SECRET")
-                .ok_or("credential = \"client-secret\" needs the environment variable AZURE_CLIENT_SECRET")?;
+            let secret = need("AZURE_CLIENT_SECRET")?;
             ClientSecretCredential::new(&tenant, client, Secret::new(secret), None).map_err(sdk)?
         }
-        CredentialKind::StaticToken => {
-            let token = env(STATIC_TOKEN_VAR).ok_or_else(|| {
-                format!("credential = \"static-token\" needs the environment variable {STATIC_TOKEN_VAR} (any token your emulator accepts)")
-            })?;
-            Arc::new(StaticToken(Secret::new(token)))
-        }
+        CredentialKind::StaticToken => Arc::new(StaticToken(Secret::new(need(STATIC_TOKEN_VAR)?))),
     })
 }
 
@@ -139,18 +130,6 @@ impl fmt::Display for ManagedIdentityChoice {
     }
 }
 
-fn kind_name(kind: CredentialKind) -> &'static str {
-    match kind {
-        CredentialKind::ManagedIdentity => "managed-identity",
-        CredentialKind::WorkloadIdentity => "workload-identity",
-        CredentialKind::GithubOidc => "github-oidc",
-        CredentialKind::AzureCli => "azure-cli",
-        CredentialKind::Developer => "developer",
-        CredentialKind::ClientSecret => "client-secret",
-        CredentialKind::StaticToken => "static-token",
-    }
-}
-
 /// A fixed bearer token, for emulators such as Lowkey Vault that accept any token.
 pub struct StaticToken(pub Secret);
 
@@ -188,18 +167,16 @@ impl fmt::Debug for GithubIdToken {
 }
 
 impl GithubIdToken {
-    fn from_env(env: Env<'_>) -> Result<Self, String> {
-        let missing = |var: &str| {
-            format!(
-                "credential = \"github-oidc\" needs the environment variable {var}, which GitHub Actions sets only when the workflow or job has `permissions: id-token: write`"
-            )
+    fn from_env(env: Env<'_>) -> Result<Self, AzureError> {
+        let need = |var: &'static str| {
+            env(var).ok_or(AzureError::Missing { credential: CredentialKind::GithubOidc, setting: None, var })
         };
-        let url =
-            env("ACTIONS_ID_TOKEN_REQUEST_URL").ok_or_else(|| missing("ACTIONS_ID_TOKEN_REQUEST_URL"))?;
-        let bearer =
-            env("ACTIONS_ID_TOKEN_REQUEST_TOKEN").ok_or_else(|| missing("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))?;
-        let mut url =
-            url::Url::parse(&url).map_err(|e| format!("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: {e}"))?;
+        let url = need("ACTIONS_ID_TOKEN_REQUEST_URL")?;
+        let bearer = need("ACTIONS_ID_TOKEN_REQUEST_TOKEN")?;
+        let mut url = url::Url::parse(&url).map_err(|e| AzureError::VariableNotAUrl {
+            var: "ACTIONS_ID_TOKEN_REQUEST_URL",
+            cause: e.to_string(),
+        })?;
         url.query_pairs_mut().append_pair("audience", GITHUB_AUDIENCE);
         Ok(GithubIdToken { url, bearer: Secret::new(bearer), http: reqwest::Client::new() })
     }
@@ -268,19 +245,40 @@ mod tests {
 
     #[test]
     fn missing_settings_name_the_variable() {
-        let e = build("client-secret", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")])
-            .expect_err("no secret");
-        assert!(e.0.contains("AZURE_CLIENT_SECRET"), "{e}");
-        let e = build("client-secret", &[]).expect_err("no tenant");
-        assert!(e.0.contains("tenant_id") && e.0.contains("AZURE_TENANT_ID"), "{e}");
-        let e = build("static-token", &[]).expect_err("no token");
-        assert!(e.0.contains("JWK_ROTATOR_STATIC_TOKEN"), "{e}");
-        let e =
-            build("github-oidc", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")]).expect_err("no url");
-        assert!(e.0.contains("ACTIONS_ID_TOKEN_REQUEST_URL") && e.0.contains("id-token: write"), "{e}");
-        let e = build("workload-identity", &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")])
-            .expect_err("no file");
-        assert!(e.0.contains("AZURE_FEDERATED_TOKEN_FILE"), "{e}");
+        let missing = |kind: &str, vars: &[(&str, &str)]| match build(kind, vars) {
+            Err(AzureError::Missing { setting, var, .. }) => (setting, var),
+            Err(e) => panic!("{kind}: {e}"),
+            Ok(_) => panic!("{kind}: built"),
+        };
+        let both = [("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")];
+        assert_eq!(missing("client-secret", &both), (None, "AZURE_CLIENT_SECRET"));
+        assert_eq!(missing("client-secret", &[]), (Some("tenant_id"), "AZURE_TENANT_ID"));
+        assert_eq!(missing("static-token", &[]), (None, "JWK_ROTATOR_STATIC_TOKEN"));
+        assert_eq!(missing("github-oidc", &both), (None, "ACTIONS_ID_TOKEN_REQUEST_URL"));
+        assert_eq!(missing("workload-identity", &both), (None, "AZURE_FEDERATED_TOKEN_FILE"));
+        // What each message says, with where the variable comes from.
+        let shown =
+            |kind: &str, vars: &[(&str, &str)]| build(kind, vars).map(|_| ()).unwrap_err().to_string();
+        assert_eq!(
+            shown("client-secret", &both),
+            "credential = \"client-secret\" needs the environment variable AZURE_CLIENT_SECRET"
+        );
+        assert_eq!(
+            shown("client-secret", &[]),
+            "credential = \"client-secret\" needs tenant_id in [store] or the environment variable AZURE_TENANT_ID"
+        );
+        assert!(
+            shown("static-token", &[])
+                .ends_with("JWK_ROTATOR_STATIC_TOKEN (any token your emulator accepts)")
+        );
+        assert!(shown("github-oidc", &both).contains("ACTIONS_ID_TOKEN_REQUEST_URL, which GitHub Actions sets only when the workflow or job has `permissions: id-token: write`"));
+        assert!(shown("workload-identity", &both).ends_with("AZURE_FEDERATED_TOKEN_FILE (set by AKS workload identity: label the pod azure.workload.identity/use=true)"));
+        let gh = [("ACTIONS_ID_TOKEN_REQUEST_URL", "not a url"), ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t")];
+        let bad_url = build("github-oidc", &[both[0], both[1], gh[0], gh[1]]).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(bad_url, AzureError::VariableNotAUrl { var: "ACTIONS_ID_TOKEN_REQUEST_URL", .. }),
+            "{bad_url}"
+        );
     }
 
     #[test]

@@ -57,9 +57,7 @@ pub fn secret_name(prefix: &str, kid: &Kid) -> Result<String, AzureError> {
     };
     let name = format!("{prefix}{}--{suffix}", kid.key_set());
     if name.len() > MAX_NAME {
-        return Err(AzureError(format!(
-            "secret name {name} for kid {kid} is longer than Key Vault's {MAX_NAME} characters; use a shorter secret_prefix or client name"
-        )));
+        return Err(AzureError::NameTooLong { name, kid: kid.clone() });
     }
     Ok(name)
 }
@@ -155,50 +153,67 @@ pub fn duplicate_tags(kid: &Kid, winner: &str) -> Tags {
     .collect()
 }
 
-/// Reads a record back from the tags of the secret `name`, which stands for `kid`. The message
-/// of an error says which tag is wrong.
-pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, AzureError> {
+/// Why the tags of a secret version do not make a record: which tag, and what is wrong with it.
+/// No message quotes a tag's value: a tag may hold anything, even a private value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("has no tag {}={MANAGED_BY}", tag::MANAGED_BY)]
+    NotManaged,
+    #[error("has no `{0}` tag")]
+    Missing(&'static str),
+    #[error("is named for kid {kid} but its `kid` tag says {tagged}")]
+    OtherKid { kid: Box<Kid>, tagged: Box<Kid> },
+    /// The tag is there, but its value is not what it must be (`problem` says what).
+    #[error("has {} `{tag}` tag that {problem}", if tag.starts_with('a') { "an" } else { "a" })]
+    Invalid { tag: &'static str, problem: &'static str },
+    #[error("has a `{tag}` tag that is not an RFC 3339 time ({cause})")]
+    NotATime { tag: &'static str, cause: String },
+    #[error("has a `key-set` tag that does not match kid {kid}")]
+    OtherKeySet { kid: Kid },
+}
+
+/// Reads a record back from the tags of the secret `name`, which stands for `kid`. The error
+/// says which tag is wrong.
+pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, TagError> {
     let get = |k: &str| tags.get(k).map(String::as_str);
-    let need = |k: &'static str| get(k).ok_or_else(|| format!("has no `{k}` tag"));
+    let need = |k: &'static str| get(k).ok_or(TagError::Missing(k));
+    let invalid = |tag: &'static str, problem: &'static str| TagError::Invalid { tag, problem };
     if get(tag::MANAGED_BY) != Some(MANAGED_BY) {
-        return Err(AzureError(format!("has no tag {}={MANAGED_BY}", tag::MANAGED_BY)));
+        return Err(TagError::NotManaged);
     }
-    // No message quotes a tag's value: a tag may hold anything, even a private value.
     let tagged: Kid = need(tag::KID)?.parse().map_err(|_| {
-        "has a `kid` tag that is not a kid (CLIENT-ENV.YYYY-MM-DD with an optional -N, or CLIENT-ENV.XXXX)".to_owned()
+        invalid(tag::KID, "is not a kid (CLIENT-ENV.YYYY-MM-DD with an optional -N, or CLIENT-ENV.XXXX)")
     })?;
     if tagged != *kid {
-        return Err(AzureError(format!("is named for kid {kid} but its `kid` tag says {tagged}")));
+        return Err(TagError::OtherKid { kid: Box::new(kid.clone()), tagged: Box::new(tagged) });
     }
     if need(tag::KEY_SET)? != kid.key_set().to_string() {
-        return Err(AzureError(format!("has a `key-set` tag that does not match kid {kid}")));
+        return Err(TagError::OtherKeySet { kid: kid.clone() });
     }
     let stage: Stage = need(tag::STAGE)?
         .parse()
-        .map_err(|_| "has a `stage` tag that is not one of pending, current, previous, retired".to_owned())?;
-    let when = |k: &'static str| -> Result<Option<DateTime<Utc>>, String> {
+        .map_err(|_| invalid(tag::STAGE, "is not one of pending, current, previous, retired"))?;
+    let when = |k: &'static str| -> Result<Option<DateTime<Utc>>, TagError> {
         get(k)
             .map(|v| {
                 DateTime::parse_from_rfc3339(v)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| format!("has a `{k}` tag that is not an RFC 3339 time ({e})"))
+                    .map_err(|e| TagError::NotATime { tag: k, cause: e.to_string() })
             })
             .transpose()
     };
-    let alg = need(tag::ALG)?
-        .parse()
-        .map_err(|_| "has an `alg` tag that is not RS256, RS384 or RS512".to_owned())?;
+    let alg = need(tag::ALG)?.parse().map_err(|_| invalid(tag::ALG, "is not RS256, RS384 or RS512"))?;
     let n = format!("{}{}", need(tag::N)?, get(tag::N2).unwrap_or_default());
     let e = need(tag::E)?.to_owned();
-    for (name, value) in [("n", &n), ("e", &e)] {
+    for (name, value) in [(tag::N, &n), (tag::E, &e)] {
         if URL_SAFE_NO_PAD.decode(value).map_or(true, |b| b.is_empty()) {
-            return Err(AzureError(format!("has a `{name}` tag that is not base64url")));
+            return Err(invalid(name, "is not base64url"));
         }
     }
     Ok(KeyRecord {
         kid: kid.clone(),
         stage,
-        created: when(tag::CREATED)?.ok_or("has no `created` tag")?,
+        created: when(tag::CREATED)?.ok_or(TagError::Missing(tag::CREATED))?,
         published: when(tag::PUBLISHED)?,
         activated: when(tag::ACTIVATED)?,
         demoted: when(tag::DEMOTED)?,
@@ -269,7 +284,11 @@ mod tests {
     fn names_longer_than_127_are_refused() {
         let k = kid(&format!("{}-{}.2026-11-21", "c".repeat(64), "E".repeat(16)));
         let e = secret_name(&"p".repeat(40), &k).expect_err("too long");
-        assert!(e.0.contains("127"), "{e}");
+        assert!(
+            matches!(&e, AzureError::NameTooLong { name, kid } if name.len() > 127 && *kid == k),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("127"), "{e}");
     }
 
     #[test]
@@ -287,19 +306,49 @@ mod tests {
         let r = record(342);
         let tags = tags_of(&r);
         let e = record_of(&kid("testklient-TEST.2026-11-22"), &tags).expect_err("other kid");
-        assert!(e.0.contains("its `kid` tag says testklient-TEST.2026-11-21-2"), "{e}");
+        assert_eq!(
+            e,
+            TagError::OtherKid {
+                kid: Box::new(kid("testklient-TEST.2026-11-22")),
+                tagged: Box::new(r.kid.clone())
+            }
+        );
+        assert!(e.to_string().contains("its `kid` tag says testklient-TEST.2026-11-21-2"), "{e}");
         let mut bad = tags.clone();
         bad.insert("stage".into(), "live".into());
-        assert!(record_of(&r.kid, &bad).expect_err("stage").0.contains("stage"));
+        assert!(matches!(record_of(&r.kid, &bad), Err(TagError::Invalid { tag: "stage", .. })));
         let secret = "c2VjcmV0LXByaXZhdGUtbWF0ZXJpYWw";
-        for name in ["stage", "kid", "alg", "created"] {
+        for name in ["stage", "kid", "alg", "created", "n", "e"] {
             let mut bad = tags_of(&r);
-            bad.insert(name.into(), secret.into());
+            bad.insert(name.into(), if name.len() == 1 { "!".into() } else { secret.into() });
             let e = record_of(&r.kid, &bad).expect_err("bad tag");
-            assert!(e.0.contains(&format!("`{name}` tag")) && !e.0.contains(&secret[..12]), "{e}");
+            let tag = match &e {
+                TagError::Invalid { tag, .. } | TagError::NotATime { tag, .. } => *tag,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(tag, name);
+            let shown = e.to_string();
+            assert!(shown.contains(&format!("`{name}` tag")) && !shown.contains(&secret[..12]), "{e}");
         }
+        let mut bad = tags.clone();
+        bad.insert("n".into(), "!".into());
+        assert_eq!(
+            record_of(&r.kid, &bad).expect_err("n").to_string(),
+            "has a `n` tag that is not base64url"
+        );
+        bad.insert("n".into(), r.public.n.clone());
+        bad.insert("alg".into(), "HS256".into());
+        assert_eq!(
+            record_of(&r.kid, &bad).expect_err("alg").to_string(),
+            "has an `alg` tag that is not RS256, RS384 or RS512"
+        );
         bad = tags;
         bad.remove("managed-by");
-        assert!(record_of(&r.kid, &bad).expect_err("owner").0.contains("managed-by"));
+        let e = record_of(&r.kid, &bad).expect_err("owner");
+        assert_eq!(e, TagError::NotManaged);
+        assert_eq!(e.to_string(), "has no tag managed-by=jwk-rotator");
+        bad = tags_of(&r);
+        bad.remove("created");
+        assert_eq!(record_of(&r.kid, &bad), Err(TagError::Missing("created")));
     }
 }

@@ -153,7 +153,8 @@ impl VaultStore {
     /// tool wrote has no `written` tag: the version's `updated` (Key Vault's own clock) is when
     /// it was last written, and stands in for it.
     fn record_from(&self, kid: &Kid, version: &Version) -> Result<KeyRecord, StoreError> {
-        let mut record = record_of(kid, &version.tags).map_err(|m| self.corrupt(&version.name, &m.0))?;
+        let mut record =
+            record_of(kid, &version.tags).map_err(|m| self.corrupt(&version.name, &m.to_string()))?;
         if record.written.is_none() {
             record.written =
                 chrono::DateTime::from_timestamp(version.updated, 0).filter(|_| version.updated > 0);
@@ -303,7 +304,8 @@ impl KeyStore for VaultStore {
             place: Place::secret(self.vault.url(), &name),
             message: format!("Key Vault {} has no secret {name} for {kid}", self.vault.url()),
         })?;
-        let record = record_of(kid, &resolved.winner.tags).map_err(|m| self.corrupt(&name, &m.0))?;
+        let record =
+            record_of(kid, &resolved.winner.tags).map_err(|m| self.corrupt(&name, &m.to_string()))?;
         let value = self.vault.value(&name, &resolved.winner.id).await?;
         let key = PrivateJwk::from_base64(&value).map_err(|e| {
             self.corrupt(&name, &format!("has a value that is not a base64 private JWK ({e})"))

@@ -3,6 +3,7 @@
 //! check out, even when OpenSSL marked it `CA:TRUE`; any other certificate goes through the
 //! platform verifier with the `ca_cert` certificates as extra roots, as reqwest would.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,18 +108,55 @@ impl ServerCertVerifier for PinnedOrPlatform {
     }
 }
 
+/// Why rustls would not make a client config that trusts the `ca_cert` certificates.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("the TLS verifier refused them: {0}")]
+    Verifier(String),
+    #[error("no TLS version to offer: {0}")]
+    NoVersion(String),
+}
+
+/// Why no HTTP client that trusts `ca_cert` could be made; each names the setting and its path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaCertError {
+    #[error("ca_cert {}: cannot read it: {cause}", path.display())]
+    Unreadable { path: PathBuf, cause: String },
+    #[error("ca_cert {}: not PEM certificates: {cause}", path.display())]
+    NotPem { path: PathBuf, cause: String },
+    #[error("ca_cert {} holds no PEM certificate", path.display())]
+    Empty { path: PathBuf },
+    #[error("ca_cert {}: {cause}", path.display())]
+    Tls { path: PathBuf, cause: TlsConfigError },
+    #[error("ca_cert {}: the HTTP client refused it: {cause}", path.display())]
+    Client { path: PathBuf, cause: String },
+}
+
+impl CaCertError {
+    /// The `ca_cert` file.
+    pub fn path(&self) -> &Path {
+        match self {
+            CaCertError::Unreadable { path, .. }
+            | CaCertError::NotPem { path, .. }
+            | CaCertError::Empty { path }
+            | CaCertError::Tls { path, .. }
+            | CaCertError::Client { path, .. } => path,
+        }
+    }
+}
+
 /// A rustls client config for reqwest (HTTP/1.1, as the SDK's transport here speaks it) that
 /// trusts `certs` as described above.
-pub fn client_config(certs: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, super::AzureError> {
+pub fn client_config(certs: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, TlsConfigError> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
     let platform = rustls_platform_verifier::Verifier::new_with_extra_roots(certs.clone(), provider.clone())
-        .map_err(|e| format!("the TLS verifier refused them: {e}"))?;
+        .map_err(|e| TlsConfigError::Verifier(e.to_string()))?;
     let verifier = PinnedOrPlatform::new(certs, Arc::new(platform));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("no TLS version to offer: {e}"))?
+        .map_err(|e| TlsConfigError::NoVersion(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
@@ -138,20 +176,22 @@ pub(crate) fn reqwest_builder() -> reqwest::ClientBuilder {
 /// A `reqwest` client (Key Vault's SDK transport, and the Maskinporten client) that also trusts
 /// the PEM certificates in `path`: as roots, and each one itself as the server's certificate.
 /// Errors name `ca_cert` and the path.
-pub(crate) fn reqwest_trusting(path: &std::path::Path) -> Result<reqwest::Client, String> {
+pub(crate) fn reqwest_trusting(path: &Path) -> Result<reqwest::Client, CaCertError> {
     use rustls::pki_types::pem::PemObject;
-    let pem = std::fs::read(path).map_err(|e| format!("ca_cert {}: cannot read it: {e}", path.display()))?;
+    let path_buf = || path.to_path_buf();
+    let pem = std::fs::read(path)
+        .map_err(|e| CaCertError::Unreadable { path: path_buf(), cause: e.to_string() })?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("ca_cert {}: not PEM certificates: {e}", path.display()))?;
+        .map_err(|e| CaCertError::NotPem { path: path_buf(), cause: e.to_string() })?;
     if certs.is_empty() {
-        return Err(format!("ca_cert {} holds no PEM certificate", path.display()));
+        return Err(CaCertError::Empty { path: path_buf() });
     }
-    let tls = client_config(certs).map_err(|e| format!("ca_cert {}: {e}", path.display()))?;
+    let tls = client_config(certs).map_err(|cause| CaCertError::Tls { path: path_buf(), cause })?;
     reqwest_builder()
         .tls_backend_preconfigured(tls)
         .build()
-        .map_err(|e| format!("ca_cert {}: the HTTP client refused it: {e}", path.display()))
+        .map_err(|e| CaCertError::Client { path: path_buf(), cause: e.to_string() })
 }
 
 #[cfg(test)]

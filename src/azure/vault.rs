@@ -85,8 +85,10 @@ impl Vault {
             verify_challenge_resource: Some(config.verify_challenge_resource),
             ..Default::default()
         };
-        let client = SecretClient::new(config.vault_url.as_str(), credential, Some(options))
-            .map_err(|e| format!("vault_url {:?}: {e}", config.vault_url.as_str()))?;
+        let client =
+            SecretClient::new(config.vault_url.as_str(), credential, Some(options)).map_err(|e| {
+                AzureError::VaultClient { vault_url: config.vault_url.to_string(), cause: e.to_string() }
+            })?;
         Ok(Vault { client, url: config.vault_url.to_string() })
     }
 

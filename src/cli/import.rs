@@ -4,12 +4,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::anyhow;
 use clap::Subcommand;
 
 use super::commands::{Exit, open_store, usage};
-use crate::config::{Config, StoreConfig};
-use crate::import::{self, SetPlan, Source, StoreSide, VaultSide};
+use crate::config::{Config, ConfigError, StoreConfig};
+use crate::import::{self, ImportError, SetPlan, Source, StoreSide, VaultSide};
 use crate::kid::KeySet;
 use crate::moment::Moment;
 use crate::policy::Target;
@@ -70,12 +69,12 @@ pub async fn import(config: &Config, source: ImportSource, at: Moment) -> anyhow
     let ImportSource::AltinnJwks { from, sets, dry_run, skip_bad, .. } = source;
     let source = match open_source(config, &from) {
         Ok(source) => source,
-        Err(e) => return Ok(usage(anyhow!(e))),
+        Err(e) => return Ok(usage(e.into())),
     };
-    let found = source.read().await.map_err(anyhow::Error::msg)?;
+    let found = source.read().await?;
     let found = match select(config, found, &sets, &source) {
         Ok(found) => found,
-        Err(e) => return Ok(usage(anyhow!(e))),
+        Err(e) => return Ok(usage(e.into())),
     };
     let store = open_store(config)?;
     let _lock = if dry_run { None } else { Some(store.keys.lock(config.store.lock_timeout()).await?) };
@@ -166,20 +165,31 @@ fn consumer_name(config: &Config, set: &KeySet) -> Option<String> {
     Some(template.replace("{client}", set.client().as_str()).replace("{env}", set.env().as_str()))
 }
 
+/// Why `--from`, or a key set named to import, can not be used: a usage error.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+}
+
 /// A directory, or a Key Vault URL read with the store's Key Vault settings.
-fn open_source(config: &Config, from: &str) -> Result<Source, String> {
+fn open_source(config: &Config, from: &str) -> Result<Source, Refused> {
     if from.starts_with("https://") || from.starts_with("http://") {
-        return crate::app::altinn_vault(config, from).map(Source::Vault).map_err(|e| e.to_string());
+        return Ok(Source::Vault(crate::app::altinn_vault(config, from)?));
     }
     let dir = PathBuf::from(from);
     if !dir.is_dir() {
-        return Err(format!("--from {from} is not a directory or an https Key Vault URL"));
+        return Err(ImportError::NotASource { from: from.to_owned() }.into());
     }
     let store_dir = match &config.store {
         StoreConfig::File { path, .. } => Some(path.as_path()),
         StoreConfig::AzureKeyVault(_) => None,
     };
-    import::check_directory(&dir, store_dir, &config.publish.dir).map_err(|e| e.to_string())?;
+    import::check_directory(&dir, store_dir, &config.publish.dir)?;
     Ok(Source::Directory(dir))
 }
 
@@ -189,27 +199,21 @@ fn select(
     found: Vec<import::Found>,
     sets: &[String],
     source: &Source,
-) -> Result<Vec<import::Found>, String> {
+) -> Result<Vec<import::Found>, Refused> {
     if found.is_empty() {
-        return Err(format!(
-            "no altinn-jwks key sets in {}: expected files {{set}}.json or {{set}}.jwks.json, or secrets {{set}}--priv or {{set}}--jwks",
-            source.describe()
-        ));
+        return Err(ImportError::NothingFound { place: source.describe() }.into());
     }
     if sets.is_empty() {
         return Ok(found);
     }
-    let targets = config.select(sets).map_err(|e| e.to_string())?;
-    for t in &targets {
-        if !found.iter().any(|f| f.key_set == t.key_set) {
-            let names: Vec<String> = found.iter().map(|f| f.key_set.to_string()).collect();
-            return Err(format!(
-                "key set {} is not in {}; found there: {}",
-                t.key_set,
-                source.describe(),
-                names.join(", ")
-            ));
+    let targets = config.select(sets)?;
+    if let Some(t) = targets.iter().find(|t| !found.iter().any(|f| f.key_set == t.key_set)) {
+        return Err(ImportError::NotInSource {
+            key_set: t.key_set.clone(),
+            place: source.describe(),
+            found: found.iter().map(|f| f.key_set.to_string()).collect(),
         }
+        .into());
     }
     Ok(found.into_iter().filter(|f| targets.iter().any(|t| t.key_set == f.key_set)).collect())
 }

@@ -50,17 +50,32 @@ pub struct Cli {
 pub const NOW_VAR: &str = "JWK_ROTATOR_NOW";
 
 /// `JWK_ROTATOR_NOW` as a time, if set; the error names the variable and shows a valid value.
-pub fn fixed_now(value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Utc>>, String> {
+pub fn fixed_now(value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Utc>>, TimeVarError> {
     time_var(NOW_VAR, value)
 }
 
+/// An environment variable that must hold an RFC 3339 time and does not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}={value:?} is not an RFC 3339 time ({cause}), e.g. 2026-11-29T06:00:00Z; fix or unset it")]
+pub struct TimeVarError {
+    pub var: &'static str,
+    /// The value as it was set.
+    pub value: String,
+    /// Why it is not a time.
+    pub cause: chrono::ParseError,
+}
+
 /// A variable's value as an RFC 3339 time, if set; the error names it and shows a valid value.
-fn time_var(name: &str, value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Utc>>, String> {
+fn time_var(
+    var: &'static str,
+    value: Option<std::ffi::OsString>,
+) -> Result<Option<DateTime<Utc>>, TimeVarError> {
     let Some(value) = value else { return Ok(None) };
-    let text = value.to_string_lossy();
-    DateTime::parse_from_rfc3339(text.trim()).map(|t| Some(t.with_timezone(&Utc))).map_err(|e| {
-        format!("{name}={text:?} is not an RFC 3339 time ({e}), e.g. 2026-11-29T06:00:00Z; fix or unset it")
-    })
+    let value = value.to_string_lossy().into_owned();
+    match DateTime::parse_from_rfc3339(value.trim()) {
+        Ok(t) => Ok(Some(t.with_timezone(&Utc))),
+        Err(cause) => Err(TimeVarError { var, value, cause }),
+    }
 }
 
 /// Test builds only: the variable that stands in for the host's real clock, so that a test can
@@ -71,7 +86,7 @@ fn time_var(name: &str, value: Option<std::ffi::OsString>) -> Result<Option<Date
 pub const TEST_WALL_VAR: &str = "JWK_ROTATOR_TEST_WALL_CLOCK";
 
 /// The host's real clock as a test gave it, in test builds; `None` means the system clock.
-pub fn test_wall_clock() -> Result<Option<DateTime<Utc>>, String> {
+pub fn test_wall_clock() -> Result<Option<DateTime<Utc>>, TimeVarError> {
     #[cfg(feature = "test-support")]
     return time_var(TEST_WALL_VAR, std::env::var_os(TEST_WALL_VAR));
     #[cfg(not(feature = "test-support"))]
@@ -301,6 +316,8 @@ mod tests {
     #[test]
     fn a_bad_fixed_now_names_the_variable_and_shows_a_valid_value() {
         let err = fixed_now(Some("2026-13-01".into())).unwrap_err();
+        assert_eq!((err.var, err.value.as_str()), (NOW_VAR, "2026-13-01"));
+        let err = err.to_string();
         assert!(err.starts_with("JWK_ROTATOR_NOW=\"2026-13-01\" is not an RFC 3339 time"), "{err}");
         assert!(err.contains("e.g. 2026-11-29T06:00:00Z") && !err.contains("--now"), "{err}");
         let now = fixed_now(Some("2026-11-29T07:00:00+01:00".into())).unwrap();

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::SettingError;
 use crate::policy::Span;
 
 /// How the tool authenticates to Key Vault; chosen explicitly, never guessed.
@@ -27,6 +27,21 @@ pub enum CredentialKind {
     StaticToken,
 }
 
+impl CredentialKind {
+    /// The name the config gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::ManagedIdentity => "managed-identity",
+            CredentialKind::WorkloadIdentity => "workload-identity",
+            CredentialKind::GithubOidc => "github-oidc",
+            CredentialKind::AzureCli => "azure-cli",
+            CredentialKind::Developer => "developer",
+            CredentialKind::ClientSecret => "client-secret",
+            CredentialKind::StaticToken => "static-token",
+        }
+    }
+}
+
 /// A Key Vault URL: `https://{vault}.vault.azure.net/`, or an emulator's https URL. Only https
 /// parses (Key Vault and the Azure SDK accept nothing else).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,14 +58,17 @@ impl VaultUrl {
 }
 
 impl std::str::FromStr for VaultUrl {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        let url =
-            url::Url::parse(s).map_err(|e| ConfigError(format!("vault_url {s:?} is not a URL ({e})")))?;
+    type Err = SettingError;
+    fn from_str(s: &str) -> Result<Self, SettingError> {
+        let url = url::Url::parse(s)
+            .map_err(|e| SettingError::new("vault_url", format!("vault_url {s:?} is not a URL ({e})")))?;
         if url.scheme() != "https" {
-            return Err(ConfigError(format!(
-                "vault_url {s:?} must use https (Key Vault and the Azure SDK accept nothing else; for an emulator give its https URL and ca_cert)"
-            )));
+            return Err(SettingError::new(
+                "vault_url",
+                format!(
+                    "vault_url {s:?} must use https (Key Vault and the Azure SDK accept nothing else; for an emulator give its https URL and ca_cert)"
+                ),
+            ));
         }
         Ok(VaultUrl(url))
     }
@@ -192,26 +210,35 @@ fn yes() -> bool {
 
 impl AzureConfig {
     /// Checks the settings and anchors `ca_cert` at the config file's directory.
-    pub fn resolve(mut self, base: &Path) -> Result<AzureConfig, ConfigError> {
+    pub fn resolve(mut self, base: &Path) -> Result<AzureConfig, SettingError> {
         let prefix_ok = self.secret_prefix.len() <= 40
             && self.secret_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !prefix_ok {
-            return Err(ConfigError(format!(
-                "secret_prefix {:?} may hold only letters, digits and '-' (at most 40)",
-                self.secret_prefix
-            )));
+            return Err(SettingError::new(
+                "secret_prefix",
+                format!(
+                    "secret_prefix {:?} may hold only letters, digits and '-' (at most 40)",
+                    self.secret_prefix
+                ),
+            ));
         }
         if !(1..=1024).contains(&self.max_in_flight) {
-            return Err(ConfigError(format!(
-                "[store] max_in_flight = {} must be between 1 and 1024 (the default, 32, suits Key Vault)",
-                self.max_in_flight
-            )));
+            return Err(SettingError::new(
+                "[store] max_in_flight",
+                format!(
+                    "[store] max_in_flight = {} must be between 1 and 1024 (the default, 32, suits Key Vault)",
+                    self.max_in_flight
+                ),
+            ));
         }
         if self.request_budget < 10 {
-            return Err(ConfigError(format!(
-                "[store] request_budget = {} is requests per 10 seconds and must be at least 10 (the default, {DEFAULT_REQUEST_BUDGET}, stays below Key Vault's 4,000)",
-                self.request_budget
-            )));
+            return Err(SettingError::new(
+                "[store] request_budget",
+                format!(
+                    "[store] request_budget = {} is requests per 10 seconds and must be at least 10 (the default, {DEFAULT_REQUEST_BUDGET}, stays below Key Vault's 4,000)",
+                    self.request_budget
+                ),
+            ));
         }
         self.ca_cert = self.ca_cert.map(|p| base.join(p));
         Ok(self)
@@ -219,7 +246,7 @@ impl AzureConfig {
 }
 
 /// Checks a consumer secret name template such as `{client}-{env}-jwk`.
-pub fn check_consumer_template(template: &str) -> Result<(), ConfigError> {
+pub fn check_consumer_template(template: &str) -> Result<(), SettingError> {
     let sample = template.replace("{client}", "c").replace("{env}", "E");
     let ok = !sample.is_empty()
         && sample.len() <= 127
@@ -227,8 +254,11 @@ pub fn check_consumer_template(template: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError(format!(
-            "consumer_secret {template:?} is not a Key Vault secret name: use letters, digits, '-' and the placeholders {{client}} and {{env}}"
-        )))
+        Err(SettingError::new(
+            "consumer_secret",
+            format!(
+                "consumer_secret {template:?} is not a Key Vault secret name: use letters, digits, '-' and the placeholders {{client}} and {{env}}"
+            ),
+        ))
     }
 }

@@ -6,22 +6,18 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod azure;
+mod error;
 pub mod maskinporten;
 mod store;
 pub mod worker;
 
+pub use error::{ConfigError, SettingError};
 pub use store::{MAX_LOCK_TIMEOUT, StoreConfig};
 
 use self::worker::{AlertsConfig, ScheduleConfig, ServerConfig};
 use crate::kid::{ClientName, Environment, KeySet};
 use crate::policy::Target;
 use crate::policy::{Policy, PolicyOverrides};
-
-/// A config that can not be used, with the file and setting in its message. Shown, it never
-/// holds a URL's path, query or credentials (see [`crate::redact::urls`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", crate::redact::urls(.0))]
-pub struct ConfigError(pub String);
 
 /// `[publish]`: where the public outputs go.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -109,70 +105,65 @@ pub struct Config {
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                "; pass --config FILE, set JWK_ROTATOR_CONFIG, or copy examples/jwk-rotator.toml to ./jwk-rotator.toml"
-            } else {
-                "; check that the file is readable by this user"
-            };
-            ConfigError(format!("cannot read config file {}: {e}{hint}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            file: path.to_path_buf(),
+            cause: e.to_string(),
+            missing: e.kind() == std::io::ErrorKind::NotFound,
         })?;
         Self::parse(&text, path)
     }
 
     /// Parses config text; `path` names the file in messages and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let shown = path.display();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            ConfigError(format!("config file {shown}: {}", crate::redact::toml_error(text, &e)))
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let problem = crate::redact::toml_problem(text, &e);
+            SettingError {
+                line: problem.line,
+                setting: problem.key,
+                ..SettingError::general(problem.message)
+            }
+            .in_file(path)
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let defaults = raw.defaults;
-        let tables = maskinporten::resolve_all(raw.maskinporten, &base)
-            .map_err(|e| ConfigError(format!("config file {shown}: {}", e.0)))?;
-        defaults.resolve().map_err(|e| ConfigError(format!("config file {shown}: [defaults]: {e}")))?;
+        let in_file = |e: SettingError| e.in_file(path);
+        let tables =
+            maskinporten::resolve_all(std::mem::take(&mut raw.maskinporten), &base).map_err(in_file)?;
+        raw.defaults.resolve().map_err(|e| in_file(SettingError::from(e).within("[defaults]")))?;
         if raw.client.is_empty() {
-            return Err(ConfigError(format!(
-                "config file {shown} has no [[client]]: add one with name = \"...\" and environments = [\"TEST\", \"PROD\"]"
-            )));
+            return Err(ConfigError::NoClient { file: path.to_path_buf() });
         }
-        let mut clients = Vec::new();
-        let mut names = BTreeSet::new();
-        for (i, c) in raw.client.into_iter().enumerate() {
-            let client = resolve_client(c, &defaults, &tables).map_err(|e| {
-                ConfigError(format!("config file {shown}: [[client]] number {}: {}", i + 1, e.0))
-            })?;
-            if !names.insert(client.name.clone()) {
-                return Err(ConfigError(format!(
-                    "config file {shown}: client {} is listed twice",
-                    client.name
-                )));
-            }
-            clients.push(client);
-        }
+        Self::resolve(raw, tables, path).map_err(|e| in_file(e).into())
+    }
+
+    /// Checks what the types of [`RawConfig`] can not (the clients, settings that depend on
+    /// each other), and makes paths relative to the config file's directory.
+    fn resolve(
+        raw: RawConfig,
+        tables: BTreeMap<Environment, maskinporten::MaskinportenEnv>,
+        path: &Path,
+    ) -> Result<Config, SettingError> {
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let clients = resolve_clients(raw.client, &raw.defaults, &tables)?;
         if raw.publish.dir.as_os_str().is_empty() {
-            return Err(ConfigError(format!(
-                "config file {shown}: [publish] dir is empty; name the directory for the public key sets, such as dir = \"jwks\""
-            )));
+            return Err(SettingError::new(
+                "[publish] dir",
+                "[publish] dir is empty; name the directory for the public key sets, such as dir = \"jwks\"",
+            ));
         }
         let publish = PublishConfig { dir: base.join(raw.publish.dir) };
         let store = match raw.store {
             StoreConfig::File { path, lock_timeout } => {
-                let path = file_store_path(&base, &path, &publish.dir)
-                    .map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
-                StoreConfig::File { path, lock_timeout }
+                StoreConfig::File { path: file_store_path(&base, &path, &publish.dir)?, lock_timeout }
             }
-            StoreConfig::AzureKeyVault(azure) => StoreConfig::AzureKeyVault(Box::new(
-                azure
-                    .resolve(&base)
-                    .map_err(|e| ConfigError(format!("config file {shown}: [store]: {e}")))?,
-            )),
+            StoreConfig::AzureKeyVault(azure) => {
+                StoreConfig::AzureKeyVault(Box::new(azure.resolve(&base).map_err(|e| e.within("[store]"))?))
+            }
         };
         if let Some(schedule) = &raw.schedule {
-            schedule.check().map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
+            schedule.check()?;
         }
         for hook in &raw.alerts.webhook {
-            hook.check().map_err(|e| ConfigError(format!("config file {shown}: {e}")))?;
+            hook.check()?;
         }
         Ok(Config {
             file: path.to_path_buf(),
@@ -212,13 +203,10 @@ impl Config {
             .iter()
             .filter(|n| seen.insert(n.as_str()))
             .map(|n| {
-                by_name.get(n).map(|t| (*t).clone()).ok_or_else(|| {
-                    let known: Vec<String> = all.iter().map(|t| t.key_set.to_string()).collect();
-                    ConfigError(format!(
-                        "key set {n:?} is not in {}; configured key sets: {}",
-                        self.file.display(),
-                        known.join(", ")
-                    ))
+                by_name.get(n).map(|t| (*t).clone()).ok_or_else(|| ConfigError::UnknownKeySet {
+                    file: self.file.clone(),
+                    name: n.clone(),
+                    known: all.iter().map(|t| t.key_set.to_string()).collect(),
                 })
             })
             .collect()
@@ -232,33 +220,34 @@ impl Config {
 
 /// The file store's directory, refused when it is the config file's own directory or shares
 /// a directory tree with the public outputs.
-fn file_store_path(base: &Path, path: &Path, publish: &Path) -> Result<PathBuf, ConfigError> {
+fn file_store_path(base: &Path, path: &Path, publish: &Path) -> Result<PathBuf, SettingError> {
+    let refused = |message: String| Err(SettingError::new("[store] path", message));
     if path.as_os_str().is_empty() {
-        return Err(ConfigError("[store] path is empty, which would make the config file's directory the key store; name a directory of its own, such as path = \"keys\"".to_owned()));
+        return refused("[store] path is empty, which would make the config file's directory the key store; name a directory of its own, such as path = \"keys\"".to_owned());
     }
     let store = base.join(path);
     let (store_at, publish_at, base_at) = (resolved(&store), resolved(publish), resolved(base));
     let shown = path.display();
     if store_at == base_at {
-        return Err(ConfigError(format!(
+        return refused(format!(
             "[store] path = \"{shown}\" is the config file's own directory; keys need a directory of their own, such as path = \"keys\""
-        )));
+        ));
     }
     let separate = "private keys and the public outputs need separate directories, such as [store] path = \"keys\" and [publish] dir = \"jwks\"";
     if publish_at == store_at {
-        return Err(ConfigError(format!(
+        return refused(format!(
             "[publish] dir is the same directory as [store] path = \"{shown}\": {separate}"
-        )));
+        ));
     }
     if publish_at.starts_with(&store_at) {
-        return Err(ConfigError(format!(
+        return refused(format!(
             "[publish] dir is inside the store directory [store] path = \"{shown}\": {separate}"
-        )));
+        ));
     }
     if store_at.starts_with(&publish_at) {
-        return Err(ConfigError(format!(
+        return refused(format!(
             "[store] path = \"{shown}\" is inside the [publish] dir, which is meant to be shared: {separate}"
-        )));
+        ));
     }
     Ok(store)
 }
@@ -293,36 +282,132 @@ fn resolved(path: &Path) -> PathBuf {
     }
 }
 
+/// Every `[[client]]`, each name once; an error says which client (by number, and by name once
+/// that is known).
+fn resolve_clients(
+    raw: Vec<RawClient>,
+    defaults: &PolicyOverrides,
+    tables: &BTreeMap<Environment, maskinporten::MaskinportenEnv>,
+) -> Result<Vec<ClientConfig>, SettingError> {
+    let mut clients = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, c) in raw.into_iter().enumerate() {
+        let client = resolve_client(c, defaults, tables)
+            .map_err(|e| e.within(format!("[[client]] number {}", i + 1)))?;
+        if !names.insert(client.name.clone()) {
+            return Err(SettingError::new("name", format!("client {} is listed twice", client.name)));
+        }
+        clients.push(client);
+    }
+    Ok(clients)
+}
+
+/// One `[[client]]`: its name, environments, policy (over `[defaults]`), consumer secret and
+/// Maskinporten settings.
 fn resolve_client(
     mut c: RawClient,
     defaults: &PolicyOverrides,
     tables: &BTreeMap<Environment, maskinporten::MaskinportenEnv>,
-) -> Result<ClientConfig, ConfigError> {
-    let name: ClientName = c.name.parse().map_err(|e: crate::kid::NameError| ConfigError(e.to_string()))?;
-    let at = |e: String| ConfigError(format!("client {name}: {e}"));
-    let raw_maskinporten = maskinporten::RawClientMaskinporten::take(&mut c.unknown).map_err(|e| at(e.0))?;
+) -> Result<ClientConfig, SettingError> {
+    let name: ClientName =
+        c.name.parse().map_err(|e: crate::kid::NameError| SettingError::new("name", e.to_string()))?;
+    let at = |e: SettingError| e.within(format!("client {name}"));
+    let settings = maskinporten::ClientSettings::take(&mut c.unknown).map_err(at)?;
     if let Some(key) = c.unknown.keys().next() {
-        return Err(at(format!(
-            "unknown setting `{key}`; a client takes name, environments, consumer_secret, publish, client_id, verify_scope, prune_unmanaged and the policy settings of [defaults]"
+        return Err(at(SettingError::new(
+            key.clone(),
+            format!(
+                "unknown setting `{key}`; a client takes name, environments, consumer_secret, {} and the policy settings of [defaults]",
+                maskinporten::ClientSettings::NAMES.join(", ")
+            ),
         )));
     }
-    if c.environments.is_empty() {
-        return Err(at("environments is empty; list at least one, such as [\"TEST\", \"PROD\"]".to_owned()));
+    let environments = environments(&c.environments).map_err(at)?;
+    let policy = c.policy.over(defaults).resolve().map_err(|e| at(e.into()))?;
+    if let Some(template) = &c.consumer_secret {
+        azure::check_consumer_template(template).map_err(at)?;
+    }
+    let verified = policy.promotion() == crate::policy::Promotion::Verified;
+    let maskinporten = maskinporten::resolve_client(settings, &environments, verified, tables).map_err(at)?;
+    Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret, maskinporten })
+}
+
+/// A client's `environments`: at least one, each once.
+fn environments(names: &[String]) -> Result<Vec<Environment>, SettingError> {
+    let refused = |message: String| SettingError::new("environments", message);
+    if names.is_empty() {
+        return Err(refused(
+            "environments is empty; list at least one, such as [\"TEST\", \"PROD\"]".to_owned(),
+        ));
     }
     let mut environments = Vec::new();
-    for env in &c.environments {
-        let env: Environment = env.parse().map_err(|e: crate::kid::NameError| at(e.to_string()))?;
+    for env in names {
+        let env: Environment = env.parse().map_err(|e: crate::kid::NameError| refused(e.to_string()))?;
         if environments.contains(&env) {
-            return Err(at(format!("environment {env} is listed twice")));
+            return Err(refused(format!("environment {env} is listed twice")));
         }
         environments.push(env);
     }
-    let policy = c.policy.over(defaults).resolve().map_err(|e| at(e.to_string()))?;
-    if let Some(template) = &c.consumer_secret {
-        azure::check_consumer_template(template).map_err(|e| at(e.0))?;
+    Ok(environments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> ConfigError {
+        Config::parse(text, Path::new("/etc/jwk-rotator/jwk-rotator.toml")).expect_err("refused")
     }
-    let verified = policy.promotion() == crate::policy::Promotion::Verified;
-    let maskinporten = maskinporten::resolve_client(raw_maskinporten, &environments, verified, tables)
-        .map_err(|e| at(e.0))?;
-    Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret, maskinporten })
+
+    #[test]
+    fn errors_say_where_they_are_and_which_setting() {
+        let client = "[[client]]\nname = \"a\"\n";
+        let e = refused(&format!("[defaults]\nmax_age = \"400d\"\n{client}"));
+        assert_eq!(e.setting(), Some("max_age"));
+        let ConfigError::Setting(setting) = &e else { panic!("{e:?}") };
+        assert_eq!(setting.place, ["[defaults]"]);
+        assert_eq!(setting.file.as_deref(), Some(Path::new("/etc/jwk-rotator/jwk-rotator.toml")));
+        assert!(
+            e.to_string()
+                .starts_with("config file /etc/jwk-rotator/jwk-rotator.toml: [defaults]: max_age = "),
+            "{e}"
+        );
+
+        let e = refused(&format!("{client}[[client]]\nname = \"b\"\nenvironments = []\n"));
+        let ConfigError::Setting(setting) = &e else { panic!("{e:?}") };
+        assert_eq!(
+            (setting.setting.as_deref(), &setting.place[..]),
+            (Some("environments"), &["[[client]] number 2".to_owned(), "client b".to_owned()][..])
+        );
+
+        let e = refused(&format!("{client}{client}"));
+        assert_eq!(e.setting(), Some("name"));
+        assert!(e.to_string().ends_with(": client a is listed twice"), "{e}");
+
+        let e = refused(&format!("[publish]\ndir = \"keys\"\n{client}"));
+        assert_eq!(e.setting(), Some("[store] path"));
+
+        let e = refused("[store]\nkind = \"file\"\npath = 7\n");
+        let ConfigError::Setting(setting) = &e else { panic!("{e:?}") };
+        assert_eq!((setting.line, setting.setting.as_deref()), (Some(1), Some("[store]")));
+
+        assert_eq!(
+            refused("[publish]\ndir = \"jwks\"\n"),
+            ConfigError::NoClient { file: "/etc/jwk-rotator/jwk-rotator.toml".into() }
+        );
+    }
+
+    #[test]
+    fn a_key_set_not_in_the_config_is_named_with_those_that_are() {
+        let config = Config::parse("[[client]]\nname = \"a\"\n", Path::new("j.toml")).expect("loads");
+        let e = config.select(&["a-STAGE".to_owned()]).expect_err("not configured");
+        assert_eq!(
+            e,
+            ConfigError::UnknownKeySet {
+                file: "j.toml".into(),
+                name: "a-STAGE".to_owned(),
+                known: vec!["a-TEST".to_owned(), "a-PROD".to_owned()]
+            }
+        );
+    }
 }

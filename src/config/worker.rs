@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::SettingError;
 pub use crate::cron::CronSpec;
 use crate::cron::Ticks;
-use crate::findings::Severity;
 use crate::policy::Span;
+use crate::severity::Severity;
 
 fn de_zone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
     let s = String::deserialize(d)?;
@@ -49,16 +49,19 @@ pub struct ScheduleConfig {
 impl ScheduleConfig {
     /// Refuses a `jitter` that is not shorter than the shortest time between two ticks (over a
     /// year of ticks, daylight saving included): a run would start after the next tick.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    pub fn check(&self) -> Result<(), SettingError> {
         let ticks = Ticks { cron: &self.cron, tz: self.timezone };
         let from = chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::days(20_454); // 2026-01-01
         let Some(gap) = ticks.shortest_gap(from, 400) else { return Ok(()) };
         if self.jitter.delta() >= gap {
             let gap = crate::policy::Span::seconds(gap.num_seconds());
-            return Err(ConfigError(format!(
-                "[schedule] jitter = \"{}\" is not shorter than the shortest time between two runs of cron = \"{}\" ({gap}): a run would start after the next one was due, and ticks would be skipped; shorten jitter",
-                self.jitter, self.cron
-            )));
+            return Err(SettingError::new(
+                "[schedule] jitter",
+                format!(
+                    "[schedule] jitter = \"{}\" is not shorter than the shortest time between two runs of cron = \"{}\" ({gap}): a run would start after the next one was due, and ticks would be skipped; shorten jitter",
+                    self.jitter, self.cron
+                ),
+            ));
         }
         Ok(())
     }
@@ -182,13 +185,25 @@ fn default_min_severity() -> Severity {
 
 fn de_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
     let s = crate::de::named_text("[[alerts.webhook]] url", d)?;
-    webhook_url(&s, "[[alerts.webhook]] url").map(Some).map_err(serde::de::Error::custom)
+    webhook_url(&s).map(Some).map_err(|e| serde::de::Error::custom(format!("[[alerts.webhook]] url {e}")))
 }
 
-/// A webhook URL: https, or http to this host only (a local receiver). Messages name the
-/// setting and never show the URL: webhook URLs carry their secret in the path.
-fn webhook_url(text: &str, setting: &str) -> Result<url::Url, String> {
-    let url: url::Url = text.parse().map_err(|e| format!("{setting} is not a URL: {e}"))?;
+/// Why a webhook URL can not be used. It never holds the URL: webhook URLs carry their secret
+/// in the path. Shown after the name of what held the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookUrlError {
+    #[error("is not a URL: {0}")]
+    NotAUrl(url::ParseError),
+    #[error(
+        "is a {scheme}:// URL{}: a webhook must be https, since it carries the findings and, in its path, its own secret (http only to localhost, for a local receiver)",
+        if scheme == "http" { " to another host" } else { "" }
+    )]
+    NotHttps { scheme: String },
+}
+
+/// A webhook URL: https, or http to this host only (a local receiver).
+fn webhook_url(text: &str) -> Result<url::Url, WebhookUrlError> {
+    let url: url::Url = text.parse().map_err(WebhookUrlError::NotAUrl)?;
     let local = match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -198,10 +213,7 @@ fn webhook_url(text: &str, setting: &str) -> Result<url::Url, String> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if local => Ok(url),
-        scheme => Err(format!(
-            "{setting} is a {scheme}:// URL{}: a webhook must be https, since it carries the findings and, in its path, its own secret (http only to localhost, for a local receiver)",
-            if scheme == "http" { " to another host" } else { "" }
-        )),
+        scheme => Err(WebhookUrlError::NotHttps { scheme: scheme.to_owned() }),
     }
 }
 
@@ -229,27 +241,32 @@ impl WebhookConfig {
     }
 
     /// Checks that exactly one of `url` and `url_env` is set.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    pub fn check(&self) -> Result<(), SettingError> {
         match (&self.url, &self.url_env) {
             (Some(_), None) | (None, Some(_)) => Ok(()),
-            _ => Err(ConfigError(format!(
-                "[[alerts.webhook]] {}: set exactly one of url and url_env (the environment variable holding the URL)",
-                self.label()
-            ))),
+            _ => Err(SettingError::new(
+                "url",
+                "set exactly one of url and url_env (the environment variable holding the URL)",
+            )
+            .within(self.table())),
         }
     }
 
     /// The URL to post to, read from the environment when `url_env` is set.
-    pub fn resolve_url(&self) -> Result<url::Url, ConfigError> {
+    pub fn resolve_url(&self) -> Result<url::Url, SettingError> {
         if let Some(url) = &self.url {
             return Ok(url.clone());
         }
         let var = self.url_env.clone().unwrap_or_default();
-        let value = std::env::var(&var).map_err(|_| {
-            ConfigError(format!("[[alerts.webhook]] {}: environment variable {var} is not set", self.label()))
-        })?;
-        let setting = format!("[[alerts.webhook]] {}: environment variable {var}", self.label());
-        webhook_url(&value, &setting).map_err(ConfigError)
+        let refused = |problem: String| SettingError::new("url_env", problem).within(self.table());
+        let value =
+            std::env::var(&var).map_err(|_| refused(format!("environment variable {var} is not set")))?;
+        webhook_url(&value).map_err(|e| refused(format!("environment variable {var} {e}")))
+    }
+
+    /// How messages name this webhook's table.
+    pub fn table(&self) -> String {
+        format!("[[alerts.webhook]] {}", self.label())
     }
 }
 

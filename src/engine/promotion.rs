@@ -25,10 +25,10 @@ impl SetRun<'_> {
         if registered.get(&kid.to_string()).is_some() {
             return self.check_propagated(kid).await;
         }
-        Err(RunError::Publish(PublishError(format!(
-            "{kid} was not promoted: it is not registered on Maskinporten client {} any more (removed in Samarbeidsportalen or by another tool); this run registers it again, and a later run promotes it",
-            registered.client_id
-        ))))
+        Err(RunError::Publish(PublishError::Unregistered {
+            kid: kid.clone(),
+            client_id: registered.client_id,
+        }))
     }
 
     /// A key registered through the API moments ago may not have reached Maskinporten yet

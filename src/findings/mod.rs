@@ -4,7 +4,6 @@
 //! `registered` (Maskinporten's registered keys, proofs) and `certificate` (the admin client's).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -27,36 +26,7 @@ mod fixtures;
 mod keys;
 mod registered;
 
-/// How bad a finding is; also `status`'s exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    Ok = 0,
-    Warning = 1,
-    Critical = 2,
-    Unknown = 3,
-}
-
-impl Severity {
-    pub fn exit_code(self) -> u8 {
-        self as u8
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Ok => "OK",
-            Severity::Warning => "WARNING",
-            Severity::Critical => "CRITICAL",
-            Severity::Unknown => "UNKNOWN",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::severity::Severity;
 
 /// Which rule found something; a stable name for alert routing and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -353,7 +323,8 @@ mod tests {
         let kinds: Vec<FindingKind> = found.iter().map(|f| f.kind).collect();
         assert_eq!(kinds, [FindingKind::ConsumerNotCurrent, FindingKind::RegistrationDrift], "{found:#?}");
         assert_eq!(worst(&found), Severity::Critical);
-        observed.registered.insert(set, Err(PublishError("HTTP 503".to_owned())));
+        let unreachable = PublishError::Api { key_set: set.clone(), cause: "HTTP 503".to_owned() };
+        observed.registered.insert(set, Err(unreachable));
         let found = evaluate_all(&targets, &loaded, &observed, now);
         assert_eq!(found.last().map(|f| f.kind), Some(FindingKind::MaskinportenUnreachable));
     }

@@ -191,9 +191,11 @@ mod tests {
 
     #[test]
     fn an_api_that_can_not_be_read_warns() {
-        let f = case().ctx().unreachable(&PublishError("HTTP 503".to_owned()));
+        let c = case();
+        let f =
+            c.ctx().unreachable(&PublishError::Api { key_set: c.set.clone(), cause: "HTTP 503".to_owned() });
         assert_eq!((f.kind, f.severity), (FindingKind::MaskinportenUnreachable, Severity::Warning));
-        assert!(f.message.contains("could not be read: HTTP 503; until it can"), "{}", f.message);
+        assert!(f.message.contains("could not be read: a-TEST: HTTP 503; until it can"), "{}", f.message);
     }
 
     #[test]

@@ -2,16 +2,49 @@
 //! Vault) into this tool's store, so that the next rotation simply takes over. It reads the
 //! source, plans every key set, writes only clean ones, and never changes the source.
 
-/// Why an import could not read its source or write a key set; the message names the file,
-/// secret or key set and what to do.
+/// Why an import could not read its source or write a key set; each names the directory,
+/// vault or key set, and what to do. A `cause` is shown in the message (it is not a
+/// [`std::error::Error::source`], which would show it twice).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ImportError(pub String);
-
-impl From<String> for ImportError {
-    fn from(message: String) -> Self {
-        ImportError(message)
-    }
+pub enum ImportError {
+    /// `--from` is neither a directory nor a Key Vault URL.
+    #[error("--from {from} is not a directory or an https Key Vault URL")]
+    NotASource { from: String },
+    /// The directory `--from` names could not be listed.
+    #[error("--from {}: cannot list it: {cause}; give the directory altinn-jwks wrote to", from.display())]
+    Unlisted { from: PathBuf, cause: String },
+    /// Listing the directory `--from` names failed part way.
+    #[error("--from {}: cannot list it: {cause}", from.display())]
+    ListingFailed { from: PathBuf, cause: String },
+    /// The vault `--from` names could not be listed.
+    #[error("--from {url}: {cause}")]
+    Vault { url: String, cause: Box<StoreError> },
+    /// `--from` is the store directory.
+    #[error(
+        "--from {} is the store directory ([store] path); copy the altinn-jwks files to a directory of their own and import from there",
+        from.display()
+    )]
+    StoreDirectory { from: PathBuf },
+    /// `--from` is the publish directory.
+    #[error(
+        "--from {} is the [publish] dir, where {{set}}.jwks.json (altinn-jwks 2.0's private key file name) would be overwritten with the public set; copy the altinn-jwks files to a directory of their own and import from there",
+        from.display()
+    )]
+    PublishDirectory { from: PathBuf },
+    /// The source holds no altinn-jwks key set; `place` is [`Source::describe`].
+    #[error(
+        "no altinn-jwks key sets in {place}: expected files {{set}}.json or {{set}}.jwks.json, or secrets {{set}}--priv or {{set}}--jwks"
+    )]
+    NothingFound { place: String },
+    /// A key set named on the command line is not in the source.
+    #[error("key set {key_set} is not in {place}; found there: {}", found.join(", "))]
+    NotInSource { key_set: KeySet, place: String, found: Vec<String> },
+    /// Writing a key set to the store failed.
+    #[error("{key_set}: {cause}")]
+    Store { key_set: KeySet, cause: Box<StoreError> },
+    /// Writing a key set's public outputs failed.
+    #[error("{key_set}: {cause}")]
+    Publish { key_set: KeySet, cause: Box<PublishError> },
 }
 
 pub mod plan;
@@ -29,8 +62,8 @@ use crate::kid::{KeySet, Kid};
 use crate::lifecycle;
 use crate::moment::Moment;
 use crate::policy::Target;
-use crate::publish::{PublishedSet, Publisher};
-use crate::store::{ConsumerSecrets, KeyStore, Loaded, create, records_in};
+use crate::publish::{PublishError, PublishedSet, Publisher};
+use crate::store::{ConsumerSecrets, KeyStore, Loaded, StoreError, create, records_in};
 
 /// Where altinn-jwks keeps its keys.
 pub enum Source {
@@ -185,16 +218,10 @@ pub fn check_directory(from: &Path, store_dir: Option<&Path>, publish_dir: &Path
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let from_at = real(from);
     if store_dir.is_some_and(|s| real(s) == from_at) {
-        return Err(ImportError(format!(
-            "--from {} is the store directory ([store] path); copy the altinn-jwks files to a directory of their own and import from there",
-            from.display()
-        )));
+        return Err(ImportError::StoreDirectory { from: from.to_path_buf() });
     }
     if real(publish_dir) == from_at {
-        return Err(ImportError(format!(
-            "--from {} is the [publish] dir, where {{set}}.jwks.json (altinn-jwks 2.0's private key file name) would be overwritten with the public set; copy the altinn-jwks files to a directory of their own and import from there",
-            from.display()
-        )));
+        return Err(ImportError::PublishDirectory { from: from.to_path_buf() });
     }
     Ok(())
 }
@@ -213,23 +240,50 @@ pub async fn write(
     at: Moment,
 ) -> Result<usize, ImportError> {
     let set = &plan.key_set;
+    let stored = |cause| ImportError::Store { key_set: set.clone(), cause: Box::new(cause) };
     for record in &plan.superseded {
-        store.update(record).await.map_err(|e| format!("{set}: {e}"))?;
+        store.update(record).await.map_err(stored)?;
         tracing::info!(key_set = %set, kid = %record.kid, stage = %record.stage, "made before the import; moved aside");
     }
     let mut written = 0;
     for key in plan.to_write() {
-        create(store, &key.record, &key.key).await.map_err(|e| format!("{set}: {e}"))?;
+        create(store, &key.record, &key.key).await.map_err(stored)?;
         tracing::info!(key_set = %set, kid = %key.record.kid, stage = %key.record.stage, "imported");
         written += 1;
     }
-    let loaded = store.load(std::slice::from_ref(set)).await.map_err(|e| format!("{set}: {e}"))?;
-    let records = records_in(&loaded, set).map_err(|e| format!("{set}: {e}"))?;
+    let loaded = store.load(std::slice::from_ref(set)).await.map_err(stored)?;
+    let records = records_in(&loaded, set).map_err(stored)?;
     let published = PublishedSet::from_records(set, records, &target.policy, at.now);
-    publisher.publish(&published).await.map_err(|e| format!("{set}: {e}"))?;
+    publisher
+        .publish(&published)
+        .await
+        .map_err(|cause| ImportError::Publish { key_set: set.clone(), cause: Box::new(cause) })?;
     let current = lifecycle::current(records, at.now).filter(|_| !plan.leave_consumer);
     if let (Some(current), Some(consumers)) = (current, consumers) {
-        consumers.sync_consumer(current).await.map_err(|e| format!("{set}: {e}"))?;
+        consumers.sync_consumer(current).await.map_err(stored)?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_and_publish_directories_are_refused_as_sources() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (keys, jwks, from) =
+            (dir.path().join("keys"), dir.path().join("jwks"), dir.path().join("altinn"));
+        for d in [&keys, &jwks, &from] {
+            std::fs::create_dir(d).expect("mkdir");
+        }
+        assert_eq!(check_directory(&from, Some(&keys), &jwks), Ok(()));
+        assert_eq!(
+            check_directory(&keys.join("."), Some(&keys), &jwks),
+            Err(ImportError::StoreDirectory { from: keys.join(".") })
+        );
+        let e = check_directory(&jwks, None, &jwks).expect_err("publish dir");
+        assert_eq!(e, ImportError::PublishDirectory { from: jwks.clone() });
+        assert!(e.to_string().contains("is the [publish] dir, where {set}.jwks.json"), "{e}");
+    }
 }

@@ -108,7 +108,7 @@ fn parse_keys(found: &Found, problems: &mut Vec<String>) -> Vec<PrivateJwk> {
     let members = match &found.private {
         Ok(members) => members,
         Err(e) => {
-            problems.push(e.clone());
+            problems.push(e.to_string());
             return Vec::new();
         }
     };
@@ -192,7 +192,7 @@ fn check_public(found: &Found, keys: &[PrivateJwk], problems: &mut Vec<String>) 
     let Some(public) = &found.public else { return };
     let public: &[PublicMember] = match public {
         Ok(p) => p,
-        Err(e) => return problems.push(e.clone()),
+        Err(e) => return problems.push(e.to_string()),
     };
     let set = &found.key_set;
     for key in keys {
@@ -222,7 +222,7 @@ fn check_current(found: &Found, keys: &[PrivateJwk], problems: &mut Vec<String>)
     let Some(current) = &found.current else { return };
     let current = match current {
         Ok(c) => c,
-        Err(e) => return problems.push(e.clone()),
+        Err(e) => return problems.push(e.to_string()),
     };
     match keys.last() {
         Some(last) if last.public() == current.public() => {}

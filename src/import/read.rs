@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::ImportError;
 use crate::azure::altinn::AltinnVault;
 use crate::jwk::{PrivateJwk, SetMember, private_set_from_json};
 use crate::kid::KeySet;
@@ -54,13 +55,56 @@ pub struct Found {
     /// The files or secrets it was read from: what the operator may delete after the import.
     pub sources: Vec<String>,
     /// The private set, in altinn-jwks's order (the current key last).
-    pub private: Result<Vec<SetMember>, String>,
+    pub private: Result<Vec<SetMember>, PartError>,
     /// 1.x: the public set.
-    pub public: Option<Result<Vec<PublicMember>, String>>,
+    pub public: Option<Result<Vec<PublicMember>, PartError>>,
     /// 1.x: the current key.
-    pub current: Option<Result<PrivateJwk, String>>,
+    pub current: Option<Result<PrivateJwk, PartError>>,
     /// What was wrong with the layout itself.
     pub problems: Vec<String>,
+}
+
+/// A part of an altinn-jwks key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    PrivateSet,
+    /// 1.x only.
+    PublicSet,
+    /// 1.x only.
+    CurrentKey,
+}
+
+impl Part {
+    /// What the part must be, as in "not a private key set".
+    fn what(self) -> &'static str {
+        match self {
+            Part::PrivateSet => "a private key set",
+            Part::PublicSet => "a public key set",
+            Part::CurrentKey => "a private key",
+        }
+    }
+}
+
+/// Why a part of a key set can not be used: it is missing, or it does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartError {
+    /// `name` (a file, or `secret NAME`) is there but is not what the part must be; `cause`
+    /// never quotes its content.
+    #[error("{name}: not {}: {cause}", part.what())]
+    Unreadable { part: Part, name: String, cause: String },
+    /// The part is not there; `expected` is the file or secret it would be.
+    #[error("{}", missing(*part, expected))]
+    Missing { part: Part, expected: String },
+}
+
+fn missing(part: Part, expected: &str) -> String {
+    match part {
+        Part::PrivateSet => {
+            format!("the private key set {expected} is missing; only the public set or current key was found")
+        }
+        Part::PublicSet => format!("the public set {expected} is missing"),
+        Part::CurrentKey => format!("the current key {expected} is missing"),
+    }
 }
 
 /// The parts of one key set, by kind, with where each came from.
@@ -120,13 +164,13 @@ fn secret_kind(name: &str) -> Option<(KeySet, Kind)> {
 
 /// Every altinn-jwks key set in a directory (files `{set}.json`, `.pub.json`, `.key.json`,
 /// `.jwks.json`); other files are not looked at.
-pub fn read_directory(dir: &Path) -> Result<Vec<Found>, super::ImportError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        format!("--from {}: cannot list it: {e}; give the directory altinn-jwks wrote to", dir.display())
-    })?;
+pub fn read_directory(dir: &Path) -> Result<Vec<Found>, ImportError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ImportError::Unlisted { from: dir.to_path_buf(), cause: e.to_string() })?;
     let mut sets: BTreeMap<KeySet, Parts> = BTreeMap::new();
     for entry in entries {
-        let entry = entry.map_err(|e| format!("--from {}: cannot list it: {e}", dir.display()))?;
+        let entry = entry
+            .map_err(|e| ImportError::ListingFailed { from: dir.to_path_buf(), cause: e.to_string() })?;
         let Some((set, kind)) = entry.file_name().to_str().and_then(file_kind) else { continue };
         let path = entry.path();
         let shown = path.display().to_string();
@@ -146,8 +190,11 @@ pub fn read_directory(dir: &Path) -> Result<Vec<Found>, super::ImportError> {
 
 /// Every altinn-jwks key set in a vault (secrets `{set}--priv`, `--pub`, `--key`, `--jwks`);
 /// the values are standard base64 of the JSON. Other secrets are not read.
-pub async fn read_vault(vault: &AltinnVault) -> Result<Vec<Found>, super::ImportError> {
-    let names = vault.names().await.map_err(|e| format!("--from {}: {e}", vault.url()))?;
+pub async fn read_vault(vault: &AltinnVault) -> Result<Vec<Found>, ImportError> {
+    let names = vault
+        .names()
+        .await
+        .map_err(|cause| ImportError::Vault { url: vault.url().to_owned(), cause: Box::new(cause) })?;
     let mut sets: BTreeMap<KeySet, Parts> = BTreeMap::new();
     for name in names {
         let Some((set, kind)) = secret_kind(&name) else { continue };
@@ -192,50 +239,47 @@ fn assemble(key_set: KeySet, parts: Parts, vault: bool) -> Found {
             sources.join(", ")
         ));
     }
-    let (private_part, expected) = if v1 {
-        (&parts.v1_private, if vault { format!("secret {key_set}--priv") } else { format!("{key_set}.json") })
-    } else {
-        (&parts.v2_private, String::new())
+    let name = |part: &str, file: &str| {
+        if vault { format!("secret {key_set}--{part}") } else { format!("{key_set}.{file}") }
     };
+    let private_part = if v1 { &parts.v1_private } else { &parts.v2_private };
     let private = match private_part {
         Some((name, bytes)) => {
-            private_set_from_json(bytes).map_err(|e| format!("{name}: not a private key set: {e}"))
+            private_set_from_json(bytes).map_err(|e| unreadable(Part::PrivateSet, name, e))
         }
-        None => Err(format!(
-            "the private key set {expected} is missing; only the public set or current key was found"
-        )),
+        None => Err(PartError::Missing {
+            part: Part::PrivateSet,
+            expected: if v1 { name("priv", "json") } else { String::new() },
+        }),
     };
     let public = v1.then(|| match &parts.v1_public {
-        Some((name, bytes)) => public_set(bytes).map_err(|e| format!("{name}: not a public key set: {e}")),
-        None => Err(format!(
-            "the public set {} is missing",
-            if vault { format!("secret {key_set}--pub") } else { format!("{key_set}.pub.json") }
-        )),
+        Some((name, bytes)) => {
+            public_set(bytes).map_err(|e| unreadable(Part::PublicSet, name, crate::redact::json_error(&e)))
+        }
+        None => Err(PartError::Missing { part: Part::PublicSet, expected: name("pub", "pub.json") }),
     });
     let current = v1.then(|| match &parts.v1_key {
         Some((name, bytes)) => {
-            PrivateJwk::from_json(bytes).map_err(|e| format!("{name}: not a private key: {e}"))
+            PrivateJwk::from_json(bytes).map_err(|e| unreadable(Part::CurrentKey, name, e))
         }
-        None => Err(format!(
-            "the current key {} is missing",
-            if vault { format!("secret {key_set}--key") } else { format!("{key_set}.key.json") }
-        )),
+        None => Err(PartError::Missing { part: Part::CurrentKey, expected: name("key", "key.json") }),
     });
     Found { key_set, layout, sources, private, public, current, problems }
 }
 
+fn unreadable(part: Part, name: &str, cause: impl fmt::Display) -> PartError {
+    PartError::Unreadable { part, name: name.to_owned(), cause: cause.to_string() }
+}
+
 /// A public set: `{"keys":[...]}`, or the bare array that `export maskinporten` prints.
-fn public_set(bytes: &[u8]) -> Result<Vec<PublicMember>, String> {
+fn public_set(bytes: &[u8]) -> Result<Vec<PublicMember>, serde_json::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Set {
         Keys { keys: Vec<PublicMember> },
         Bare(Vec<PublicMember>),
     }
-    match serde_json::from_slice::<Set>(bytes) {
-        Ok(Set::Keys { keys } | Set::Bare(keys)) => Ok(keys),
-        Err(e) => Err(crate::redact::json_error(&e)),
-    }
+    serde_json::from_slice::<Set>(bytes).map(|(Set::Keys { keys } | Set::Bare(keys))| keys)
 }
 
 #[cfg(test)]
@@ -255,5 +299,46 @@ mod tests {
         assert_eq!(secret("my-app-PROD--JWKS").as_deref(), Some("my-app-PROD"));
         assert_eq!(secret("MaskinportenSettings--EncodedJwk"), None);
         assert_eq!(secret("jwk-my-app-PROD--2026-11-21"), None);
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_part_is_named_with_its_file_or_secret() {
+        let set: KeySet = "a-TEST".parse().expect("set");
+        let bytes = |text: &str| Zeroizing::new(text.as_bytes().to_vec());
+        let parts = Parts {
+            v1_public: Some(("a-TEST.pub.json".to_owned(), bytes("{\"keys\": 7}"))),
+            ..Parts::default()
+        };
+        let found = assemble(set.clone(), parts, false);
+        assert_eq!(found.layout, Layout::V1Directory);
+        let Err(private) = found.private else { panic!("a private set") };
+        assert_eq!(
+            private,
+            PartError::Missing { part: Part::PrivateSet, expected: "a-TEST.json".to_owned() }
+        );
+        assert_eq!(
+            private.to_string(),
+            "the private key set a-TEST.json is missing; only the public set or current key was found"
+        );
+        let public = found.public.expect("1.x").expect_err("not a set");
+        assert!(
+            matches!(&public, PartError::Unreadable { part: Part::PublicSet, name, .. } if name == "a-TEST.pub.json"),
+            "{public:?}"
+        );
+        assert!(public.to_string().starts_with("a-TEST.pub.json: not a public key set: "), "{public}");
+        let current = found.current.expect("1.x").expect_err("missing");
+        assert_eq!(current.to_string(), "the current key a-TEST.key.json is missing");
+
+        let secret = "c2VjcmV0LXByaXZhdGUtbWF0ZXJpYWw";
+        let parts =
+            Parts { v1_key: Some(("secret a-TEST--key".to_owned(), bytes(secret))), ..Parts::default() };
+        let found = assemble(set, parts, true);
+        let current = found.current.expect("1.x").expect_err("not a key");
+        assert!(matches!(&current, PartError::Unreadable { part: Part::CurrentKey, .. }), "{current:?}");
+        assert!(!current.to_string().contains(&secret[..12]), "{current}");
+        assert_eq!(
+            found.public.expect("1.x").expect_err("missing").to_string(),
+            "the public set secret a-TEST--pub is missing"
+        );
     }
 }

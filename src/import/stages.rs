@@ -165,11 +165,20 @@ pub(super) fn check_names(plan: &mut SetPlan, ctx: &Context<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::read::{Found, Layout};
+    use crate::import::read::{Found, Layout, Part, PartError};
     use crate::jwk::private_set_from_json;
     use crate::policy::Policy;
 
     const VECTOR: &str = include_str!("../../tests/data/testklient-TEST.2024-07-10.key.b64");
+
+    /// A private set read from the JSON `json` of a file `a-TEST.jwks.json`.
+    fn private(json: &str) -> Result<Vec<crate::jwk::SetMember>, PartError> {
+        private_set_from_json(json.as_bytes()).map_err(|e| PartError::Unreadable {
+            part: Part::PrivateSet,
+            name: "a-TEST.jwks.json".to_owned(),
+            cause: e.to_string(),
+        })
+    }
 
     fn found(kids: &[&str]) -> Found {
         let key = PrivateJwk::from_base64(VECTOR).expect("vector");
@@ -182,7 +191,7 @@ mod tests {
             key_set: "a-TEST".parse().expect("set"),
             layout: Layout::V2Directory,
             sources: vec!["a-TEST.jwks.json".to_owned()],
-            private: private_set_from_json(json.as_bytes()).map_err(|e| e.to_string()),
+            private: private(&json),
             public: None,
             current: None,
             problems: Vec::new(),
@@ -254,8 +263,7 @@ mod tests {
         let json =
             key.to_json().replace("\"kid\":\"testklient-TEST.2024-07-10\"", &format!("\"kid\":\"{d}\""));
         let mut f = found(&["a-TEST.2025-07-01"]);
-        f.private =
-            private_set_from_json(format!("{{\"keys\":[{json}]}}").as_bytes()).map_err(|e| e.to_string());
+        f.private = private(&format!("{{\"keys\":[{json}]}}"));
         let plan = plan_of(&f, &[], false);
         let text = plan.problems.join("\n");
         assert!(text.contains("a key whose kid is not a-TEST.SUFFIX (not shown)"), "{text}");
@@ -271,8 +279,7 @@ mod tests {
         let json = key.to_json().replace(&n, short);
         let mut f = found(&["a-TEST.2025-07-01"]);
         let json = json.replace("testklient-TEST.2024-07-10", "a-TEST.2025-07-01");
-        f.private =
-            private_set_from_json(format!("{{\"keys\":[{json}]}}").as_bytes()).map_err(|e| e.to_string());
+        f.private = private(&format!("{{\"keys\":[{json}]}}"));
         let plan = plan_of(&f, &[], false);
         let text = plan.problems.join("\n");
         assert!(

@@ -123,7 +123,7 @@ impl SelfServiceApi {
         if status == StatusCode::NO_CONTENT || body.trim().is_empty() {
             return Ok(Vec::new());
         }
-        parse_keys(&body).map_err(|reason| ApiError::Protocol { action, reason })
+        parse_keys(&body).map_err(|e| ApiError::Protocol { action, reason: e.to_string() })
     }
 
     /// Replaces the whole key set of `client_id` with `keys` (public JWKs, each with `exp`).
@@ -246,20 +246,33 @@ pub fn digdir_error(body: &str) -> (String, Option<String>) {
     (messages, correlation_id)
 }
 
+/// Why the answer to `GET .../jwks` could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysAnswerError {
+    #[error("not JSON ({0})")]
+    NotJson(String),
+    #[error("`keys` is not a list")]
+    NotAList,
+    #[error("a key has no kid")]
+    NoKid,
+    #[error("key {kid:?} has exp {exp}, not epoch seconds")]
+    BadExp { kid: String, exp: String },
+}
+
 /// The keys of a `GET .../jwks` answer; `keys` may be missing (no keys).
-fn parse_keys(body: &str) -> Result<Vec<RegisteredKey>, String> {
-    let json: Value = serde_json::from_str(body).map_err(|e| format!("not JSON ({e})"))?;
+fn parse_keys(body: &str) -> Result<Vec<RegisteredKey>, KeysAnswerError> {
+    let json: Value = serde_json::from_str(body).map_err(|e| KeysAnswerError::NotJson(e.to_string()))?;
     let Some(keys) = json.get("keys") else { return Ok(Vec::new()) };
-    let keys = keys.as_array().ok_or("`keys` is not a list")?;
+    let keys = keys.as_array().ok_or(KeysAnswerError::NotAList)?;
     keys.iter()
         .map(|k| {
-            let kid = k.get("kid").and_then(Value::as_str).ok_or("a key has no kid")?.to_owned();
+            let kid = k.get("kid").and_then(Value::as_str).ok_or(KeysAnswerError::NoKid)?.to_owned();
             let exp = match k.get("exp") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(
                     v.as_i64()
                         .and_then(|s| DateTime::from_timestamp(s, 0))
-                        .ok_or_else(|| format!("key {kid:?} has exp {v}, not epoch seconds"))?,
+                        .ok_or_else(|| KeysAnswerError::BadExp { kid: kid.clone(), exp: v.to_string() })?,
                 ),
             };
             Ok(RegisteredKey { kid, exp, jwk: k.clone() })
@@ -290,9 +303,10 @@ mod tests {
             parse_keys(r#"{"keys":[{"kid":"a","exp":1800000000,"kty":"RSA"},{"kid":"b"}]}"#).expect("keys");
         assert_eq!(keys[0].exp.map(|e| e.timestamp()), Some(1_800_000_000));
         assert_eq!(keys[1].exp, None);
-        assert!(
-            parse_keys(r#"{"keys":[{"kid":"a","exp":"soon"}]}"#).unwrap_err().contains("not epoch seconds")
-        );
-        assert!(parse_keys(r#"{"keys":[{"exp":1}]}"#).unwrap_err().contains("no kid"));
+        let e = parse_keys(r#"{"keys":[{"kid":"a","exp":"soon"}]}"#).unwrap_err();
+        assert_eq!(e, KeysAnswerError::BadExp { kid: "a".to_owned(), exp: "\"soon\"".to_owned() });
+        assert_eq!(e.to_string(), "key \"a\" has exp \"soon\", not epoch seconds");
+        assert_eq!(parse_keys(r#"{"keys":[{"exp":1}]}"#), Err(KeysAnswerError::NoKid));
+        assert_eq!(parse_keys(r#"{"keys":{}}"#), Err(KeysAnswerError::NotAList));
     }
 }

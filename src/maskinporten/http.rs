@@ -10,13 +10,23 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 /// A client for Digdir's token endpoint and self-service API: 20 s to connect, 60 s between
 /// reads, no redirects. With `ca_cert` (a test double's certificate) it also trusts the PEM
 /// certificates in that file, as the Key Vault client does; errors name `ca_cert` and the path.
-pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, String> {
+pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, HttpClientError> {
     match ca_cert {
-        Some(path) => crate::azure::tls::reqwest_trusting(path),
-        None => crate::azure::tls::reqwest_builder()
-            .build()
-            .map_err(|e| format!("the HTTP client for Maskinporten could not be built: {e}")),
+        Some(path) => Ok(crate::azure::tls::reqwest_trusting(path)?),
+        None => {
+            crate::azure::tls::reqwest_builder().build().map_err(|e| HttpClientError::Build(e.to_string()))
+        }
     }
+}
+
+/// Why the HTTP client for Digdir could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpClientError {
+    /// `ca_cert` can not be used.
+    #[error(transparent)]
+    CaCert(#[from] crate::azure::tls::CaCertError),
+    #[error("the HTTP client for Maskinporten could not be built: {0}")]
+    Build(String),
 }
 
 /// How often to try a request again after a network error, 429 or 5xx, and how long to wait.
@@ -154,6 +164,10 @@ mod tests {
     #[test]
     fn a_missing_ca_cert_is_named_with_its_path() {
         let e = http_client(Some(Path::new("/nonexistent/digdir-fake.pem"))).unwrap_err();
-        assert!(e.starts_with("ca_cert /nonexistent/digdir-fake.pem: cannot read it"), "{e}");
+        let HttpClientError::CaCert(ca @ crate::azure::tls::CaCertError::Unreadable { .. }) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(ca.path(), Path::new("/nonexistent/digdir-fake.pem"));
+        assert!(e.to_string().starts_with("ca_cert /nonexistent/digdir-fake.pem: cannot read it"), "{e}");
     }
 }

@@ -108,9 +108,7 @@ impl ApiPublisher {
     }
 
     fn binding(&self, set: &KeySet) -> Result<&Binding, PublishError> {
-        self.bindings.get(set).ok_or_else(|| {
-            PublishError(format!("{set} is not published through Digdir's self-service API; this is a bug"))
-        })
+        self.bindings.get(set).ok_or_else(|| PublishError::NotThroughApi { key_set: set.clone() })
     }
 }
 
@@ -195,15 +193,13 @@ fn desired(
         }
     }
     if out.keys.len() > MAX_KEYS {
-        let ours: Vec<&str> = ours.iter().map(kid_of).collect();
-        return Err(PublishError(format!(
-            "{} would have {} keys on Maskinporten client {client_id}, and Maskinporten allows {MAX_KEYS}: this tool's {} and {} that it does not manage ({}). Nothing was sent. Remove keys that are no longer used in Samarbeidsportalen, or set prune_unmanaged = true for this client to remove the keys it does not manage",
-            set.key_set,
-            out.keys.len(),
-            ours.join(", "),
-            out.kept.len(),
-            out.kept.join(", ")
-        )));
+        return Err(PublishError::TooManyKeys {
+            key_set: set.key_set.clone(),
+            client_id: client_id.to_owned(),
+            max: MAX_KEYS,
+            ours: ours.iter().map(|k| kid_of(k).to_owned()).collect(),
+            unmanaged: out.kept.into(),
+        });
     }
     Ok(out)
 }
@@ -254,7 +250,7 @@ fn other_exp(registered: &[RegisteredKey], ours: &[Value]) -> Vec<OtherExp> {
 }
 
 fn api_error(set: &KeySet, e: ApiError) -> PublishError {
-    PublishError(format!("{set}: {e}"))
+    PublishError::Api { key_set: set.clone(), cause: e.to_string() }
 }
 
 /// Words in a refusal that say a kid is taken.
@@ -272,10 +268,7 @@ fn refused(set: &PublishedSet, e: ApiError) -> PublishError {
     if taken.is_empty() || !TAKEN.iter().any(|w| lower.contains(w)) {
         return api_error(&set.key_set, e);
     }
-    let (key_set, kids) = (&set.key_set, taken.join(", "));
-    PublishError(format!(
-        "{key_set}: {e}. Digdir takes a kid only once across all its customers, and another client holds {kids}: give the key another kid. A pending key: `jwk-rotator rotate --force {key_set}` makes a new one under a new kid, which supersedes it. A current key (Maskinporten never had it, so nothing signs with it there): `jwk-rotator retire {key_set} KID --force` retires it and makes a new pending key. Kids are CLIENT-ENV.DATE: a client name of your own (with your organisation number in it, say) keeps a new client's kids apart from another organisation's"
-    ))
+    PublishError::KidTaken { key_set: set.key_set.clone(), cause: e.to_string(), kids: taken }
 }
 
 /// Replaces the client's keys with `want`; with `DELETE` when no key is left (an empty `POST` is
@@ -341,11 +334,11 @@ impl Publisher for ApiPublisher {
             }
             tracing::warn!(key_set = %set.key_set, client, lacking = ?lacking, "the read-back lacks keys that were sent; merging and writing again");
         }
-        Err(PublishError(format!(
-            "{}: Maskinporten client {client} does not hold {} after repeated uploads and read-backs: someone is changing the client's keys at the same time (Samarbeidsportalen or another tool). The keys do not count as published; find out who, then run again",
-            set.key_set,
-            lacking.join(", ")
-        )))
+        Err(PublishError::NotHeld {
+            key_set: set.key_set.clone(),
+            client_id: client.to_owned(),
+            lacking: lacking.into_iter().map(str::to_owned).collect(),
+        })
     }
 
     async fn registered(&self, set: &KeySet) -> Option<Result<Registered, PublishError>> {
@@ -412,6 +405,12 @@ mod tests {
         let crowd: Vec<RegisteredKey> =
             (1..=4).map(|i| key(&format!("theirs-{i}"), Some(1_900_000_000))).collect();
         let err = desired(&s, &ours, &crowd, false, times, "cid").expect_err("six keys");
+        let PublishError::TooManyKeys { client_id, max, ours: sent, unmanaged, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((client_id.as_str(), *max, sent.len()), ("cid", 5, 2));
+        assert_eq!(**unmanaged, ["theirs-1", "theirs-2", "theirs-3", "theirs-4"]);
+        let err = err.to_string();
         for name in [
             "6 keys",
             "allows 5",
@@ -421,7 +420,7 @@ mod tests {
             "prune_unmanaged",
             "Nothing was sent",
         ] {
-            assert!(err.0.contains(name), "{name}: {err}");
+            assert!(err.contains(name), "{name}: {err}");
         }
     }
 
@@ -495,7 +494,12 @@ mod tests {
             messages: messages.to_owned(),
             correlation_id: Some("c-1".to_owned()),
         };
-        let told = refused(&s, refusal("keys[0].kid: kid a-TEST.2026-11-01 is already in use")).0;
+        let told = refused(&s, refusal("keys[0].kid: kid a-TEST.2026-11-01 is already in use"));
+        assert!(
+            matches!(&told, PublishError::KidTaken { kids, .. } if kids == &["a-TEST.2026-11-01"]),
+            "{told:?}"
+        );
+        let told = told.to_string();
         for part in [
             "is already in use",
             "c-1",
@@ -506,9 +510,13 @@ mod tests {
         ] {
             assert!(told.contains(part), "{part}: {told}");
         }
-        let other = refused(&s, refusal("keys[0].n: too short")).0;
-        assert!(!other.contains("another client holds"), "{other}");
-        let foreign = refused(&s, refusal("kid legacy-1 is already in use")).0;
-        assert!(!foreign.contains("another client holds"), "only our kids: {foreign}");
+        let other = refused(&s, refusal("keys[0].n: too short"));
+        assert!(
+            matches!(&other, PublishError::Api { cause, .. } if cause.contains("too short")),
+            "{other:?}"
+        );
+        assert!(!other.to_string().contains("another client holds"), "{other}");
+        let foreign = refused(&s, refusal("kid legacy-1 is already in use"));
+        assert!(matches!(foreign, PublishError::Api { .. }), "only our kids: {foreign}");
     }
 }

@@ -23,4 +23,15 @@ impl PolicyError {
     pub(super) fn settings(settings: &[&'static str], message: String) -> Self {
         PolicyError::Settings { settings: settings.to_vec(), message }
     }
+
+    /// The setting at fault, as the config file names it: the first one a message names, where
+    /// the error knows it (a duration alone does not know its name).
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            PolicyError::KeySize { .. } => Some("key_size"),
+            PolicyError::Algorithm { .. } => Some("algorithm"),
+            PolicyError::Duration { .. } | PolicyError::TooLong { .. } => None,
+            PolicyError::Settings { settings, .. } => settings.first().copied(),
+        }
+    }
 }

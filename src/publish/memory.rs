@@ -22,7 +22,7 @@ impl Publisher for MemoryPublisher {
     }
 
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
-        let mut sets = self.sets.lock().map_err(|_| PublishError("poisoned".to_owned()))?;
+        let mut sets = self.sets.lock().map_err(|_| PublishError::Poisoned)?;
         sets.insert(set.key_set.clone(), set.clone());
         Ok(())
     }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::alerts::{Alerter, DeliveryError, Notification};
-use crate::config::ConfigError;
+use crate::config::SettingError;
 use crate::config::worker::{WebhookConfig, WebhookFormat};
 use crate::findings::Severity;
 
@@ -25,7 +25,7 @@ pub struct WebhookAlerter {
 
 impl WebhookAlerter {
     /// Reads the URL (from the environment for `url_env`) and builds the HTTP client.
-    pub fn new(config: &WebhookConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: &WebhookConfig) -> Result<Self, SettingError> {
         let url = config.resolve_url()?;
         let timeout = config.timeout.to_std();
         let client = reqwest::Client::builder()
@@ -33,10 +33,7 @@ impl WebhookAlerter {
             .user_agent(concat!("jwk-rotator/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
-                ConfigError(format!(
-                    "[[alerts.webhook]] {}: cannot build an HTTP client: {e}",
-                    config.label()
-                ))
+                SettingError::general(format!("cannot build an HTTP client: {e}")).within(config.table())
             })?;
         Ok(WebhookAlerter {
             name: config.label(),
