@@ -75,7 +75,7 @@ impl Ticks<'_> {
     /// The first tick strictly after `after`. The cron fields are read as wall-clock time in
     /// the zone: a time that a spring-forward change skips runs at the first minute after the
     /// gap; a fixed time that a fall-back change repeats runs once, at its first occurrence.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let cron = self.cron.cron();
         if cron.determine_job_type() != JobType::FixedTime
             && let Some(next) = self.next_interval(after)
@@ -116,7 +116,7 @@ impl Ticks<'_> {
     }
 
     /// The shortest time between two of the `ticks` ticks after `from`, if it ticks twice.
-    pub fn shortest_gap(&self, from: DateTime<Utc>, ticks: usize) -> Option<chrono::TimeDelta> {
+    pub(crate) fn shortest_gap(&self, from: DateTime<Utc>, ticks: usize) -> Option<chrono::TimeDelta> {
         let mut at = self.next_after(from)?;
         let mut shortest: Option<chrono::TimeDelta> = None;
         for _ in 1..ticks {

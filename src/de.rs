@@ -17,7 +17,7 @@ where
 }
 
 /// [`from_str`] for an optional setting that is present.
-pub fn some_from_str<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(crate) fn some_from_str<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr,
@@ -41,7 +41,7 @@ where
 /// A setting that is written as a string; a value of another type (`lock_timeout = 30`) is
 /// refused naming the setting, which serde's own message ("invalid type: integer `30`,
 /// expected a string") does not.
-pub fn named_text<'de, D: Deserializer<'de>>(name: &str, d: D) -> Result<String, D::Error> {
+pub(crate) fn named_text<'de, D: Deserializer<'de>>(name: &str, d: D) -> Result<String, D::Error> {
     let shown = match toml::Value::deserialize(d)? {
         toml::Value::String(text) => return Ok(text),
         toml::Value::Integer(n) => format!("{name} = {n} is a number"),

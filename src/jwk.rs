@@ -46,7 +46,7 @@ impl PublicJwk {
     }
 
     /// Member order of `{set}.jwks.json`: `kty, kid, alg, use, n, e, exp`.
-    pub fn to_jwks_member(&self, exp: i64) -> serde_json::Value {
+    pub(crate) fn to_jwks_member(&self, exp: i64) -> serde_json::Value {
         #[derive(Serialize)]
         struct Member<'a> {
             kty: &'a str,
@@ -146,7 +146,7 @@ fn unpadded(bytes: &[u8]) -> String {
 
 impl PrivateJwk {
     /// Builds a key from big-endian integers (as in PKCS#1), with leading zeros removed.
-    pub fn from_components(kid: Kid, alg: Algorithm, c: &RsaComponents<'_>) -> Self {
+    pub(crate) fn from_components(kid: Kid, alg: Algorithm, c: &RsaComponents<'_>) -> Self {
         PrivateJwk {
             public: PublicJwk { kid, alg, n: unpadded(c.n), e: unpadded(c.e) },
             d: Zeroizing::new(unpadded(c.d)),
@@ -238,7 +238,7 @@ impl PrivateJwk {
     }
 
     /// Loads the key into aws-lc-rs, which checks that all members agree (`RSA_check_key`).
-    pub fn to_key_pair(&self) -> Result<aws_lc_rs::rsa::KeyPair, JwkError> {
+    pub(crate) fn to_key_pair(&self) -> Result<aws_lc_rs::rsa::KeyPair, JwkError> {
         let dec = |s: &str| Zeroizing::new(URL_SAFE_NO_PAD.decode(s).unwrap_or_default());
         let (n, e) = (dec(&self.public.n), dec(&self.public.e));
         let (d, p, q) = (dec(&self.d), dec(&self.p), dec(&self.q));
@@ -265,7 +265,7 @@ pub struct SetMember {
 
 /// Parses a private JWK set `{"keys":[...]}` (altinn-jwks's private key set), keeping each
 /// member's failure apart so that one bad key can be reported by its kid.
-pub fn private_set_from_json(json: &[u8]) -> Result<Vec<SetMember>, JwkError> {
+pub(crate) fn private_set_from_json(json: &[u8]) -> Result<Vec<SetMember>, JwkError> {
     #[derive(Deserialize)]
     struct Set {
         keys: Vec<RawPrivate>,
@@ -279,7 +279,7 @@ pub fn private_set_from_json(json: &[u8]) -> Result<Vec<SetMember>, JwkError> {
 }
 
 /// Big-endian RSA integers, borrowed from a PKCS#1 structure.
-pub struct RsaComponents<'a> {
+pub(crate) struct RsaComponents<'a> {
     pub n: &'a [u8],
     pub e: &'a [u8],
     pub d: &'a [u8],
@@ -291,7 +291,7 @@ pub struct RsaComponents<'a> {
 }
 
 /// `[...]` in altinn-jwks 1.x order: the bare array that Samarbeidsportalen's key field takes.
-pub fn maskinporten_array<'a>(keys: impl IntoIterator<Item = &'a PublicJwk>) -> String {
+pub(crate) fn maskinporten_array<'a>(keys: impl IntoIterator<Item = &'a PublicJwk>) -> String {
     let members: Vec<String> = keys.into_iter().map(PublicJwk::to_altinn_json).collect();
     format!("[{}]", members.join(","))
 }

@@ -46,7 +46,7 @@ impl KeyGenerator for AwsLcGenerator {
 }
 
 /// Reads an RSA private key from PKCS#8 DER into a JWK.
-pub fn jwk_from_pkcs8(der: &[u8], kid: Kid, alg: Algorithm) -> Result<PrivateJwk, JwkError> {
+pub(crate) fn jwk_from_pkcs8(der: &[u8], kid: Kid, alg: Algorithm) -> Result<PrivateJwk, JwkError> {
     let unsupported = |why: String| JwkError::Unsupported(why);
     let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| unsupported(format!("PKCS#8: {e}")))?;
     if info.algorithm.oid != pkcs1::ALGORITHM_OID {

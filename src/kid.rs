@@ -124,15 +124,16 @@ pub enum Suffix {
 }
 
 /// The start of altinn-jwks 2.0's minute count: 2025-01-01 00:00 (the creator's local time).
-pub fn minutes_epoch() -> NaiveDateTime {
+pub(crate) fn minutes_epoch() -> NaiveDateTime {
     NaiveDate::from_ymd_opt(2025, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default()
 }
 
 /// The largest minute count a 2.0 suffix can hold (3 bytes).
-pub const MAX_MINUTES: u32 = 0x00ff_ffff;
+#[cfg(test)]
+const MAX_MINUTES: u32 = 0x00ff_ffff;
 
 /// Decodes a 2.0 suffix (`BKBQ` -> 303,184); `None` if it is not 4 base64url characters.
-pub fn decode_minutes(code: &str) -> Option<u32> {
+pub(crate) fn decode_minutes(code: &str) -> Option<u32> {
     let canonical =
         code.len() == 4 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !canonical {
@@ -163,7 +164,11 @@ impl Kid {
 
     /// The kid for a new key of `set` on `date` that does not collide with `taken`. New keys
     /// always get the date form; kids of the minute form never collide with it.
-    pub fn next_free<'a>(set: &KeySet, date: NaiveDate, taken: impl IntoIterator<Item = &'a Kid>) -> Kid {
+    pub(crate) fn next_free<'a>(
+        set: &KeySet,
+        date: NaiveDate,
+        taken: impl IntoIterator<Item = &'a Kid>,
+    ) -> Kid {
         let highest = taken
             .into_iter()
             .filter_map(|k| match k.suffix {

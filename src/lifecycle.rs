@@ -13,10 +13,10 @@ use crate::record::{KeyRecord, Stage};
 /// How far a time may lie ahead of a run's `now` before it counts as dated in the future. Hosts
 /// and Key Vault disagree by seconds and a run takes minutes; a day is far beyond both, and far
 /// below the jumps that break rotation (a clock a year ahead, `--at 9999-12-31`).
-pub const CLOCK_SKEW: TimeDelta = TimeDelta::days(1);
+pub(crate) const CLOCK_SKEW: TimeDelta = TimeDelta::days(1);
 
 /// The latest time a record carries: its creation or any later transition.
-pub fn latest_time(r: &KeyRecord) -> DateTime<Utc> {
+pub(crate) fn latest_time(r: &KeyRecord) -> DateTime<Utc> {
     [r.published, r.activated, r.demoted, r.retired].into_iter().flatten().fold(r.created, DateTime::max)
 }
 
@@ -29,11 +29,6 @@ fn kid_day(r: &KeyRecord) -> DateTime<Utc> {
 /// than [`CLOCK_SKEW`] ahead. A run whose clock was ahead made it, or this clock is behind.
 pub fn is_future_dated(r: &KeyRecord, now: DateTime<Utc>) -> bool {
     r.created > now + CLOCK_SKEW || kid_day(r) > now + CLOCK_SKEW
-}
-
-/// Whether any time on the record lies more than [`CLOCK_SKEW`] after `now`.
-pub fn has_future_time(r: &KeyRecord, now: DateTime<Utc>) -> bool {
-    is_future_dated(r, now) || latest_time(r) > now + CLOCK_SKEW
 }
 
 /// The key applications sign with. When an interrupted run left two keys current, the one
@@ -60,7 +55,7 @@ pub fn pending(records: &[KeyRecord], now: DateTime<Utc>) -> Option<&KeyRecord> 
 /// that recorded its publication). The shorter counts, so that a run whose time was fixed in the
 /// past (`--at`, `JWK_ROTATOR_NOW`), or whose clock was behind, can not make a key look published
 /// long ago. `None` when either is unknown: never published, or no real time recorded.
-pub fn published_for(r: &KeyRecord, at: Moment) -> Option<TimeDelta> {
+pub(crate) fn published_for(r: &KeyRecord, at: Moment) -> Option<TimeDelta> {
     let (published, written) = (r.published?, r.written?);
     Some((at.now - published).min(at.wall - written))
 }
@@ -73,13 +68,13 @@ pub fn published_before(r: &KeyRecord, at: Moment) -> bool {
 }
 
 /// Whether `r` has been published for `wait` at `at`, by both clocks (see [`published_for`]).
-pub fn published_at_least(r: &KeyRecord, at: Moment, wait: TimeDelta) -> bool {
+pub(crate) fn published_at_least(r: &KeyRecord, at: Moment, wait: TimeDelta) -> bool {
     published_for(r, at).is_some_and(|t| t >= wait)
 }
 
 /// A record written at a real time more than [`CLOCK_SKEW`] after this run's real clock: this
 /// host's clock went back since, or a host whose clock was ahead wrote it.
-pub fn written_after(r: &KeyRecord, at: Moment) -> Option<DateTime<Utc>> {
+pub(crate) fn written_after(r: &KeyRecord, at: Moment) -> Option<DateTime<Utc>> {
     r.written.filter(|w| *w > at.wall + CLOCK_SKEW)
 }
 
@@ -94,7 +89,7 @@ pub fn needs_rescue(records: &[KeyRecord], policy: &Policy, now: DateTime<Utc>) 
 /// When a new pending key is due for the current key `current`: `rotate_after` after its
 /// creation, or `warn_before` ahead of its expiry if that comes first. A key dated in the future
 /// is due at once, so that a clock that ran ahead does not stall rotation.
-pub fn next_rotation(current: &KeyRecord, policy: &Policy, now: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn next_rotation(current: &KeyRecord, policy: &Policy, now: DateTime<Utc>) -> DateTime<Utc> {
     if is_future_dated(current, now) {
         return now;
     }
@@ -104,14 +99,14 @@ pub fn next_rotation(current: &KeyRecord, policy: &Policy, now: DateTime<Utc>) -
 }
 
 /// The published keys: every stage but retired.
-pub fn published_count(records: &[KeyRecord]) -> usize {
+pub(crate) fn published_count(records: &[KeyRecord]) -> usize {
     records.iter().filter(|r| r.stage.is_published()).count()
 }
 
 /// What an operator does in Samarbeidsportalen, where keys are added and removed one at a time.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
-pub enum PortalStep {
+pub(crate) enum PortalStep {
     /// Add this pending key before it is promoted.
     Add { kid: Kid },
     /// Remove this key once `after` has passed (a previous key's overlap ends then; a retired
@@ -120,7 +115,7 @@ pub enum PortalStep {
 }
 
 /// The portal steps for a key set's records at `now`, in the order to do them.
-pub fn portal_steps(records: &[KeyRecord], policy: &Policy, now: DateTime<Utc>) -> Vec<PortalStep> {
+pub(crate) fn portal_steps(records: &[KeyRecord], policy: &Policy, now: DateTime<Utc>) -> Vec<PortalStep> {
     let mut steps: Vec<PortalStep> =
         pending(records, now).map(|p| PortalStep::Add { kid: p.kid.clone() }).into_iter().collect();
     let mut removals: Vec<(DateTime<Utc>, &KeyRecord)> = records

@@ -159,7 +159,7 @@ pub fn plan(
 }
 
 /// Applies one action to records as a store would; the planner's model of a store.
-pub fn apply(recs: &mut Vec<KeyRecord>, action: &Action, at: Moment, new: Option<KeyRecord>) {
+pub(crate) fn apply(recs: &mut Vec<KeyRecord>, action: &Action, at: Moment, new: Option<KeyRecord>) {
     let find = |recs: &mut Vec<KeyRecord>, kid: &Kid| recs.iter_mut().position(|r| r.kid == *kid);
     match action {
         Action::Generate { .. } => recs.extend(new),

@@ -109,7 +109,7 @@ impl fmt::Display for Algorithm {
 pub struct Span(TimeDelta);
 
 impl Span {
-    pub const HOUR: Span = Span(TimeDelta::hours(1));
+    pub(crate) const HOUR: Span = Span(TimeDelta::hours(1));
 
     pub fn days(days: i64) -> Self {
         Span(TimeDelta::days(days))
@@ -127,7 +127,7 @@ impl Span {
         Span(TimeDelta::seconds(seconds))
     }
 
-    pub fn millis(millis: i64) -> Self {
+    pub(crate) fn millis(millis: i64) -> Self {
         Span(TimeDelta::milliseconds(millis))
     }
 
@@ -137,7 +137,7 @@ impl Span {
 
     /// The span as a `std::time::Duration`, for sleeps and timeouts; zero for a negative span
     /// (the loader refuses those where they matter).
-    pub fn to_std(self) -> std::time::Duration {
+    pub(crate) fn to_std(self) -> std::time::Duration {
         self.0.to_std().unwrap_or_default()
     }
 }
@@ -178,7 +178,7 @@ impl<'de> Deserialize<'de> for Span {
 
 /// A span setting whose error names it (`overlap = "two weeks" is not a duration ...`): in a
 /// `[[client]]` or `[store]` table TOML can only point at the table's first line.
-pub fn named_span<'de, D: serde::Deserializer<'de>>(name: &str, d: D) -> Result<Span, D::Error> {
+pub(crate) fn named_span<'de, D: serde::Deserializer<'de>>(name: &str, d: D) -> Result<Span, D::Error> {
     crate::de::named(name, d)
 }
 
@@ -277,7 +277,7 @@ impl PolicyOverrides {
     }
 
     /// The policy with built-in defaults for whatever is not set, checked.
-    pub fn resolve(&self) -> Result<Policy, PolicyError> {
+    pub(crate) fn resolve(&self) -> Result<Policy, PolicyError> {
         Policy::new(self)
     }
 }

@@ -104,7 +104,7 @@ pub trait Prover: Send + Sync {
 
 /// No proofs: for configs without `promotion = "verified"`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoProver;
+pub(crate) struct NoProver;
 
 #[async_trait]
 impl Prover for NoProver {

@@ -151,15 +151,15 @@ pub enum PublishError {
 /// How far two `exp` values of one registered key may be apart and still be the same: a service
 /// that keeps `exp` at a coarser resolution (minutes, days) than it was sent. Far below the days
 /// that expiry alerts work in (`critical_before` is 7 days by default), so no alert comes late.
-pub const EXP_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
+pub(crate) const EXP_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// A key whose `exp` comes within this of now is not sent to Maskinporten: Digdir refuses an
 /// `exp` that has passed (MP-121 "Expired key" in every grant), an upload takes time, and Digdir's
 /// clock differs from ours by seconds; a key that expires in minutes is no use anyway.
-pub const EXPIRY_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+pub(crate) const EXPIRY_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// Whether two `exp` values (epoch seconds) are the same within [`EXP_TOLERANCE`].
-pub fn same_exp(a: Option<i64>, b: Option<i64>) -> bool {
+pub(crate) fn same_exp(a: Option<i64>, b: Option<i64>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a.abs_diff(b) <= EXP_TOLERANCE.num_seconds().unsigned_abs(),
         (None, None) => true,
@@ -315,7 +315,7 @@ impl Publisher for FilePublisher {
 /// Digdir's API is down. A key set counts as published only when every one of its publishers
 /// succeeded.
 #[derive(Clone, Default)]
-pub struct Routed {
+pub(crate) struct Routed {
     routes: BTreeMap<KeySet, Vec<Arc<dyn Publisher>>>,
     /// Every distinct publisher, for `tidy`.
     all: Vec<Arc<dyn Publisher>>,

@@ -8,7 +8,7 @@ use serde_json::error::Category;
 
 /// A JSON error without any value from the input: syntax errors keep serde_json's fixed text
 /// and position, data errors keep only what the type expected.
-pub fn json_error(e: &serde_json::Error) -> String {
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
     match e.classify() {
         Category::Data => data_reason(&e.to_string()),
         _ => position_error(e),
@@ -52,7 +52,7 @@ pub(crate) fn data_reason(message: &str) -> String {
 /// `text` with every URL cut after its host and port: a webhook URL carries its secret in its
 /// path, and a URL may carry credentials before its host and tokens in its query. A bare `/`
 /// path stays (an issuer's); any longer path, query or fragment becomes `/...`.
-pub fn urls(text: &str) -> String {
+pub(crate) fn urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
@@ -82,14 +82,14 @@ pub fn urls(text: &str) -> String {
 /// or a password): the line, the key or table on that line (never its value), and the
 /// message, with URLs cut. A config error shows it as `line N (KEY): MESSAGE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TomlProblem {
+pub(crate) struct TomlProblem {
     pub line: Option<usize>,
     pub key: Option<String>,
     pub message: String,
 }
 
 /// `e`, an error in the TOML `text`, as a [`TomlProblem`].
-pub fn toml_problem(text: &str, e: &toml::de::Error) -> TomlProblem {
+pub(crate) fn toml_problem(text: &str, e: &toml::de::Error) -> TomlProblem {
     let message = urls(e.message().trim_end());
     let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
         return TomlProblem { line: None, key: None, message };

@@ -47,7 +47,7 @@ fn retry(table: &MaskinportenEnv) -> Retry {
 
 /// Reads the admin client's business certificate. Errors name the setting and the file, the
 /// environment variable or the secret, never the password.
-pub async fn admin_credential(
+pub(crate) async fn admin_credential(
     config: &Config,
     env: &Environment,
     source: &AdminCertificate,

@@ -60,7 +60,7 @@ fn store_error(config: &Config, e: crate::azure::AzureError) -> AppError {
 
 /// The store named by the config: a directory's key files (no consumer secrets), or a Key
 /// Vault's key secrets and consumer secrets.
-pub fn open_store(config: &Config) -> Result<Opened, AppError> {
+pub(crate) fn open_store(config: &Config) -> Result<Opened, AppError> {
     match &config.store {
         StoreConfig::File { path, .. } => Ok(Opened::keys_only(Arc::new(FileStore::new(path.clone())))),
         StoreConfig::AzureKeyVault(azure) => {
@@ -94,7 +94,10 @@ pub async fn engine(config: &Config) -> Result<Engine, AppError> {
 
 /// A Key Vault that altinn-jwks wrote to, read with the `[store]` Key Vault's credential and
 /// settings (`import altinn-jwks --from VAULT_URL`).
-pub fn altinn_vault(config: &Config, url: &str) -> Result<crate::azure::altinn::AltinnVault, AppError> {
+pub(crate) fn altinn_vault(
+    config: &Config,
+    url: &str,
+) -> Result<crate::azure::altinn::AltinnVault, AppError> {
     let StoreConfig::AzureKeyVault(azure) = &config.store else {
         return Err(AppError::Store {
             file: config.file.clone(),

@@ -19,7 +19,7 @@ use crate::worker::webhook::WebhookAlerter;
 /// system's, or, when `start` is given (`JWK_ROTATOR_NOW`), one that starts there and runs on.
 /// The real clock that every write records is the system's (in test builds, one that starts at
 /// `real_start` when a test gives it).
-pub async fn from_config(
+pub(crate) async fn from_config(
     config: &Config,
     start: Option<DateTime<Utc>>,
     real_start: Option<DateTime<Utc>>,

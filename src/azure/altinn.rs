@@ -14,7 +14,7 @@ use crate::config::azure::AzureConfig;
 use crate::store::StoreError;
 
 /// A vault that altinn-jwks wrote, opened read-only in spirit: only list and get are called.
-pub struct AltinnVault {
+pub(crate) struct AltinnVault {
     vault: Vault,
 }
 
@@ -22,7 +22,7 @@ impl AltinnVault {
     /// Opens `url` with the store's settings (credential, `ca_cert`, challenge check, retries).
     /// Opens the vault at `url` with the store's Key Vault settings and `credential`;
     /// `transport` replaces the SDK's HTTP client (tests).
-    pub fn open_with(
+    pub(crate) fn open_with(
         config: &AzureConfig,
         url: &str,
         credential: Arc<dyn TokenCredential>,

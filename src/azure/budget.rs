@@ -18,7 +18,7 @@ const WINDOW: Duration = Duration::from_secs(10);
 /// token at once, running into debt if need be, and waits until the token is due, so waiters
 /// are served in the order they came.
 #[derive(Debug)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate: f64,
     capacity: f64,
     /// Tokens available (negative: owed) as of the instant.
@@ -28,7 +28,7 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// `per_window` tokens per 10 seconds; the bucket holds a tenth of that (one second's
     /// worth), so that any 10 seconds see at most 1.1 × `per_window` requests.
-    pub fn per_ten_seconds(per_window: u32) -> TokenBucket {
+    pub(crate) fn per_ten_seconds(per_window: u32) -> TokenBucket {
         let rate = f64::from(per_window.max(1)) / WINDOW.as_secs_f64();
         let capacity = rate.max(1.0);
         TokenBucket { rate, capacity, state: Mutex::new((capacity, Instant::now())) }
@@ -57,7 +57,7 @@ impl TokenBucket {
 
 /// An `HttpClient` that sends through `inner` within the limits.
 #[derive(Debug)]
-pub struct LimitedTransport {
+pub(crate) struct LimitedTransport {
     inner: Arc<dyn HttpClient>,
     in_flight: Semaphore,
     bucket: TokenBucket,

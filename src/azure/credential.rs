@@ -19,15 +19,15 @@ use super::AzureError;
 use crate::config::azure::{AzureConfig, CredentialKind};
 
 /// Where environment variables come from: the process, or a map in tests.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The process environment, empty values treated as unset.
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// The environment variable holding the bearer token of the `static-token` credential.
-pub const STATIC_TOKEN_VAR: &str = "JWK_ROTATOR_STATIC_TOKEN";
+pub(crate) const STATIC_TOKEN_VAR: &str = "JWK_ROTATOR_STATIC_TOKEN";
 /// GitHub's audience for Entra ID workload identity federation.
 const GITHUB_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -93,7 +93,7 @@ pub fn credential(config: &AzureConfig, env: Env<'_>) -> Result<Arc<dyn TokenCre
 /// `AZURE_CLIENT_ID` (the variable the Azure SDKs and the Container Apps and App Service
 /// identity docs use to pick a user-assigned identity), else the system-assigned identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ManagedIdentityChoice {
+pub(crate) enum ManagedIdentityChoice {
     Config(String),
     Env(String),
     SystemAssigned,
@@ -152,7 +152,7 @@ impl TokenCredential for StaticToken {
 
 /// A client assertion that asks GitHub Actions for a fresh ID token every time, so that runs
 /// longer than the ID token's few minutes keep working.
-pub struct GithubIdToken {
+pub(crate) struct GithubIdToken {
     url: url::Url,
     bearer: Secret,
     http: reqwest::Client,

@@ -8,7 +8,7 @@ use crate::store::{Place, StoreError};
 
 /// The service's error code and inner code, read from the response body.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Codes {
+pub(crate) struct Codes {
     pub code: Option<String>,
     pub inner: Option<String>,
 }
@@ -49,7 +49,7 @@ const UNAVAILABLE: Make = |place, message| StoreError::Unavailable { place, mess
 
 /// Maps an SDK error of `action` (such as `write secret jwk-x`) on the vault at `vault`, about
 /// `secret` when it names one. `role` is the RBAC role the action needs.
-pub fn store_error(
+pub(crate) fn store_error(
     vault: &str,
     secret: Option<&str>,
     action: &str,

@@ -13,36 +13,36 @@ use crate::kid::{KeySet, Kid, Suffix, encode_minutes};
 use crate::record::{KeyRecord, Stage};
 
 /// Value of the `managed-by` tag on every secret version this tool writes.
-pub const MANAGED_BY: &str = "jwk-rotator";
+pub(crate) const MANAGED_BY: &str = "jwk-rotator";
 /// `contentType` of key secrets and consumer secrets.
-pub const CONTENT_TYPE: &str = "application/jwk+json; encoding=base64";
+pub(crate) const CONTENT_TYPE: &str = "application/jwk+json; encoding=base64";
 /// Key Vault's limit on secret names.
-pub const MAX_NAME: usize = 127;
+pub(crate) const MAX_NAME: usize = 127;
 /// Key Vault's limit on a tag value; a longer modulus goes on in `n2`.
 const MAX_TAG_VALUE: usize = 512;
 
 /// Tag names.
 pub mod tag {
-    pub const MANAGED_BY: &str = "managed-by";
+    pub(crate) const MANAGED_BY: &str = "managed-by";
     pub const KID: &str = "kid";
-    pub const KEY_SET: &str = "key-set";
+    pub(crate) const KEY_SET: &str = "key-set";
     pub const STAGE: &str = "stage";
-    pub const CREATED: &str = "created";
-    pub const PUBLISHED: &str = "published";
-    pub const ACTIVATED: &str = "activated";
-    pub const DEMOTED: &str = "demoted";
-    pub const RETIRED: &str = "retired";
+    pub(crate) const CREATED: &str = "created";
+    pub(crate) const PUBLISHED: &str = "published";
+    pub(crate) const ACTIVATED: &str = "activated";
+    pub(crate) const DEMOTED: &str = "demoted";
+    pub(crate) const RETIRED: &str = "retired";
     /// The host's real clock at the record's last write.
-    pub const WRITTEN: &str = "written";
-    pub const ALG: &str = "alg";
+    pub(crate) const WRITTEN: &str = "written";
+    pub(crate) const ALG: &str = "alg";
     pub const N: &str = "n";
-    pub const N2: &str = "n2";
-    pub const E: &str = "e";
+    pub(crate) const N2: &str = "n2";
+    pub(crate) const E: &str = "e";
     /// On a version that lost a race: the version id of the one that won.
-    pub const DUPLICATE_OF: &str = "duplicate-of";
+    pub(crate) const DUPLICATE_OF: &str = "duplicate-of";
 }
 
-pub type Tags = HashMap<String, String>;
+pub(crate) type Tags = HashMap<String, String>;
 
 /// The secret name of a kid: `{prefix}{kid}` with `.` turned into `--`. Secret names hold only
 /// letters, digits and `-`: an altinn-jwks 2.0 suffix with `_` is written as `x` and the six hex
@@ -63,13 +63,13 @@ pub fn secret_name(prefix: &str, kid: &Kid) -> Result<String, AzureError> {
 }
 
 /// The longest secret name a key set can get (a `-99` suffix on its kid), for checks at start.
-pub fn longest_name(prefix: &str, set: &KeySet) -> usize {
+pub(crate) fn longest_name(prefix: &str, set: &KeySet) -> usize {
     prefix.len() + set.to_string().len() + "--YYYY-MM-DD-99".len()
 }
 
 /// The kid a secret name stands for, if it is one of ours: the prefix (any case) stripped and
 /// the suffix read back as [`secret_name`] wrote it.
-pub fn kid_of_name(prefix: &str, name: &str) -> Option<Kid> {
+pub(crate) fn kid_of_name(prefix: &str, name: &str) -> Option<Kid> {
     let head = name.get(..prefix.len())?;
     if !head.eq_ignore_ascii_case(prefix) {
         return None;
@@ -141,7 +141,7 @@ pub fn tags_of(record: &KeyRecord) -> Tags {
 }
 
 /// The tags that mark a version as the loser of a race for `kid`.
-pub fn duplicate_tags(kid: &Kid, winner: &str) -> Tags {
+pub(crate) fn duplicate_tags(kid: &Kid, winner: &str) -> Tags {
     [
         (tag::MANAGED_BY, MANAGED_BY.to_owned()),
         (tag::KID, kid.to_string()),
@@ -156,7 +156,7 @@ pub fn duplicate_tags(kid: &Kid, winner: &str) -> Tags {
 /// Why the tags of a secret version do not make a record: which tag, and what is wrong with it.
 /// No message quotes a tag's value: a tag may hold anything, even a private value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TagError {
+pub(crate) enum TagError {
     #[error("has no tag {}={MANAGED_BY}", tag::MANAGED_BY)]
     NotManaged,
     #[error("has no `{0}` tag")]
@@ -174,7 +174,7 @@ pub enum TagError {
 
 /// Reads a record back from the tags of the secret `name`, which stands for `kid`. The error
 /// says which tag is wrong.
-pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, TagError> {
+pub(crate) fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, TagError> {
     let get = |k: &str| tags.get(k).map(String::as_str);
     let need = |k: &'static str| get(k).ok_or(TagError::Missing(k));
     let invalid = |tag: &'static str, problem: &'static str| TagError::Invalid { tag, problem };

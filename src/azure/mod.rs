@@ -10,7 +10,8 @@ pub(crate) mod tls;
 mod vault;
 pub mod versions;
 
-pub use store::{SetInfo, VaultStore};
+pub(crate) use store::SetInfo;
+pub use store::VaultStore;
 
 /// A Key Vault setting, credential or name that can not work; each says which and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +116,7 @@ fn consumer_name(client: &ClientConfig, set: &KeySet) -> Option<String> {
 
 /// Checks every secret name the configured key sets can get against Key Vault's name rules
 /// and each other; run when the config loads, before any store is opened.
-pub fn check_names(config: &AzureConfig, clients: &[ClientConfig]) -> Result<(), AzureError> {
+pub(crate) fn check_names(config: &AzureConfig, clients: &[ClientConfig]) -> Result<(), AzureError> {
     let prefix = &config.secret_prefix;
     let mut consumers: HashMap<String, KeySet> = HashMap::new();
     for client in clients {

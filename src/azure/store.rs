@@ -23,7 +23,7 @@ const CONCURRENT: usize = 8;
 
 /// What the store knows about a configured key set.
 #[derive(Debug, Clone)]
-pub struct SetInfo {
+pub(crate) struct SetInfo {
     pub policy: Policy,
     /// The consumer secret's name, if the client has one.
     pub consumer: Option<String>,

@@ -14,7 +14,7 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 /// Trusts the pinned certificates themselves, and chains to them (or the system's roots).
 #[derive(Debug)]
-pub struct PinnedOrPlatform {
+pub(crate) struct PinnedOrPlatform {
     pinned: Vec<CertificateDer<'static>>,
     fallback: Arc<dyn ServerCertVerifier>,
 }
@@ -147,7 +147,9 @@ impl CaCertError {
 
 /// A rustls client config for reqwest (HTTP/1.1, as the SDK's transport here speaks it) that
 /// trusts `certs` as described above.
-pub fn client_config(certs: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, TlsConfigError> {
+pub(crate) fn client_config(
+    certs: Vec<CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, TlsConfigError> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));

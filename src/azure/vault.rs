@@ -30,7 +30,7 @@ const PURGER: &str = "Key Vault Purge Operator";
 const PAGE: i32 = 25;
 
 /// What a new secret version holds.
-pub struct NewVersion<'a> {
+pub(crate) struct NewVersion<'a> {
     pub value: &'a str,
     pub tags: Tags,
     pub expires: DateTime<Utc>,
@@ -139,7 +139,7 @@ impl Vault {
     }
 
     /// The value of a secret's latest version.
-    pub async fn latest_value(&self, name: &str) -> Result<Zeroizing<String>, StoreError> {
+    pub(crate) async fn latest_value(&self, name: &str) -> Result<Zeroizing<String>, StoreError> {
         self.read_value(name, None).await
     }
 
@@ -166,7 +166,7 @@ impl Vault {
 
     /// The id of a secret's latest version, read with its value (which is dropped at once);
     /// `None` if the secret is missing or its latest version is disabled.
-    pub async fn latest_version(&self, name: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn latest_version(&self, name: &str) -> Result<Option<String>, StoreError> {
         match self.client.get_secret(name, None).await.and_then(|r| r.into_model()) {
             Ok(secret) => {
                 let id = secret.resource_id().ok().and_then(|id| id.version);

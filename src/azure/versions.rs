@@ -9,7 +9,7 @@ use crate::record::Stage;
 
 /// One version of a secret, as a list call shows it (no value).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
+pub(crate) struct Version {
     pub name: String,
     pub id: String,
     /// `attributes.created`, epoch seconds.
@@ -22,7 +22,7 @@ pub struct Version {
 
 impl Version {
     /// Reads a listed item; `None` when it has no usable id.
-    pub fn from_properties(p: SecretProperties) -> Option<Version> {
+    pub(crate) fn from_properties(p: SecretProperties) -> Option<Version> {
         let id = p.resource_id().ok()?;
         let attributes = p.attributes.unwrap_or_default();
         Some(Version {
@@ -47,7 +47,7 @@ impl Version {
 
 /// The outcome of looking at every version of one key's secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// The oldest version: the key's record and value.
     pub winner: Version,
     /// Younger versions not yet disabled and marked `duplicate-of` the winner.
@@ -55,7 +55,7 @@ pub struct Resolved {
 }
 
 /// Picks the winner among a secret's versions; `None` when it has none.
-pub fn resolve(versions: Vec<Version>) -> Option<Resolved> {
+pub(crate) fn resolve(versions: Vec<Version>) -> Option<Resolved> {
     let winner = versions.iter().min_by(|a, b| a.order().cmp(&b.order()))?.clone();
     let to_disable =
         versions.into_iter().filter(|v| v.id != winner.id && !v.marked_for(&winner.id)).collect();
@@ -66,7 +66,7 @@ pub fn resolve(versions: Vec<Version>) -> Option<Resolved> {
 /// its versions must be listed: a marked loser, a disabled version of a key that is not
 /// retired, or a live version never updated since it was written (no `published` tag: a
 /// fresh write, or a racing run's version that was not yet marked).
-pub fn latest_is_doubtful(enabled: bool, tags: &Tags) -> bool {
+pub(crate) fn latest_is_doubtful(enabled: bool, tags: &Tags) -> bool {
     let stage = tags.get(tag::STAGE).and_then(|s| s.parse::<Stage>().ok());
     tags.contains_key(tag::DUPLICATE_OF)
         || (!enabled && stage != Some(Stage::Retired))

@@ -26,7 +26,7 @@ pub struct Exit(pub u8);
 impl Exit {
     pub const OK: Exit = Exit(0);
     pub const FAILED: Exit = Exit(1);
-    pub const USAGE: Exit = Exit(2);
+    pub(crate) const USAGE: Exit = Exit(2);
 }
 
 /// Runs one command. Errors are printed to stderr here, so the caller only exits.
@@ -200,7 +200,8 @@ pub(super) fn usage(e: anyhow::Error) -> Exit {
     Exit::USAGE
 }
 
-pub use crate::app::{engine, open_store};
+pub use crate::app::engine;
+pub(crate) use crate::app::open_store;
 
 fn select(config: &Config, sets: &[String]) -> Result<Vec<Target>, Exit> {
     config.select(sets).map_err(|e| usage(e.into()))

@@ -3,7 +3,7 @@
 mod commands;
 mod generate;
 mod import;
-mod render;
+pub(crate) mod render;
 mod rotate;
 mod single_key;
 mod verify;
@@ -13,8 +13,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use commands::{Exit, engine, open_store, run};
-pub use render::StatusReport;
+pub use commands::{Exit, engine, run};
 pub use rotate::{ExitOn, exit_code};
 
 const EXIT_CODES: &str = "\
@@ -47,17 +46,17 @@ pub struct Cli {
 }
 
 /// The variable that fixes "now" for every command (tests, what-if runs).
-pub const NOW_VAR: &str = "JWK_ROTATOR_NOW";
+pub(crate) const NOW_VAR: &str = "JWK_ROTATOR_NOW";
 
 /// `JWK_ROTATOR_NOW` as a time, if set; the error names the variable and shows a valid value.
-pub fn fixed_now(value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Utc>>, TimeVarError> {
+pub(crate) fn fixed_now(value: Option<std::ffi::OsString>) -> Result<Option<DateTime<Utc>>, TimeVarError> {
     time_var(NOW_VAR, value)
 }
 
 /// An environment variable that must hold an RFC 3339 time and does not.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{var}={value:?} is not an RFC 3339 time ({cause}), e.g. 2026-11-29T06:00:00Z; fix or unset it")]
-pub struct TimeVarError {
+pub(crate) struct TimeVarError {
     pub var: &'static str,
     /// The value as it was set.
     pub value: String,
@@ -83,10 +82,10 @@ fn time_var(
 /// or a clock that is behind. A release build never reads it: there, the real clock is the
 /// system's.
 #[cfg(feature = "test-support")]
-pub const TEST_WALL_VAR: &str = "JWK_ROTATOR_TEST_WALL_CLOCK";
+pub(crate) const TEST_WALL_VAR: &str = "JWK_ROTATOR_TEST_WALL_CLOCK";
 
 /// The host's real clock as a test gave it, in test builds; `None` means the system clock.
-pub fn test_wall_clock() -> Result<Option<DateTime<Utc>>, TimeVarError> {
+pub(crate) fn test_wall_clock() -> Result<Option<DateTime<Utc>>, TimeVarError> {
     #[cfg(feature = "test-support")]
     return time_var(TEST_WALL_VAR, std::env::var_os(TEST_WALL_VAR));
     #[cfg(not(feature = "test-support"))]

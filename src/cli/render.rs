@@ -13,7 +13,7 @@ use crate::record::KeyRecord;
 use crate::store::StoreError;
 
 /// One line per step, grouped by key set; a dry run says what it would do.
-pub fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: bool) -> io::Result<()> {
+pub(crate) fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: bool) -> io::Result<()> {
     for r in reports {
         match (&r.plan, &r.error) {
             (None, Some(e)) => writeln!(out, "{}: failed: {e}", r.key_set)?,
@@ -56,7 +56,7 @@ struct PlanJson<'a> {
     error: Option<String>,
 }
 
-pub fn plans_json(out: &mut impl Write, reports: &[SetReport]) -> io::Result<()> {
+pub(crate) fn plans_json(out: &mut impl Write, reports: &[SetReport]) -> io::Result<()> {
     let plans: Vec<PlanJson<'_>> = reports
         .iter()
         .map(|r| PlanJson {
@@ -70,7 +70,7 @@ pub fn plans_json(out: &mut impl Write, reports: &[SetReport]) -> io::Result<()>
 }
 
 /// Keys and findings of every key set asked for, at one moment.
-pub struct StatusReport {
+pub(crate) struct StatusReport {
     pub now: DateTime<Utc>,
     pub sets: Vec<(Target, Result<Vec<KeyRecord>, StoreError>)>,
     pub findings: Vec<Finding>,
@@ -92,7 +92,11 @@ struct KeyRow {
 
 impl StatusReport {
     /// Loads the key sets in one store call and evaluates each, as the worker does.
-    pub async fn gather(engine: &Engine, targets: &[Target], at: crate::moment::Moment) -> StatusReport {
+    pub(crate) async fn gather(
+        engine: &Engine,
+        targets: &[Target],
+        at: crate::moment::Moment,
+    ) -> StatusReport {
         let now = at.now;
         let crate::engine::Evaluation { loaded, findings, observed } = engine.evaluate(targets, at).await;
         let sets = targets
@@ -122,7 +126,7 @@ impl StatusReport {
             .collect()
     }
 
-    pub fn write_table(&self, out: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn write_table(&self, out: &mut impl Write) -> io::Result<()> {
         let rows: Vec<(String, Vec<KeyRow>)> = self
             .sets
             .iter()
@@ -192,7 +196,7 @@ impl StatusReport {
         lines.iter().try_for_each(|l| writeln!(out, "{l}"))
     }
 
-    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
         let sets: Vec<serde_json::Value> = self
             .sets
             .iter()

@@ -182,7 +182,7 @@ fn default_max_in_flight() -> usize {
 /// Key Vault allows 4,000 secret transactions per 10 seconds per vault and region ("Azure Key
 /// Vault service limits", <https://learn.microsoft.com/en-us/azure/key-vault/general/service-limits>);
 /// 3,000 leaves room for the applications that read the same vault.
-pub const DEFAULT_REQUEST_BUDGET: u32 = 3000;
+pub(crate) const DEFAULT_REQUEST_BUDGET: u32 = 3000;
 
 fn default_request_budget() -> u32 {
     DEFAULT_REQUEST_BUDGET
@@ -210,7 +210,7 @@ fn yes() -> bool {
 
 impl AzureConfig {
     /// Checks the settings and anchors `ca_cert` at the config file's directory.
-    pub fn resolve(mut self, base: &Path) -> Result<AzureConfig, SettingError> {
+    pub(crate) fn resolve(mut self, base: &Path) -> Result<AzureConfig, SettingError> {
         let prefix_ok = self.secret_prefix.len() <= 40
             && self.secret_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !prefix_ok {
@@ -246,7 +246,7 @@ impl AzureConfig {
 }
 
 /// Checks a consumer secret name template such as `{client}-{env}-jwk`.
-pub fn check_consumer_template(template: &str) -> Result<(), SettingError> {
+pub(crate) fn check_consumer_template(template: &str) -> Result<(), SettingError> {
     let sample = template.replace("{client}", "c").replace("{env}", "E");
     let ok = !sample.is_empty()
         && sample.len() <= 127

@@ -106,7 +106,7 @@ impl SettingError {
     }
 
     /// An error that is not about one setting (such as a table that is missing).
-    pub fn general(message: impl Into<String>) -> Self {
+    pub(crate) fn general(message: impl Into<String>) -> Self {
         SettingError { setting: None, ..SettingError::new("", message) }
     }
 
@@ -118,7 +118,7 @@ impl SettingError {
     }
 
     /// The same error, in the config file `file`.
-    pub fn in_file(mut self, file: &Path) -> Self {
+    pub(crate) fn in_file(mut self, file: &Path) -> Self {
         self.file = Some(file.to_path_buf());
         self
     }

@@ -16,11 +16,9 @@ use crate::policy::Span;
 mod admin;
 mod client;
 
-pub use admin::{AdminCertificate, AdminClient, DEFAULT_ADMIN_SCOPES};
-pub use client::{
-    ClientIds, ClientMaskinporten, ClientSettings, PruneUnmanaged, PublishTarget, PublishTargets,
-    VerifyScope, resolve_client,
-};
+pub use admin::{AdminCertificate, AdminClient};
+pub use client::{ClientMaskinporten, PublishTarget};
+pub(crate) use client::{ClientSettings, resolve_client};
 
 /// Digdir's addresses for one environment ("Maskinporten facts", reference/maskinporten.md;
 /// docs.digdir.no `oidc_api_admin` and `maskinporten_protocol_token`).
@@ -48,14 +46,14 @@ fn digdir_defaults(env: &Environment) -> Option<Defaults> {
 
 /// How long `verify` (and a verified promotion) keeps trying a key that Maskinporten does not
 /// know yet: Digdir documents 0-2 minutes of propagation, and some users saw several.
-pub fn default_verify_wait() -> Span {
+pub(crate) fn default_verify_wait() -> Span {
     Span::minutes(5)
 }
 
 /// `[maskinporten.ENV]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEnvironment {
+pub(crate) struct RawEnvironment {
     api_url: Option<String>,
     issuer: Option<String>,
     token_url: Option<String>,
@@ -158,7 +156,7 @@ struct Addresses {
 
 impl RawEnvironment {
     /// Checks `[maskinporten.ENV]` and anchors its files at the config file's directory.
-    pub fn resolve(self, env: &Environment, base: &Path) -> Result<MaskinportenEnv, SettingError> {
+    pub(crate) fn resolve(self, env: &Environment, base: &Path) -> Result<MaskinportenEnv, SettingError> {
         let table = format!("[maskinporten.{env}]");
         let Addresses { api_url, issuer, token_url } = self.addresses(env).map_err(|e| e.within(&table))?;
         let verify_wait = self.verify_wait().map_err(|e| e.within(&table))?;
@@ -248,7 +246,7 @@ impl RawEnvironment {
 }
 
 /// Reads `[maskinporten]`: one table per environment.
-pub fn resolve_all(
+pub(crate) fn resolve_all(
     raw: BTreeMap<String, RawEnvironment>,
     base: &Path,
 ) -> Result<BTreeMap<Environment, MaskinportenEnv>, SettingError> {

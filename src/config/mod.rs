@@ -12,7 +12,7 @@ mod store;
 pub mod worker;
 
 pub use error::{ConfigError, SettingError};
-pub use store::{MAX_LOCK_TIMEOUT, StoreConfig};
+pub use store::StoreConfig;
 
 use self::worker::{AlertsConfig, ScheduleConfig, ServerConfig};
 use crate::kid::{ClientName, Environment, KeySet};

@@ -39,7 +39,7 @@ fn default_lock_timeout() -> Span {
 
 /// The longest `lock_timeout`: a run that holds the lock longer than this is stuck, and waiting
 /// on it only hides that.
-pub const MAX_LOCK_TIMEOUT: Span = Span::HOUR;
+pub(crate) const MAX_LOCK_TIMEOUT: Span = Span::HOUR;
 
 fn de_lock_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
     let text = crate::de::named_text("[store] lock_timeout", d)?;

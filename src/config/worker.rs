@@ -191,7 +191,7 @@ fn de_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D:
 /// Why a webhook URL can not be used. It never holds the URL: webhook URLs carry their secret
 /// in the path. Shown after the name of what held the URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookUrlError {
+pub(crate) enum WebhookUrlError {
     #[error("is not a URL: {0}")]
     NotAUrl(url::ParseError),
     #[error(
@@ -253,7 +253,7 @@ impl WebhookConfig {
     }
 
     /// The URL to post to, read from the environment when `url_env` is set.
-    pub fn resolve_url(&self) -> Result<url::Url, SettingError> {
+    pub(crate) fn resolve_url(&self) -> Result<url::Url, SettingError> {
         if let Some(url) = &self.url {
             return Ok(url.clone());
         }

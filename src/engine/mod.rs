@@ -31,7 +31,7 @@ use crate::record::KeyRecord;
 use crate::store::{ConsumerSecrets, KeyStore, Opened, StoreError};
 
 pub use observe::Evaluation;
-pub use proof::proof_due;
+pub(crate) use proof::proof_due;
 pub use report::{RunError, SetReport};
 use set_run::Started;
 
@@ -51,19 +51,19 @@ impl StopFlag {
         self.0.store(true, Ordering::SeqCst);
     }
 
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 }
 
 /// How long after a key was registered through Digdir's API a promotion without a proof
 /// waits: Digdir documents 0-2 minutes of propagation, and users have seen several.
-pub const PROPAGATION_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+pub(crate) const PROPAGATION_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// Key sets in progress at once by default: enough to keep the store's request limit busy
 /// while keys are generated, and while requests wait out a throttled vault's back-off; each
 /// holds only its records.
-pub const DEFAULT_PARALLELISM: usize = 256;
+pub(crate) const DEFAULT_PARALLELISM: usize = 256;
 
 /// The adapters a run uses, shared by every command and the worker. Built complete with
 /// [`Engine::new`] and the `with_` settings; nothing is patched afterwards.
@@ -120,7 +120,7 @@ impl Engine {
     }
 
     /// Keeps `consumers` holding each key set's current key (a store's consumer secrets).
-    pub fn with_consumer_secrets(mut self, consumers: Arc<dyn ConsumerSecrets>) -> Self {
+    pub(crate) fn with_consumer_secrets(mut self, consumers: Arc<dyn ConsumerSecrets>) -> Self {
         self.consumers = Some(consumers);
         self
     }
@@ -155,13 +155,14 @@ impl Engine {
     }
 
     /// How long a run waits for another run's lock on the store.
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self
     }
 
     /// How many key sets are worked on at once (at least one).
-    pub fn with_parallelism(mut self, parallelism: usize) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_parallelism(mut self, parallelism: usize) -> Self {
         self.parallelism = parallelism.max(1);
         self
     }

@@ -58,7 +58,7 @@ impl Engine {
 /// `verified`, when it is due or asked for; with `after-delay`, when no current key works any
 /// more and `publish_ahead` has not passed ([`lifecycle::needs_rescue`]: a proof promotes it at
 /// once). `manual` proves on `promote` only, in the engine's check before the promotion.
-pub fn proof_due<'r>(
+pub(crate) fn proof_due<'r>(
     target: &Target,
     records: &'r [KeyRecord],
     at: Moment,

@@ -40,7 +40,7 @@ pub fn registered(keys: &[(&str, Option<DateTime<Utc>>)]) -> Registered {
 }
 
 /// One key set at one moment, owning what its [`Context`] borrows.
-pub struct Case {
+pub(crate) struct Case {
     pub set: KeySet,
     pub records: Vec<KeyRecord>,
     pub policy: Policy,
@@ -65,7 +65,7 @@ impl Case {
         }
     }
 
-    pub fn ctx(&self) -> Context<'_> {
+    pub(crate) fn ctx(&self) -> Context<'_> {
         Context {
             set: &self.set,
             records: &self.records,

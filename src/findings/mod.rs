@@ -112,7 +112,7 @@ pub fn worst(findings: &[Finding]) -> Severity {
 /// One key set's records out of a store load, or the error that hides them: the store's own
 /// (unreachable: every key set gets it) or the key set's. A key set that the load left out is
 /// an error too, never an empty key set.
-pub fn records_of<'a>(
+pub(crate) fn records_of<'a>(
     loaded: &'a Result<Loaded, StoreError>,
     set: &KeySet,
 ) -> Result<&'a [KeyRecord], StoreError> {

@@ -66,7 +66,7 @@ use crate::publish::{PublishError, PublishedSet, Publisher};
 use crate::store::{ConsumerSecrets, KeyStore, Loaded, StoreError, create, records_in};
 
 /// Where altinn-jwks keeps its keys.
-pub enum Source {
+pub(crate) enum Source {
     Directory(PathBuf),
     Vault(AltinnVault),
 }
@@ -89,19 +89,19 @@ impl Source {
 }
 
 /// What the store side looks like, for the checks that need it.
-pub struct StoreSide<'a> {
+pub(crate) struct StoreSide<'a> {
     /// For a Key Vault store: its URL, `secret_prefix`, and each key set's consumer secret.
     pub vault: Option<VaultSide<'a>>,
 }
 
-pub struct VaultSide<'a> {
+pub(crate) struct VaultSide<'a> {
     pub url: &'a str,
     pub prefix: &'a str,
     pub consumer: &'a dyn Fn(&KeySet) -> Option<String>,
 }
 
 /// Plans every found key set against its config target and what the store holds.
-pub fn plan_all(
+pub(crate) fn plan_all(
     found: &[Found],
     targets: &[Target],
     loaded: &Loaded,
@@ -214,7 +214,11 @@ fn check_shared_vault(
 
 /// Refuses a source directory that the store or the public outputs use: altinn-jwks 2.0's
 /// `{set}.jwks.json` is the name of this tool's public output, and would be overwritten.
-pub fn check_directory(from: &Path, store_dir: Option<&Path>, publish_dir: &Path) -> Result<(), ImportError> {
+pub(crate) fn check_directory(
+    from: &Path,
+    store_dir: Option<&Path>,
+    publish_dir: &Path,
+) -> Result<(), ImportError> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let from_at = real(from);
     if store_dir.is_some_and(|s| real(s) == from_at) {

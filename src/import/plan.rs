@@ -46,18 +46,18 @@ pub struct SetPlan {
 }
 
 impl SetPlan {
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
 
     /// Keys this import would write.
-    pub fn to_write(&self) -> impl Iterator<Item = &PlannedKey> {
+    pub(crate) fn to_write(&self) -> impl Iterator<Item = &PlannedKey> {
         self.keys.iter().filter(|k| !k.stored)
     }
 }
 
 /// The Key Vault secret name of a kid, or why it can not have one.
-pub type SecretName<'a> = dyn Fn(&Kid) -> Result<String, crate::azure::AzureError> + 'a;
+pub(crate) type SecretName<'a> = dyn Fn(&Kid) -> Result<String, crate::azure::AzureError> + 'a;
 
 /// What the plan needs besides the found set.
 pub struct Context<'a> {

@@ -164,7 +164,7 @@ fn secret_kind(name: &str) -> Option<(KeySet, Kind)> {
 
 /// Every altinn-jwks key set in a directory (files `{set}.json`, `.pub.json`, `.key.json`,
 /// `.jwks.json`); other files are not looked at.
-pub fn read_directory(dir: &Path) -> Result<Vec<Found>, ImportError> {
+pub(crate) fn read_directory(dir: &Path) -> Result<Vec<Found>, ImportError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| ImportError::Unlisted { from: dir.to_path_buf(), cause: e.to_string() })?;
     let mut sets: BTreeMap<KeySet, Parts> = BTreeMap::new();
@@ -190,7 +190,7 @@ pub fn read_directory(dir: &Path) -> Result<Vec<Found>, ImportError> {
 
 /// Every altinn-jwks key set in a vault (secrets `{set}--priv`, `--pub`, `--key`, `--jwks`);
 /// the values are standard base64 of the JSON. Other secrets are not read.
-pub async fn read_vault(vault: &AltinnVault) -> Result<Vec<Found>, ImportError> {
+pub(crate) async fn read_vault(vault: &AltinnVault) -> Result<Vec<Found>, ImportError> {
     let names = vault
         .names()
         .await

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 /// Why an admin credential could not be read. The messages say what was found and what to do.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminCredentialError {
+pub(crate) enum AdminCredentialError {
     #[error(
         "no certificate found: give the business certificate, then its intermediates, as PEM \
          `-----BEGIN CERTIFICATE-----` blocks"
@@ -96,7 +96,7 @@ use AdminCredentialError as E;
 
 /// Which part of a PEM certificate and key an error is about, so that it names that setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Concerns {
+pub(crate) enum Concerns {
     Certificate,
     Key,
     /// The key does not belong to the certificate.
@@ -105,7 +105,7 @@ pub enum Concerns {
 
 impl AdminCredentialError {
     /// Which part the error is about: the certificate chain, the private key, or both.
-    pub fn concerns(&self) -> Concerns {
+    pub(crate) fn concerns(&self) -> Concerns {
         match self {
             E::NoKey | E::KeyPem | E::EncryptedKey | E::NotRsa { .. } | E::BadKey { .. } => Concerns::Key,
             E::KeyMismatch { .. } | E::NoMatchingCertificate { .. } => Concerns::Both,
@@ -116,7 +116,7 @@ impl AdminCredentialError {
 
 /// The business certificate's chain (leaf first) and its RSA private key. `Debug` shows the
 /// subject and expiry only.
-pub struct AdminCredential {
+pub(crate) struct AdminCredential {
     chain: Vec<CertificateDer<'static>>,
     key: KeyPair,
     not_after: DateTime<Utc>,
@@ -166,7 +166,7 @@ impl AdminCredential {
     /// Vault": Key Vault does not keep an imported certificate's password, so "when you export
     /// the certificate, the password is blank"; its PowerShell example base64-decodes the
     /// secret's value to the PFX bytes.
-    pub fn from_key_vault_secret(value: &str) -> Result<Self, AdminCredentialError> {
+    pub(crate) fn from_key_vault_secret(value: &str) -> Result<Self, AdminCredentialError> {
         let text = value.trim();
         if text.starts_with("-----BEGIN") {
             return Self::from_pem(text.as_bytes(), text.as_bytes()).map_err(secret_error);

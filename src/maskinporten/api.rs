@@ -15,16 +15,16 @@ use super::token::{AdminTokens, GrantError};
 use crate::publish::RegisteredKey;
 
 /// The time used to sign grants: the wall clock, or a simulated one in tests.
-pub type WallClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+pub(crate) type WallClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// The system clock.
-pub fn system_clock() -> WallClock {
+pub(crate) fn system_clock() -> WallClock {
     Arc::new(Utc::now)
 }
 
 /// Why a request to the self-service API failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Digdir refused the request (4xx): its own words, with the correlation id to quote.
     #[error("Digdir's self-service API refused {action} (HTTP {status}): {messages}{}{}", correlation(.correlation_id), refusal_hint(*.status))]
     Refused { action: String, status: u16, messages: String, correlation_id: Option<String> },
@@ -61,7 +61,7 @@ fn correlation(id: &Option<String>) -> String {
 }
 
 /// The self-service API of one environment, as its admin client.
-pub struct SelfServiceApi {
+pub(crate) struct SelfServiceApi {
     http: reqwest::Client,
     base: url::Url,
     retry: Retry,
@@ -90,11 +90,6 @@ impl SelfServiceApi {
         clock: WallClock,
     ) -> Self {
         SelfServiceApi { http, base, retry, tokens, clock }
-    }
-
-    /// The admin client's tokens (and its certificate).
-    pub fn tokens(&self) -> &AdminTokens {
-        &self.tokens
     }
 
     /// `{base}/api/v1/clients/{client_id}/jwks`, with the client id as one path segment.
@@ -135,7 +130,7 @@ impl SelfServiceApi {
     }
 
     /// Removes every key of `client_id`: the way to leave a client without keys.
-    pub async fn delete_all(&self, client_id: &str) -> Result<(), ApiError> {
+    pub(crate) async fn delete_all(&self, client_id: &str) -> Result<(), ApiError> {
         let action = format!("removing the last keys of client {client_id}");
         let url = self.jwks_url(client_id)?;
         self.send(&action, || self.http.delete(url.clone())).await.map(|_| ())
@@ -215,7 +210,7 @@ async fn answer(action: &str, response: reqwest::Response) -> Try {
 /// Digdir's error answer: `errors[].errorMessage` (with `fieldIdentifier`), else
 /// `error_description` or `error`, and the `correlation_id`. A body of another shape is quoted,
 /// shortened.
-pub fn digdir_error(body: &str) -> (String, Option<String>) {
+pub(crate) fn digdir_error(body: &str) -> (String, Option<String>) {
     let Ok(json) = serde_json::from_str::<Value>(body) else {
         let short: String = body.chars().take(200).collect();
         return (if short.trim().is_empty() { "no details".to_owned() } else { short }, None);
@@ -248,7 +243,7 @@ pub fn digdir_error(body: &str) -> (String, Option<String>) {
 
 /// Why the answer to `GET .../jwks` could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeysAnswerError {
+pub(crate) enum KeysAnswerError {
     #[error("not JSON ({0})")]
     NotJson(String),
     #[error("`keys` is not a list")]

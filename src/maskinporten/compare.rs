@@ -7,10 +7,10 @@
 //!   byte of 0x80 and up.
 //! - `use` missing is `sig`: keys registered before 2025-05-22, when Digdir made `use`
 //!   mandatory, come back without it (okdata-maskinporten-api, commit e12da91).
-//! - `exp` is the same within [`EXP_TOLERANCE`]; a larger difference is the caller's to judge
+//! - `exp` is the same within [`EXP_TOLERANCE`](crate::publish::EXP_TOLERANCE); a larger difference is the caller's to judge
 //!   (the earlier one is when Maskinporten stops accepting the key).
 
-pub use crate::publish::{EXP_TOLERANCE, same_exp};
+pub(crate) use crate::publish::same_exp;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,12 +22,12 @@ fn text<'a>(jwk: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// The kid of a JWK, empty when it has none.
-pub fn kid_of(jwk: &Value) -> &str {
+pub(crate) fn kid_of(jwk: &Value) -> &str {
     text(jwk, "kid").unwrap_or_default()
 }
 
 /// The `exp` of a JWK in epoch seconds.
-pub fn exp_of(jwk: &Value) -> Option<i64> {
+pub(crate) fn exp_of(jwk: &Value) -> Option<i64> {
     jwk.get("exp").and_then(Value::as_i64)
 }
 
@@ -40,7 +40,7 @@ fn number(jwk: &Value, name: &str) -> Option<Vec<u8>> {
 }
 
 /// Whether `a` and `b` are the same public key under the same kid, whatever their `exp`.
-pub fn same_key(a: &Value, b: &Value) -> bool {
+pub(crate) fn same_key(a: &Value, b: &Value) -> bool {
     let same_text = |name: &str| text(a, name) == text(b, name);
     let usage = |jwk: &Value| text(jwk, "use").unwrap_or("sig").to_owned();
     let same_number = |name: &str| match (number(a, name), number(b, name)) {
@@ -54,12 +54,15 @@ pub fn same_key(a: &Value, b: &Value) -> bool {
 }
 
 /// Whether `a` and `b` are the same key with the same lifetime.
-pub fn same_registration(a: &Value, b: &Value) -> bool {
+pub(crate) fn same_registration(a: &Value, b: &Value) -> bool {
     same_key(a, b) && same_exp(exp_of(a), exp_of(b))
 }
 
 /// Whether two sets of keys are the same, order aside (a kid appears once in a set).
-pub fn same_set<'a>(a: impl IntoIterator<Item = &'a Value>, b: impl IntoIterator<Item = &'a Value>) -> bool {
+pub(crate) fn same_set<'a>(
+    a: impl IntoIterator<Item = &'a Value>,
+    b: impl IntoIterator<Item = &'a Value>,
+) -> bool {
     let (a, b): (Vec<&Value>, Vec<&Value>) = (a.into_iter().collect(), b.into_iter().collect());
     a.len() == b.len()
         && a.iter().all(|x| b.iter().any(|y| kid_of(x) == kid_of(y) && same_registration(x, y)))
@@ -67,7 +70,7 @@ pub fn same_set<'a>(a: impl IntoIterator<Item = &'a Value>, b: impl IntoIterator
 
 /// `use: "sig"` on a key that has no `use`, and nothing else changed: Digdir refuses a key
 /// without `use` since 2025-05-22, and keys registered before come back without it.
-pub fn with_use(jwk: &Value) -> Value {
+pub(crate) fn with_use(jwk: &Value) -> Value {
     let mut completed = jwk.clone();
     if let Some(members) = completed.as_object_mut()
         && members.get("use").is_none_or(Value::is_null)
@@ -104,7 +107,7 @@ mod tests {
 
     #[test]
     fn exp_is_the_same_within_a_day() {
-        let day = EXP_TOLERANCE.num_seconds();
+        let day = crate::publish::EXP_TOLERANCE.num_seconds();
         assert!(same_exp(Some(1_000_000), Some(1_000_000 - day)));
         assert!(!same_exp(Some(1_000_000), Some(1_000_000 - day - 1)));
         assert!(!same_exp(Some(1), None));

@@ -10,7 +10,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 /// A client for Digdir's token endpoint and self-service API: 20 s to connect, 60 s between
 /// reads, no redirects. With `ca_cert` (a test double's certificate) it also trusts the PEM
 /// certificates in that file, as the Key Vault client does; errors name `ca_cert` and the path.
-pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, HttpClientError> {
+pub(crate) fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, HttpClientError> {
     match ca_cert {
         Some(path) => Ok(crate::azure::tls::reqwest_trusting(path)?),
         None => {
@@ -21,7 +21,7 @@ pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, HttpClient
 
 /// Why the HTTP client for Digdir could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HttpClientError {
+pub(crate) enum HttpClientError {
     /// `ca_cert` can not be used.
     #[error(transparent)]
     CaCert(#[from] crate::azure::tls::CaCertError),
@@ -59,7 +59,7 @@ impl Retry {
 
     /// The wait before retry number `attempt` when the server may have said how long to wait
     /// (`Retry-After`): the server's wait wins, capped at `max_delay`.
-    pub fn delay_after(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay_after(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         match retry_after {
             Some(wait) => wait.min(self.max_delay),
             None => self.delay(attempt),
@@ -81,13 +81,13 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// Whether an answer with this status may change if asked again: 429 (too many requests) and
 /// 5xx may; any other 4xx is the caller's to fix.
-pub fn retryable_status(status: StatusCode) -> bool {
+pub(crate) fn retryable_status(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// Whether a request that got no answer is worth another try: it could not connect, timed out,
 /// or the connection broke while sending or while reading the answer.
-pub fn retryable_error(e: &reqwest::Error) -> bool {
+pub(crate) fn retryable_error(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
 }
 

@@ -16,7 +16,7 @@ use crate::jwk::PrivateJwk;
 use crate::policy::Algorithm;
 
 /// Seconds from `iat` to `exp`: Digdir accepts `exp - iat <= 120`.
-pub const GRANT_LIFETIME_SECONDS: i64 = 120;
+pub(crate) const GRANT_LIFETIME_SECONDS: i64 = 120;
 
 /// Why no JWT was made. Never holds key material.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +108,7 @@ pub fn client_grant(key: &PrivateJwk, claims: &GrantClaims) -> Result<String, Jw
 /// client"; "Either 'kid' or 'x5c' must be present. 'kid' can and must be used by clients
 /// having a pre-registered certificate / asymmetric key."
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum AdminAuth {
+pub(crate) enum AdminAuth {
     /// The chain in `x5c`: an admin client bound to the organisation by its certificate.
     #[default]
     X5c,
@@ -119,7 +119,7 @@ pub enum AdminAuth {
 /// A grant signed with the organisation's business certificate, header `alg` RS256 and, as
 /// `auth` says, `x5c` (the chain, leaf first, each certificate standard base64, not base64url,
 /// DER: RFC 7515 4.1.6) or `kid`.
-pub fn admin_grant(
+pub(crate) fn admin_grant(
     cred: &AdminCredential,
     auth: &AdminAuth,
     claims: &GrantClaims,

@@ -37,7 +37,7 @@ pub const MAX_KEYS: usize = 5;
 
 /// One key set's client.
 #[derive(Debug, Clone)]
-pub struct Binding {
+pub(crate) struct Binding {
     pub client_id: String,
     pub api: Arc<SelfServiceApi>,
     /// Remove keys this tool does not manage when uploading (`prune_unmanaged`).
@@ -45,7 +45,7 @@ pub struct Binding {
 }
 
 /// Publishes key sets to their Maskinporten clients.
-pub struct ApiPublisher {
+pub(crate) struct ApiPublisher {
     bindings: BTreeMap<KeySet, Binding>,
     certificates: Vec<CertificateExpiry>,
     /// Per client and kid, an `exp` that a read-back showed Digdir keeping in place of the one

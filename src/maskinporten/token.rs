@@ -19,7 +19,7 @@ use super::http::{Retry, describe, retry_after, retryable_error, retryable_statu
 use super::jwt::{self, AdminAuth, GrantClaims, JwtError};
 
 /// The grant type of a JWT grant (RFC 7523 2.1).
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// An access token. `Debug` does not show it; [`AccessToken::secret`] does. Zeroed when dropped.
 #[derive(Clone)]
@@ -57,7 +57,7 @@ pub struct Granted {
 
 /// What a refusal means, read from Digdir's MP code or, without one, its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalKind {
+pub(crate) enum RefusalKind {
     /// "Unknown key identifier (kid) for client": not registered, or not propagated yet.
     UnknownKid,
     /// MP-121: the registered key has expired.
@@ -73,7 +73,7 @@ pub enum RefusalKind {
 
 impl RefusalKind {
     /// Reads Digdir's `error_description` and its MP code (from `error_uri`, or the text).
-    pub fn classify(description: &str, code: Option<&str>) -> RefusalKind {
+    pub(crate) fn classify(description: &str, code: Option<&str>) -> RefusalKind {
         match code {
             Some("MP-121") => return RefusalKind::ExpiredKey,
             Some("MP-124") => return RefusalKind::BadSignature,
@@ -105,7 +105,7 @@ impl RefusalKind {
     }
 
     /// What the operator should do.
-    pub fn hint(self) -> &'static str {
+    pub(crate) fn hint(self) -> &'static str {
         match self {
             RefusalKind::UnknownKid => {
                 "the key's kid is not registered on this client, or the change has not reached \
@@ -139,7 +139,7 @@ impl RefusalKind {
 
 /// Why no token was granted.
 #[derive(Debug, thiserror::Error)]
-pub enum GrantError {
+pub(crate) enum GrantError {
     /// Maskinporten answered with an OAuth error (4xx).
     #[error("Maskinporten refused the grant (HTTP {status} {error}{}): {description}. What to do: {}", code_suffix(.code), .kind.hint())]
     Refused { status: u16, error: String, description: String, code: Option<String>, kind: RefusalKind },
@@ -159,7 +159,7 @@ fn code_suffix(code: &Option<String>) -> String {
 }
 
 /// The first `MP-<digits>` in Digdir's text.
-pub fn mp_code(text: &str) -> Option<String> {
+pub(crate) fn mp_code(text: &str) -> Option<String> {
     text.match_indices("MP-").find_map(|(at, _)| {
         let digits: String = text[at + 3..].chars().take_while(char::is_ascii_digit).collect();
         (!digits.is_empty()).then(|| format!("MP-{digits}"))
@@ -168,7 +168,7 @@ pub fn mp_code(text: &str) -> Option<String> {
 
 /// One environment's token endpoint.
 #[derive(Debug, Clone)]
-pub struct TokenEndpoint {
+pub(crate) struct TokenEndpoint {
     http: reqwest::Client,
     token_url: Url,
     issuer: String,
@@ -191,11 +191,6 @@ impl TokenEndpoint {
     /// Maskinporten's issuer: the `aud` of every grant.
     pub fn issuer(&self) -> &str {
         &self.issuer
-    }
-
-    /// The token endpoint's URL.
-    pub fn token_url(&self) -> &Url {
-        &self.token_url
     }
 
     /// Asks for a token with a grant from `assertion`, which is called once per try with the
@@ -330,7 +325,7 @@ fn excerpt(body: &[u8]) -> String {
 /// The admin client's access token for Digdir's self-service API, fetched with a grant signed
 /// by the business certificate and kept until a minute before it expires.
 #[derive(Debug)]
-pub struct AdminTokens {
+pub(crate) struct AdminTokens {
     endpoint: TokenEndpoint,
     credential: Arc<AdminCredential>,
     /// `x5c` or `kid` in the grant's header.
@@ -371,13 +366,9 @@ impl AdminTokens {
     }
 
     /// The business certificate the grants are signed with.
-    pub fn certificate(&self) -> &AdminCredential {
+    #[cfg(test)]
+    pub(crate) fn certificate(&self) -> &AdminCredential {
         &self.credential
-    }
-
-    /// The token endpoint the tokens come from.
-    pub fn endpoint(&self) -> &TokenEndpoint {
-        &self.endpoint
     }
 
     /// Drops the cached token, so that the next call fetches a new one (after a 401: Digdir

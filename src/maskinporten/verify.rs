@@ -17,7 +17,7 @@ use crate::proof::{Patience, Proof, ProofError, ProofKind, Prover};
 
 /// One key set's client, as a grant names it.
 #[derive(Debug, Clone)]
-pub struct Binding {
+pub(crate) struct Binding {
     pub client_id: String,
     pub scope: String,
     pub endpoint: Arc<TokenEndpoint>,
@@ -26,7 +26,7 @@ pub struct Binding {
 }
 
 /// Proves keys with token grants at their environment's token endpoint.
-pub struct TokenProver {
+pub(crate) struct TokenProver {
     bindings: BTreeMap<KeySet, Binding>,
     clock: WallClock,
     /// The first wait between tries of a key not known yet; it doubles up to 30 s.
@@ -36,12 +36,6 @@ pub struct TokenProver {
 impl TokenProver {
     pub fn new(bindings: BTreeMap<KeySet, Binding>, clock: WallClock) -> Self {
         TokenProver { bindings, clock, first_pause: Duration::from_secs(5) }
-    }
-
-    /// Tries a key not known yet again after `pause`, doubling (tests use short pauses).
-    pub fn with_first_pause(mut self, pause: Duration) -> Self {
-        self.first_pause = pause;
-        self
     }
 }
 

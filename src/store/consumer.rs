@@ -32,13 +32,13 @@ impl Consumer {
     }
 
     /// Whether applications read a key there.
-    pub fn holds_a_key(&self) -> bool {
+    pub(crate) fn holds_a_key(&self) -> bool {
         !matches!(self, Consumer::Empty)
     }
 }
 
 /// For each key set with a consumer secret, what that secret holds.
-pub type Consumers = BTreeMap<KeySet, Consumer>;
+pub(crate) type Consumers = BTreeMap<KeySet, Consumer>;
 
 /// The secrets that applications read the current key from. Object-safe; held as
 /// `Arc<dyn ConsumerSecrets>` beside the store's [`super::KeyStore`], over the same store.
@@ -56,7 +56,7 @@ pub trait ConsumerSecrets: Send + Sync {
 
 /// What the consumer secrets of `sets` held at the store's last load; nothing for a store
 /// without consumer secrets.
-pub fn consumers(secrets: Option<&dyn ConsumerSecrets>, sets: &[KeySet]) -> Consumers {
+pub(crate) fn consumers(secrets: Option<&dyn ConsumerSecrets>, sets: &[KeySet]) -> Consumers {
     let Some(secrets) = secrets else { return Consumers::new() };
     sets.iter().filter_map(|s| secrets.consumer(s).map(|held| (s.clone(), held))).collect()
 }

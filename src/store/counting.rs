@@ -35,7 +35,7 @@ pub fn counted(opened: Opened, observer: Arc<dyn StoreObserver>) -> Opened {
 }
 
 /// Passes every call to `inner` and reports it to `observer`.
-pub struct CountingStore {
+pub(crate) struct CountingStore {
     inner: Arc<dyn KeyStore>,
     observer: Arc<dyn StoreObserver>,
 }
@@ -79,7 +79,7 @@ impl KeyStore for CountingStore {
 }
 
 /// Passes every call to `inner` and reports each write to `observer`.
-pub struct CountingConsumers {
+pub(crate) struct CountingConsumers {
     inner: Arc<dyn ConsumerSecrets>,
     observer: Arc<dyn StoreObserver>,
 }

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 /// Creates `path` and each missing parent with exactly `mode` (the umask does not apply), and
 /// returns the directories it created, outermost first. Existing directories are left as they are.
-pub fn create_dirs(path: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn create_dirs(path: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     for dir in path.ancestors().filter(|d| !d.as_os_str().is_empty()) {
         match fs::symlink_metadata(dir) {
@@ -36,13 +36,13 @@ pub fn create_dirs(path: &Path, mode: u32) -> io::Result<Vec<PathBuf>> {
 
 /// Opens `path` for reading without following a symbolic link (that fails with `ELOOP`) and
 /// without blocking on a FIFO; the caller checks with `metadata()` what it opened.
-pub fn open_no_follow(path: &Path) -> io::Result<File> {
+pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
     OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)
 }
 
 /// Reads a regular file, following a symbolic link (a Kubernetes secret volume is made of
 /// them) but never blocking on a FIFO: anything but a regular file is refused, naming what it is.
-pub fn read_regular(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_regular(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
     use std::io::Read;
     let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
     let meta = file.metadata()?;
@@ -56,12 +56,12 @@ pub fn read_regular(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Whether an open error means that the path is a symbolic link.
-pub fn is_link_error(e: &io::Error) -> bool {
+pub(crate) fn is_link_error(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
 }
 
 /// What a file type is called in messages.
-pub fn kind_name(file_type: fs::FileType) -> &'static str {
+pub(crate) fn kind_name(file_type: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if file_type.is_dir() {
         "a directory"
@@ -80,12 +80,12 @@ pub fn kind_name(file_type: fs::FileType) -> &'static str {
 
 /// The name of the temp file that stands in for `name` while this process writes it:
 /// `.{name}.{pid}.tmp`.
-pub fn temp_name(name: &str) -> String {
+pub(crate) fn temp_name(name: &str) -> String {
     format!(".{name}.{}.tmp", std::process::id())
 }
 
 /// The file name and writer's process id of a temp file name made by [`temp_name`].
-pub fn parse_temp_name(file_name: &str) -> Option<(&str, u32)> {
+pub(crate) fn parse_temp_name(file_name: &str) -> Option<(&str, u32)> {
     let inner = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
     let (name, pid) = inner.rsplit_once('.')?;
     let pid_ok = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
@@ -93,7 +93,7 @@ pub fn parse_temp_name(file_name: &str) -> Option<(&str, u32)> {
 }
 
 /// Creates a new temp file for `path` in `dir` with exactly `mode`, writes and fsyncs `content`.
-pub fn write_temp(dir: &Path, path: &Path, content: &[u8], mode: u32) -> io::Result<PathBuf> {
+pub(crate) fn write_temp(dir: &Path, path: &Path, content: &[u8], mode: u32) -> io::Result<PathBuf> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(temp_name(name));
     let _ = fs::remove_file(&tmp);
@@ -111,7 +111,7 @@ pub fn write_temp(dir: &Path, path: &Path, content: &[u8], mode: u32) -> io::Res
 
 /// Writes `content` to `path` with exactly `mode` through a temp file and a rename, unless it
 /// already holds exactly that with that mode. Returns whether it wrote.
-pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
+pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32) -> io::Result<bool> {
     let same_mode = fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode);
     if same_mode && fs::read(path).is_ok_and(|old| old == content) {
         return Ok(false);
@@ -133,7 +133,7 @@ fn writer_alive(pid: u32) -> bool {
 /// Removes the temp files in `dir` named by [`temp_name`] for a name that `ours` accepts, and
 /// returns their names. Nothing else is touched: not other names, not directories, and, when
 /// `skip_live` is set, not the files of a writer that still runs. A missing `dir` has none.
-pub fn remove_stale_temps(
+pub(crate) fn remove_stale_temps(
     dir: &Path,
     ours: impl Fn(&str) -> bool,
     skip_live: bool,

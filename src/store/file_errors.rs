@@ -15,7 +15,7 @@ use crate::redact::{data_reason, position_error};
 /// What is wrong with a key file's JSON, naming the field (found by checking each member
 /// against its type) and its line, but no value: `field `stage` (line 3): not one of the
 /// allowed values; expected one of `pending`, ...`.
-pub fn key_file_error(e: &serde_json::Error, text: &[u8]) -> String {
+pub(crate) fn key_file_error(e: &serde_json::Error, text: &[u8]) -> String {
     if e.classify() != Category::Data {
         return position_error(e);
     }
@@ -23,7 +23,7 @@ pub fn key_file_error(e: &serde_json::Error, text: &[u8]) -> String {
 }
 
 /// The member of a key file that does not read as its type, if one can be named.
-pub fn damaged_field(e: &serde_json::Error, text: &[u8]) -> Option<&'static str> {
+pub(crate) fn damaged_field(e: &serde_json::Error, text: &[u8]) -> Option<&'static str> {
     if e.classify() != Category::Data {
         return None;
     }

@@ -52,7 +52,7 @@ impl FlakyStore {
     }
 
     /// `inner` failing on the same budget as this store.
-    pub fn consumers(&self, inner: Arc<dyn ConsumerSecrets>) -> FlakyConsumers {
+    pub(crate) fn consumers(&self, inner: Arc<dyn ConsumerSecrets>) -> FlakyConsumers {
         FlakyConsumers { inner, budget: self.budget.clone() }
     }
 
@@ -95,7 +95,7 @@ impl KeyStore for FlakyStore {
 }
 
 /// Consumer secrets that fail once their [`FlakyStore`]'s budget is spent.
-pub struct FlakyConsumers {
+pub(crate) struct FlakyConsumers {
     pub inner: Arc<dyn ConsumerSecrets>,
     budget: Arc<Budget>,
 }

@@ -32,7 +32,7 @@ impl MemoryStore {
     }
 
     /// Gives `set` a consumer secret that holds `held` (as applications would find it).
-    pub fn set_consumer(&self, set: &KeySet, held: Consumer) {
+    pub(crate) fn set_consumer(&self, set: &KeySet, held: Consumer) {
         if let Ok(mut consumers) = self.consumers.lock() {
             consumers.insert(set.clone(), held);
         }

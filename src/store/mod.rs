@@ -3,7 +3,7 @@
 
 pub mod consumer;
 pub mod counting;
-pub mod disk;
+pub(crate) mod disk;
 mod error;
 pub mod file;
 mod file_errors;
@@ -25,8 +25,9 @@ use crate::jwk::PrivateJwk;
 use crate::kid::{KeySet, Kid};
 use crate::record::KeyRecord;
 
-pub use consumer::{Consumer, ConsumerSecrets, Consumers, consumers};
-pub use counting::{CountingConsumers, CountingStore, StoreObserver, counted};
+pub use consumer::{Consumer, ConsumerSecrets};
+pub(crate) use consumer::{Consumers, consumers};
+pub use counting::{StoreObserver, counted};
 pub use error::{Place, StoreError};
 pub use file::FileStore;
 #[cfg(any(test, feature = "test-support"))]

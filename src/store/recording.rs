@@ -13,11 +13,11 @@ use crate::kid::{KeySet, Kid};
 use crate::record::{KeyRecord, Stage};
 
 /// Every method of [`KeyStore`], by name.
-pub const KEY_STORE_METHODS: [&str; 8] =
+pub(crate) const KEY_STORE_METHODS: [&str; 8] =
     ["describe", "lock", "load", "private_key", "write_new", "confirm_new", "update", "purge"];
 
 /// Every method of [`ConsumerSecrets`], by name.
-pub const CONSUMER_METHODS: [&str; 2] = ["sync_consumer", "consumer"];
+pub(crate) const CONSUMER_METHODS: [&str; 2] = ["sync_consumer", "consumer"];
 
 /// A memory store whose key sets all have a consumer secret, noting each method called.
 #[derive(Default)]

@@ -41,7 +41,7 @@ pub struct Notification {
 
 impl Notification {
     /// The severity that decides whether a sink wants it: the worse of now and before.
-    pub fn weight(&self) -> Severity {
+    pub(crate) fn weight(&self) -> Severity {
         self.finding.severity.max(self.previous.unwrap_or(Severity::Ok))
     }
 
@@ -79,7 +79,7 @@ struct Sent {
 
 /// Remembers what was sent, so that an unchanged finding is not sent at every evaluation.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     sent: BTreeMap<(KeySet, FindingKind), Sent>,
 }
 
@@ -150,7 +150,7 @@ pub enum DeliveryError {
 
 /// The log: every notification, as a structured event.
 #[derive(Debug, Default)]
-pub struct LogAlerter;
+pub(crate) struct LogAlerter;
 
 #[async_trait]
 impl Alerter for LogAlerter {
@@ -192,7 +192,7 @@ impl Notifier {
     }
 
     /// Sends what changed since the last evaluation; returns what was due, for tests and logs.
-    pub async fn notify(&self, findings: &[Finding], now: DateTime<Utc>) -> Vec<Notification> {
+    pub(crate) async fn notify(&self, findings: &[Finding], now: DateTime<Utc>) -> Vec<Notification> {
         let due = match self.tracker.lock() {
             Ok(mut tracker) => tracker.update(findings, now, self.reminder),
             Err(_) => return Vec::new(),

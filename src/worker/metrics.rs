@@ -199,7 +199,7 @@ impl Metrics {
     }
 
     /// Counts what a finished run did and when.
-    pub fn record_run(&self, reports: &Result<Vec<SetReport>, StoreError>, now: DateTime<Utc>) {
+    pub(crate) fn record_run(&self, reports: &Result<Vec<SetReport>, StoreError>, now: DateTime<Utc>) {
         let ok = reports.as_ref().is_ok_and(|r| r.iter().all(SetReport::ok));
         let outcome = if ok { "success" } else { "failure" };
         self.runs.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc();
@@ -225,7 +225,7 @@ impl Metrics {
     /// Replaces the per-key series and finding counts with what one store load shows. When the
     /// store could not be read at all, the key series keep their last values, so that expiry
     /// alerts in Prometheus still see the keys.
-    pub fn observe(
+    pub(crate) fn observe(
         &self,
         targets: &[Target],
         loaded: &Result<Loaded, StoreError>,
@@ -274,7 +274,7 @@ impl Metrics {
     }
 
     /// Counts one alert delivery.
-    pub fn delivery(&self, sink: &str, delivered: bool) {
+    pub(crate) fn delivery(&self, sink: &str, delivered: bool) {
         let outcome = if delivered { "delivered" } else { "failed" };
         self.alert_deliveries
             .get_or_create(&DeliveryLabels { sink: sink.to_owned(), outcome: outcome.to_owned() })
@@ -299,7 +299,11 @@ fn severity_labels(severity: Severity) -> SeverityLabels {
 
 /// When the planner will make a new pending key for the current one (see
 /// [`lifecycle::next_rotation`]). None without a current key.
-pub fn next_rotation(target: &Target, records: &[KeyRecord], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn next_rotation(
+    target: &Target,
+    records: &[KeyRecord],
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let current = lifecycle::current(records, now)?;
     Some(lifecycle::next_rotation(current, &target.policy, now))
 }

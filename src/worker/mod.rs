@@ -116,7 +116,7 @@ impl Worker {
     }
 
     /// The same worker with `real` as the host's real clock (see [`Worker::real`]).
-    pub fn with_real_clock(mut self, real: Arc<dyn Clock>) -> Self {
+    pub(crate) fn with_real_clock(mut self, real: Arc<dyn Clock>) -> Self {
         self.real = real;
         self
     }
@@ -237,7 +237,8 @@ impl Worker {
     }
 
     /// One run now, outside the schedule (tests, benchmarks); `Some(true)` when it succeeded.
-    pub async fn run_now(self: &Arc<Self>) -> Option<bool> {
+    #[cfg(test)]
+    pub(crate) async fn run_now(self: &Arc<Self>) -> Option<bool> {
         self.clone().run_job(0).await
     }
 

@@ -22,7 +22,7 @@ pub trait Clock: Send + Sync {
 
 /// The system clock.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
@@ -34,13 +34,13 @@ impl Clock for SystemClock {
 /// with `JWK_ROTATOR_NOW` (a what-if run), and with paused time in tests, where days pass in
 /// milliseconds and every tick lands exactly.
 #[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
+pub(crate) struct TokioClock {
     base: DateTime<Utc>,
     start: tokio::time::Instant,
 }
 
 impl TokioClock {
-    pub fn starting_at(base: DateTime<Utc>) -> Self {
+    pub(crate) fn starting_at(base: DateTime<Utc>) -> Self {
         TokioClock { base, start: tokio::time::Instant::now() }
     }
 }
@@ -57,7 +57,7 @@ impl Clock for TokioClock {
 }
 
 /// Sleeps until the clock reads `at` or later.
-pub async fn sleep_until(clock: &dyn Clock, at: DateTime<Utc>) {
+pub(crate) async fn sleep_until(clock: &dyn Clock, at: DateTime<Utc>) {
     loop {
         let left = (at - clock.now()).to_std().unwrap_or_default();
         if left.is_zero() {
@@ -88,19 +88,14 @@ impl Schedule {
     }
 
     /// The first tick strictly after `after` (see [`Ticks::next_after`]).
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.ticks().next_after(after)
-    }
-
-    /// The shortest time between two of the `ticks` ticks after `from`, if it ticks twice.
-    pub fn shortest_gap(&self, from: DateTime<Utc>, ticks: usize) -> Option<chrono::TimeDelta> {
-        self.ticks().shortest_gap(from, ticks)
     }
 
     /// The schedule's period around `now`: from the last tick at or before it to the next one
     /// (for `0 6 * * 1-5`, three days over a weekend, one day otherwise). Alert rules compare
     /// the age of the last successful run against it.
-    pub fn period(&self, now: DateTime<Utc>) -> Option<Duration> {
+    pub(crate) fn period(&self, now: DateTime<Utc>) -> Option<Duration> {
         let next = self.next_after(now)?;
         let tz: Tz = self.config.timezone;
         let whole = now.with_nanosecond(0)?.with_timezone(&tz);
@@ -124,7 +119,7 @@ impl Schedule {
 
     /// When retry number `attempt` (1, 2, ...) of a run that failed at `failed` is due, if it is
     /// within the limits and before the next tick.
-    pub fn retry_at(
+    pub(crate) fn retry_at(
         &self,
         failed: DateTime<Utc>,
         attempt: u32,
@@ -142,7 +137,7 @@ impl Schedule {
     }
 
     /// How long shutdown waits for the key set in progress.
-    pub fn shutdown_timeout(&self) -> Duration {
+    pub(crate) fn shutdown_timeout(&self) -> Duration {
         self.config.shutdown_timeout.to_std()
     }
 }

@@ -52,7 +52,7 @@ impl Health {
         Health { state: Mutex::new(HealthState::default()), grace }
     }
 
-    pub fn set_next_run(&self, at: Option<DateTime<Utc>>) {
+    pub(crate) fn set_next_run(&self, at: Option<DateTime<Utc>>) {
         if let Ok(mut s) = self.state.lock() {
             s.next_run = at;
         }
@@ -68,7 +68,7 @@ impl Health {
     }
 
     /// Called after every evaluation: from the first on, `/metrics` holds every key series.
-    pub fn mark_evaluated(&self) {
+    pub(crate) fn mark_evaluated(&self) {
         if let Ok(mut s) = self.state.lock() {
             s.evaluated = true;
         }
@@ -80,7 +80,7 @@ impl Health {
 
     /// Healthy once the key sets were evaluated, while the last run (if any) succeeded and the
     /// next one is not overdue; the body says why not.
-    pub fn verdict(&self, now: DateTime<Utc>) -> (bool, serde_json::Value) {
+    pub(crate) fn verdict(&self, now: DateTime<Utc>) -> (bool, serde_json::Value) {
         let Ok(s) = self.state.lock() else {
             return (false, json!({"status": "unhealthy", "reasons": ["health state poisoned"]}));
         };

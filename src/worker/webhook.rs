@@ -14,7 +14,7 @@ use crate::findings::Severity;
 const MAX_LINES: usize = 20;
 
 /// Posts notifications to one webhook.
-pub struct WebhookAlerter {
+pub(crate) struct WebhookAlerter {
     name: String,
     url: url::Url,
     format: WebhookFormat,

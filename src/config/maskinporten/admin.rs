@@ -10,7 +10,7 @@ use super::RawEnvironment;
 /// The admin scopes asked for by default: read and replace a client's keys. Digdir also has
 /// `idporten:dcr.modify`, which may change existing clients but not create them: the narrowest
 /// scope that can replace a key set.
-pub const DEFAULT_ADMIN_SCOPES: [&str; 2] = ["idporten:dcr.read", "idporten:dcr.write"];
+pub(crate) const DEFAULT_ADMIN_SCOPES: [&str; 2] = ["idporten:dcr.read", "idporten:dcr.write"];
 
 /// Where the admin client's business certificate and key come from.
 #[derive(Clone, PartialEq, Eq)]

@@ -23,10 +23,10 @@ pub enum PublishTarget {
 
 /// `publish`: at least one target, each once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishTargets(Vec<PublishTarget>);
+pub(crate) struct PublishTargets(Vec<PublishTarget>);
 
 impl PublishTargets {
-    pub fn into_vec(self) -> Vec<PublishTarget> {
+    pub(crate) fn into_vec(self) -> Vec<PublishTarget> {
         self.0
     }
 }
@@ -76,7 +76,7 @@ impl<'de> Deserialize<'de> for PublishTargets {
 
 /// `client_id`: the client's Maskinporten client id in each environment, none empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientIds(BTreeMap<Environment, String>);
+pub(crate) struct ClientIds(BTreeMap<Environment, String>);
 
 impl<'de> Deserialize<'de> for ClientIds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -108,7 +108,7 @@ impl<'de> Deserialize<'de> for ClientIds {
 
 /// `verify_scope`: one scope that the client has, asked for when a key is proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyScope(String);
+pub(crate) struct VerifyScope(String);
 
 impl<'de> Deserialize<'de> for VerifyScope {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -123,7 +123,7 @@ impl<'de> Deserialize<'de> for VerifyScope {
 
 /// `prune_unmanaged`: whether keys on the client that this tool does not manage are removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PruneUnmanaged(bool);
+pub(crate) struct PruneUnmanaged(bool);
 
 impl<'de> Deserialize<'de> for PruneUnmanaged {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -138,7 +138,7 @@ impl<'de> Deserialize<'de> for PruneUnmanaged {
 /// type (the table's policy settings are flattened beside them, which hides unknown keys from
 /// serde, so they are taken out of the keys the table has left by name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     pub publish: Option<PublishTargets>,
     pub client_id: Option<ClientIds>,
     pub verify_scope: Option<VerifyScope>,
@@ -147,7 +147,7 @@ pub struct ClientSettings {
 
 impl ClientSettings {
     /// The settings' names, for the message that refuses an unknown one.
-    pub const NAMES: [&'static str; 4] = ["publish", "client_id", "verify_scope", "prune_unmanaged"];
+    pub(crate) const NAMES: [&'static str; 4] = ["publish", "client_id", "verify_scope", "prune_unmanaged"];
 
     /// Takes this client's Maskinporten settings out of the table's other keys.
     pub fn take(rest: &mut BTreeMap<String, toml::Value>) -> Result<Self, SettingError> {
@@ -192,14 +192,14 @@ impl Default for ClientMaskinporten {
 }
 
 impl ClientMaskinporten {
-    pub fn publishes_to(&self, target: PublishTarget) -> bool {
+    pub(crate) fn publishes_to(&self, target: PublishTarget) -> bool {
         self.publish.contains(&target)
     }
 }
 
 /// Checks a client's Maskinporten settings against its environments, its promotion mode and
 /// the `[maskinporten.ENV]` tables.
-pub fn resolve_client(
+pub(crate) fn resolve_client(
     settings: ClientSettings,
     environments: &[Environment],
     verified: bool,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::*;
-use crate::cli::StatusReport;
+use crate::cli::render::StatusReport;
 use crate::findings::{FindingKind, Severity};
 use crate::worker::server::{self, ServerState};
 

@@ -23,7 +23,7 @@ use crate::policy::Policy;
 use crate::policy::Target;
 use crate::publish::{MemoryPublisher, PublishError, PublishedSet, Publisher};
 use crate::record::KeyRecord;
-use crate::store::CountingStore;
+use crate::store::counting::CountingStore;
 use crate::store::{KeyStore, Loaded, MemoryStore, Place, StoreError, StoreLock};
 
 pub use crate::testing::{at, fixtures};
@@ -101,7 +101,7 @@ pub async fn seed(store: Arc<dyn KeyStore>, sets: &[&str], when: &str) {
 }
 
 /// A publisher that takes its time, so that runs last (in paused time).
-pub struct SlowPublisher {
+pub(crate) struct SlowPublisher {
     pub inner: MemoryPublisher,
     pub delay: Duration,
 }
@@ -119,7 +119,7 @@ impl Publisher for SlowPublisher {
 
 /// A store that is unreachable while `broken` is set, or for its first `fail_first` runs.
 #[derive(Default)]
-pub struct SwitchStore<S = MemoryStore> {
+pub(crate) struct SwitchStore<S = MemoryStore> {
     pub inner: Arc<S>,
     pub broken: AtomicBool,
     pub fail_first: AtomicUsize,
