@@ -2,6 +2,8 @@
 //! keys (Azure Key Vault or a local directory), writes the public key sets Maskinporten must
 //! know, promotes a new key only after it was published, and retires keys by their kid's date.
 
+#![warn(unreachable_pub)]
+
 pub mod app;
 pub mod azure;
 pub mod chain;

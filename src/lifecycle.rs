@@ -26,7 +26,7 @@ fn kid_day(r: &KeyRecord) -> DateTime<Utc> {
 }
 
 /// Whether the key itself was made after `now`: its creation time or its kid's date lies more
-/// than [`CLOCK_SKEW`] ahead. A run whose clock was ahead made it, or this clock is behind.
+/// than `CLOCK_SKEW` ahead. A run whose clock was ahead made it, or this clock is behind.
 pub fn is_future_dated(r: &KeyRecord, now: DateTime<Utc>) -> bool {
     r.created > now + CLOCK_SKEW || kid_day(r) > now + CLOCK_SKEW
 }

@@ -188,7 +188,7 @@ macro_rules! named_spans {
         mod named {
             use super::{Span, named_span};
             $(
-                pub fn $name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+                pub(super) fn $name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
                     named_span(stringify!($name), d).map(Some)
                 }
             )*

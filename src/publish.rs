@@ -322,13 +322,13 @@ pub(crate) struct Routed {
 }
 
 impl Routed {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Routed::default()
     }
 
     /// Adds `publisher` to `set`'s route; a publisher shared by several key sets is added once
     /// to the list that `tidy` walks (compared by address).
-    pub fn route(&mut self, set: KeySet, publisher: Arc<dyn Publisher>) {
+    pub(crate) fn route(&mut self, set: KeySet, publisher: Arc<dyn Publisher>) {
         if !self.all.iter().any(|p| Arc::ptr_eq(p, &publisher)) {
             self.all.push(publisher.clone());
         }

@@ -15,7 +15,7 @@ use crate::keygen::AwsLcGenerator;
 use crate::store::{FileStore, Opened};
 
 /// What can stop the application from being built; each message names the file and setting,
-/// and never shows a URL's path, query or credentials (see [`crate::redact::urls`]).
+/// and never shows a URL's path, query or credentials (see `redact::urls`).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]

@@ -39,17 +39,17 @@ impl AltinnVault {
         Ok(AltinnVault { vault })
     }
 
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.vault.url()
     }
 
     /// The names of the vault's enabled secrets (a listing holds no values).
-    pub async fn names(&self) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn names(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.vault.list().await?.into_iter().filter(|v| v.enabled).map(|v| v.name).collect())
     }
 
     /// The value of a secret's latest version.
-    pub async fn value(&self, name: &str) -> Result<Zeroizing<String>, StoreError> {
+    pub(crate) async fn value(&self, name: &str) -> Result<Zeroizing<String>, StoreError> {
         self.vault.latest_value(name).await
     }
 }

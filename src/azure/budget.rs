@@ -47,7 +47,7 @@ impl TokenBucket {
     }
 
     /// Waits for one token.
-    pub async fn take(&self) {
+    pub(super) async fn take(&self) {
         let wait = self.reserve(Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -64,7 +64,7 @@ pub(crate) struct LimitedTransport {
 }
 
 impl LimitedTransport {
-    pub fn new(inner: Arc<dyn HttpClient>, max_in_flight: usize, per_ten_seconds: u32) -> Self {
+    pub(super) fn new(inner: Arc<dyn HttpClient>, max_in_flight: usize, per_ten_seconds: u32) -> Self {
         LimitedTransport {
             inner,
             in_flight: Semaphore::new(max_in_flight.max(1)),

@@ -100,7 +100,7 @@ pub(crate) enum ManagedIdentityChoice {
 }
 
 impl ManagedIdentityChoice {
-    pub fn new(config: &AzureConfig, env: Env<'_>) -> Self {
+    pub(crate) fn new(config: &AzureConfig, env: Env<'_>) -> Self {
         match (&config.client_id, env("AZURE_CLIENT_ID")) {
             (Some(id), _) => ManagedIdentityChoice::Config(id.clone()),
             (None, Some(id)) => ManagedIdentityChoice::Env(id),
@@ -108,7 +108,7 @@ impl ManagedIdentityChoice {
         }
     }
 
-    pub fn client_id(&self) -> Option<&str> {
+    pub(crate) fn client_id(&self) -> Option<&str> {
         match self {
             ManagedIdentityChoice::Config(id) | ManagedIdentityChoice::Env(id) => Some(id),
             ManagedIdentityChoice::SystemAssigned => None,

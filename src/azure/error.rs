@@ -14,7 +14,7 @@ pub(crate) struct Codes {
 }
 
 /// The codes of an HTTP error from Key Vault (`{"error":{"code":..,"innererror":{"code":..}}}`).
-pub fn codes(e: &azure_core::Error) -> Codes {
+pub(super) fn codes(e: &azure_core::Error) -> Codes {
     let ErrorKind::HttpResponse { error_code, raw_response, .. } = e.kind() else {
         return Codes::default();
     };

@@ -96,7 +96,7 @@ use crate::kid::{ClientName, KeySet, Kid};
 
 /// Opens the store with a credential, and an HTTP client instead of the SDK's (tests inject one
 /// that reaches an in-process fake vault). The names were checked when the config loaded
-/// ([`check_names`]); they are checked again here for callers that skip the loader.
+/// (`check_names`); they are checked again here for callers that skip the loader.
 pub fn open_store_with(
     config: &AzureConfig,
     clients: &[ClientConfig],

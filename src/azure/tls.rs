@@ -20,7 +20,7 @@ pub(crate) struct PinnedOrPlatform {
 }
 
 impl PinnedOrPlatform {
-    pub fn new(pinned: Vec<CertificateDer<'static>>, fallback: Arc<dyn ServerCertVerifier>) -> Self {
+    pub(crate) fn new(pinned: Vec<CertificateDer<'static>>, fallback: Arc<dyn ServerCertVerifier>) -> Self {
         PinnedOrPlatform { pinned, fallback }
     }
 }

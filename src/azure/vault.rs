@@ -38,7 +38,7 @@ pub(crate) struct NewVersion<'a> {
 }
 
 /// A vault and the client that talks to it.
-pub struct Vault {
+pub(crate) struct Vault {
     client: SecretClient,
     url: String,
 }
@@ -55,7 +55,7 @@ fn sdk_duration(span: crate::policy::Span) -> Duration {
 impl Vault {
     /// A client for `config.vault_url`; `transport` replaces the HTTP client (tests), else a
     /// `reqwest` client that also trusts `ca_cert` when one is set.
-    pub fn new(
+    pub(crate) fn new(
         config: &AzureConfig,
         credential: Arc<dyn TokenCredential>,
         transport: Option<Arc<dyn HttpClient>>,
@@ -92,7 +92,7 @@ impl Vault {
         Ok(Vault { client, url: config.vault_url.to_string() })
     }
 
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
@@ -102,7 +102,7 @@ impl Vault {
     }
 
     /// Every secret's latest version, page by page.
-    pub async fn list(&self) -> Result<Vec<Version>, StoreError> {
+    pub(crate) async fn list(&self) -> Result<Vec<Version>, StoreError> {
         let options =
             SecretClientListSecretPropertiesOptions { maxresults: Some(PAGE), ..Default::default() };
         let items: Vec<_> = self
@@ -116,7 +116,7 @@ impl Vault {
     }
 
     /// Every version of one secret; none if it does not exist.
-    pub async fn versions(&self, name: &str) -> Result<Vec<Version>, StoreError> {
+    pub(crate) async fn versions(&self, name: &str) -> Result<Vec<Version>, StoreError> {
         let action = format!("list the versions of secret {name}");
         let options =
             SecretClientListSecretPropertiesVersionsOptions { maxresults: Some(PAGE), ..Default::default() };
@@ -134,7 +134,7 @@ impl Vault {
     }
 
     /// The value of one version.
-    pub async fn value(&self, name: &str, version: &str) -> Result<Zeroizing<String>, StoreError> {
+    pub(crate) async fn value(&self, name: &str, version: &str) -> Result<Zeroizing<String>, StoreError> {
         self.read_value(name, Some(version)).await
     }
 
@@ -186,7 +186,7 @@ impl Vault {
     }
 
     /// Writes a new version; returns its version id.
-    pub async fn put(&self, name: &str, new: NewVersion<'_>) -> Result<String, StoreError> {
+    pub(crate) async fn put(&self, name: &str, new: NewVersion<'_>) -> Result<String, StoreError> {
         let action = format!("write secret {name}");
         let params = SetSecretParameters {
             content_type: Some(CONTENT_TYPE.to_owned()),
@@ -216,7 +216,7 @@ impl Vault {
     }
 
     /// Replaces one version's tags and sets whether it is enabled (and its dates, if given).
-    pub async fn patch(
+    pub(crate) async fn patch(
         &self,
         name: &str,
         version: &str,
@@ -248,7 +248,7 @@ impl Vault {
     }
 
     /// Soft-deletes a secret with all its versions; a secret that is gone already is fine.
-    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete(&self, name: &str) -> Result<(), StoreError> {
         match self.client.delete_secret(name, None).await {
             Ok(_) => Ok(()),
             Err(e) => match self.fail(&format!("delete secret {name}"), Some(name), &e) {
@@ -260,7 +260,12 @@ impl Vault {
 
     /// Purges a soft-deleted secret. Right after a delete Key Vault can answer 409 for a
     /// while, so this waits and tries again, `tries` times, starting at `wait`.
-    pub async fn purge(&self, name: &str, tries: u32, wait: std::time::Duration) -> Result<(), StoreError> {
+    pub(crate) async fn purge(
+        &self,
+        name: &str,
+        tries: u32,
+        wait: std::time::Duration,
+    ) -> Result<(), StoreError> {
         let action = format!("purge deleted secret {name}");
         let mut delay = wait;
         for attempt in 1..=tries.max(1) {

@@ -65,7 +65,7 @@ impl ImportSource {
 }
 
 /// Runs `import altinn-jwks`.
-pub async fn import(config: &Config, source: ImportSource, at: Moment) -> anyhow::Result<Exit> {
+pub(super) async fn import(config: &Config, source: ImportSource, at: Moment) -> anyhow::Result<Exit> {
     let ImportSource::AltinnJwks { from, sets, dry_run, skip_bad, .. } = source;
     let source = match open_source(config, &from) {
         Ok(source) => source,

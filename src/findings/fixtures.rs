@@ -12,16 +12,16 @@ use crate::record::{KeyRecord, Stage};
 use crate::store::Consumer;
 
 /// A time from RFC 3339 text.
-pub fn at(rfc3339: &str) -> DateTime<Utc> {
+pub(super) fn at(rfc3339: &str) -> DateTime<Utc> {
     rfc3339.parse().expect("test time")
 }
 
 /// The key set of every case.
-pub const SET: &str = "a-TEST";
+pub(super) const SET: &str = "a-TEST";
 
 /// A record of `a-TEST.{date}` in `stage`, made at `date` 06:00 and, unless pending and
 /// unpublished (`published: false`), published then; current keys were activated then too.
-pub fn record(date: &str, stage: Stage, published: bool) -> KeyRecord {
+pub(super) fn record(date: &str, stage: Stage, published: bool) -> KeyRecord {
     let kid = format!("{SET}.{date}").parse().expect("test kid");
     let made = at(&format!("{date}T06:00:00Z"));
     let public = PublicJwk { kid, alg: Algorithm::RS256, n: "n".to_owned(), e: "AQAB".to_owned() };
@@ -31,7 +31,7 @@ pub fn record(date: &str, stage: Stage, published: bool) -> KeyRecord {
 }
 
 /// What Maskinporten holds: `kid`s with their `exp`.
-pub fn registered(keys: &[(&str, Option<DateTime<Utc>>)]) -> Registered {
+pub(super) fn registered(keys: &[(&str, Option<DateTime<Utc>>)]) -> Registered {
     let keys = keys
         .iter()
         .map(|(kid, exp)| RegisteredKey { kid: (*kid).to_owned(), exp: *exp, jwk: serde_json::Value::Null })
@@ -52,7 +52,7 @@ pub(crate) struct Case {
 
 impl Case {
     /// `records` at `now` (the real clock agreeing), with the default policy.
-    pub fn new(records: Vec<KeyRecord>, now: &str) -> Case {
+    pub(super) fn new(records: Vec<KeyRecord>, now: &str) -> Case {
         let now = at(now);
         Case {
             set: SET.parse().expect("test key set"),
@@ -79,7 +79,11 @@ impl Case {
 }
 
 /// The one finding in `found`, with its kind and severity checked.
-pub fn only(found: impl IntoIterator<Item = Finding>, kind: FindingKind, severity: Severity) -> Finding {
+pub(super) fn only(
+    found: impl IntoIterator<Item = Finding>,
+    kind: FindingKind,
+    severity: Severity,
+) -> Finding {
     let found: Vec<Finding> = found.into_iter().collect();
     assert_eq!(found.len(), 1, "{found:#?}");
     let f = found.into_iter().next().expect("one finding");

@@ -31,7 +31,7 @@ pub enum ImportError {
         from.display()
     )]
     PublishDirectory { from: PathBuf },
-    /// The source holds no altinn-jwks key set; `place` is [`Source::describe`].
+    /// The source holds no altinn-jwks key set; `place` is `Source::describe`.
     #[error(
         "no altinn-jwks key sets in {place}: expected files {{set}}.json or {{set}}.jwks.json, or secrets {{set}}--priv or {{set}}--jwks"
     )]
@@ -73,14 +73,14 @@ pub(crate) enum Source {
 
 impl Source {
     /// Every key set in the source.
-    pub async fn read(&self) -> Result<Vec<Found>, ImportError> {
+    pub(crate) async fn read(&self) -> Result<Vec<Found>, ImportError> {
         match self {
             Source::Directory(dir) => read::read_directory(dir),
             Source::Vault(vault) => read::read_vault(vault).await,
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Source::Directory(dir) => format!("directory {}", dir.display()),
             Source::Vault(vault) => format!("Key Vault {}", vault.url()),

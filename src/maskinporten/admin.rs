@@ -136,7 +136,7 @@ impl AdminCredential {
     /// From a PEM chain (the business certificate first, then its intermediates) and a PEM
     /// private key, PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`), unencrypted. The key
     /// must belong to the first certificate.
-    pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, AdminCredentialError> {
+    pub(crate) fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, AdminCredentialError> {
         let chain = pem_certificates(cert_chain_pem)?;
         let key = pem_key(key_pem)?.key_pair()?;
         Self::assemble(chain, key)
@@ -146,7 +146,7 @@ impl AdminCredential {
     /// (PBES2 with AES, OpenSSL 3's default) and the legacy one (3DES and RC2-40, older tools and
     /// Windows). The first private key is the business certificate's; the chain is built from
     /// the certificate that belongs to it up through its issuers in the file.
-    pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Self, AdminCredentialError> {
+    pub(crate) fn from_pkcs12(der: &[u8], password: &str) -> Result<Self, AdminCredentialError> {
         let archive = Pkcs12Archive::from_pkcs12(der, password).map_err(pkcs12_error)?;
         let bag = archive.keys.first().ok_or(E::NoKeyInPkcs12)?;
         let key = KeyDer::Pkcs8(Zeroizing::new(bag.key.as_der().to_vec())).key_pair()?;
@@ -177,22 +177,22 @@ impl AdminCredential {
     }
 
     /// The chain for `x5c`: the business certificate first, then its issuers.
-    pub fn chain(&self) -> &[CertificateDer<'static>] {
+    pub(crate) fn chain(&self) -> &[CertificateDer<'static>] {
         &self.chain
     }
 
     /// The private key that belongs to the first certificate.
-    pub fn key(&self) -> &KeyPair {
+    pub(crate) fn key(&self) -> &KeyPair {
         &self.key
     }
 
     /// When the business certificate expires.
-    pub fn not_after(&self) -> DateTime<Utc> {
+    pub(crate) fn not_after(&self) -> DateTime<Utc> {
         self.not_after
     }
 
     /// The business certificate's subject (`CN=..., O=..., serialNumber=<org number>, C=NO`).
-    pub fn subject(&self) -> &str {
+    pub(crate) fn subject(&self) -> &str {
         &self.subject
     }
 

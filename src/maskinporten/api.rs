@@ -82,7 +82,7 @@ enum Try {
 }
 
 impl SelfServiceApi {
-    pub fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         base: url::Url,
         retry: Retry,
@@ -108,7 +108,7 @@ impl SelfServiceApi {
     /// The keys registered on `client_id`. A client without keys may answer 404 or leave
     /// `keys` out: both are an empty set. An unknown client is a 404 too, which the caller
     /// can not tell from "no keys"; the publisher's read-back catches a wrong client id.
-    pub async fn get(&self, client_id: &str) -> Result<Vec<RegisteredKey>, ApiError> {
+    pub(crate) async fn get(&self, client_id: &str) -> Result<Vec<RegisteredKey>, ApiError> {
         let action = format!("reading the keys of client {client_id}");
         let url = self.jwks_url(client_id)?;
         let (status, body) = match self.send(&action, || self.http.get(url.clone())).await {
@@ -122,7 +122,7 @@ impl SelfServiceApi {
     }
 
     /// Replaces the whole key set of `client_id` with `keys` (public JWKs, each with `exp`).
-    pub async fn replace(&self, client_id: &str, keys: &[Value]) -> Result<(), ApiError> {
+    pub(crate) async fn replace(&self, client_id: &str, keys: &[Value]) -> Result<(), ApiError> {
         let action = format!("replacing the keys of client {client_id}");
         let url = self.jwks_url(client_id)?;
         let body = serde_json::json!({ "keys": keys });

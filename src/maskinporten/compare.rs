@@ -7,7 +7,7 @@
 //!   byte of 0x80 and up.
 //! - `use` missing is `sig`: keys registered before 2025-05-22, when Digdir made `use`
 //!   mandatory, come back without it (okdata-maskinporten-api, commit e12da91).
-//! - `exp` is the same within [`EXP_TOLERANCE`](crate::publish::EXP_TOLERANCE); a larger difference is the caller's to judge
+//! - `exp` is the same within `EXP_TOLERANCE`; a larger difference is the caller's to judge
 //!   (the earlier one is when Maskinporten stops accepting the key).
 
 pub(crate) use crate::publish::same_exp;

@@ -56,7 +56,7 @@ pub(crate) struct ApiPublisher {
 }
 
 impl ApiPublisher {
-    pub fn new(
+    pub(crate) fn new(
         bindings: BTreeMap<KeySet, Binding>,
         certificates: Vec<CertificateExpiry>,
         clock: WallClock,

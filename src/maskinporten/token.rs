@@ -1,6 +1,6 @@
 //! Maskinporten's token endpoint (docs.digdir.no `maskinporten_protocol_token`): a JWT grant in,
 //! an access token out. Network errors, 429 and 5xx are tried again with a freshly signed grant;
-//! a refusal is read for Digdir's MP code and told with what to do about it. [`AdminTokens`]
+//! a refusal is read for Digdir's MP code and told with what to do about it. `AdminTokens`
 //! keeps the admin client's token for the self-service API.
 
 use std::fmt;
@@ -184,19 +184,24 @@ enum Attempt {
 impl TokenEndpoint {
     /// The endpoint at `token_url` of the Maskinporten whose issuer (the `aud` of grants) is
     /// `issuer`, for example `https://test.maskinporten.no/token` and `https://test.maskinporten.no/`.
-    pub fn new(http: reqwest::Client, token_url: Url, issuer: impl Into<String>, retry: Retry) -> Self {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        token_url: Url,
+        issuer: impl Into<String>,
+        retry: Retry,
+    ) -> Self {
         TokenEndpoint { http, token_url, issuer: issuer.into(), retry }
     }
 
     /// Maskinporten's issuer: the `aud` of every grant.
-    pub fn issuer(&self) -> &str {
+    pub(crate) fn issuer(&self) -> &str {
         &self.issuer
     }
 
     /// Asks for a token with a grant from `assertion`, which is called once per try with the
     /// time to sign with: `now`, plus the time spent on earlier tries (a grant is single use, so
     /// a retry needs a new one, and its `iat` must stay within 10 s of Maskinporten's clock).
-    pub async fn grant(
+    pub(crate) async fn grant(
         &self,
         now: DateTime<Utc>,
         assertion: impl Fn(DateTime<Utc>) -> Result<String, JwtError>,
@@ -348,7 +353,7 @@ impl AdminTokens {
     /// Tokens for the admin client `client_id` with `scopes` (typically `idporten:dcr.read` and
     /// `idporten:dcr.write`), from `endpoint`, with grants signed by `credential` that name it
     /// as `auth` says.
-    pub fn new(
+    pub(crate) fn new(
         endpoint: TokenEndpoint,
         credential: Arc<AdminCredential>,
         auth: AdminAuth,
@@ -373,13 +378,13 @@ impl AdminTokens {
 
     /// Drops the cached token, so that the next call fetches a new one (after a 401: Digdir
     /// may have revoked it).
-    pub async fn forget(&self) {
+    pub(crate) async fn forget(&self) {
         *self.cache.lock().await = None;
     }
 
     /// A token valid at `now` for at least another minute: the cached one, or a new one.
     /// Concurrent callers wait for one fetch rather than each making their own.
-    pub async fn token(&self, now: DateTime<Utc>) -> Result<AccessToken, GrantError> {
+    pub(crate) async fn token(&self, now: DateTime<Utc>) -> Result<AccessToken, GrantError> {
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.as_ref().filter(|c| now < c.expires_at - REFRESH_BEFORE) {
             return Ok(cached.token.clone());

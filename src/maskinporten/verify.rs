@@ -34,7 +34,7 @@ pub(crate) struct TokenProver {
 }
 
 impl TokenProver {
-    pub fn new(bindings: BTreeMap<KeySet, Binding>, clock: WallClock) -> Self {
+    pub(crate) fn new(bindings: BTreeMap<KeySet, Binding>, clock: WallClock) -> Self {
         TokenProver { bindings, clock, first_pause: Duration::from_secs(5) }
     }
 }

@@ -41,7 +41,7 @@ pub(crate) struct CountingStore {
 }
 
 impl CountingStore {
-    pub fn new(inner: Arc<dyn KeyStore>, observer: Arc<dyn StoreObserver>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn KeyStore>, observer: Arc<dyn StoreObserver>) -> Self {
         CountingStore { inner, observer }
     }
 
@@ -85,7 +85,7 @@ pub(crate) struct CountingConsumers {
 }
 
 impl CountingConsumers {
-    pub fn new(inner: Arc<dyn ConsumerSecrets>, observer: Arc<dyn StoreObserver>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn ConsumerSecrets>, observer: Arc<dyn StoreObserver>) -> Self {
         CountingConsumers { inner, observer }
     }
 }

@@ -85,7 +85,7 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     /// Compares `findings` (a whole evaluation) with what was sent, and remembers the answer.
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         findings: &[Finding],
         now: DateTime<Utc>,

@@ -25,7 +25,7 @@ pub(crate) struct WebhookAlerter {
 
 impl WebhookAlerter {
     /// Reads the URL (from the environment for `url_env`) and builds the HTTP client.
-    pub fn new(config: &WebhookConfig) -> Result<Self, SettingError> {
+    pub(crate) fn new(config: &WebhookConfig) -> Result<Self, SettingError> {
         let url = config.resolve_url()?;
         let timeout = config.timeout.to_std();
         let client = reqwest::Client::builder()

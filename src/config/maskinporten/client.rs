@@ -150,7 +150,7 @@ impl ClientSettings {
     pub(crate) const NAMES: [&'static str; 4] = ["publish", "client_id", "verify_scope", "prune_unmanaged"];
 
     /// Takes this client's Maskinporten settings out of the table's other keys.
-    pub fn take(rest: &mut BTreeMap<String, toml::Value>) -> Result<Self, SettingError> {
+    pub(crate) fn take(rest: &mut BTreeMap<String, toml::Value>) -> Result<Self, SettingError> {
         Ok(ClientSettings {
             publish: take(rest, "publish")?,
             client_id: take(rest, "client_id")?,

@@ -26,24 +26,24 @@ use crate::record::KeyRecord;
 use crate::store::counting::CountingStore;
 use crate::store::{KeyStore, Loaded, MemoryStore, Place, StoreError, StoreLock};
 
-pub use crate::testing::{at, fixtures};
+pub(super) use crate::testing::{at, fixtures};
 
 /// Targets with the default policy.
-pub fn targets(names: &[&str]) -> Vec<Target> {
+pub(super) fn targets(names: &[&str]) -> Vec<Target> {
     crate::testing::targets(names, &Policy::default())
 }
 
-pub fn engine(store: Arc<dyn KeyStore>, publisher: Arc<dyn Publisher>) -> Engine {
+pub(super) fn engine(store: Arc<dyn KeyStore>, publisher: Arc<dyn Publisher>) -> Engine {
     Engine::new(store, fixtures(), publisher)
 }
 
 /// A `[schedule]` table.
-pub fn schedule(cron: &str, tz: &str, extra: &str) -> Schedule {
+pub(super) fn schedule(cron: &str, tz: &str, extra: &str) -> Schedule {
     Schedule::new(toml::from_str(&format!("cron = \"{cron}\"\ntimezone = \"{tz}\"\n{extra}")).unwrap())
 }
 
 /// What a test worker is made of; `build` wraps the store in the counting decorator.
-pub struct Setup {
+pub(super) struct Setup {
     pub store: Arc<dyn KeyStore>,
     pub publisher: Arc<dyn Publisher>,
     pub targets: Vec<Target>,
@@ -55,7 +55,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn new(store: Arc<dyn KeyStore>, schedule: Schedule, start: &str) -> Self {
+    pub(super) fn new(store: Arc<dyn KeyStore>, schedule: Schedule, start: &str) -> Self {
         Setup {
             store,
             publisher: Arc::new(MemoryPublisher::default()),
@@ -68,7 +68,7 @@ impl Setup {
         }
     }
 
-    pub fn build(self) -> Arc<Worker> {
+    pub(super) fn build(self) -> Arc<Worker> {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(self.start));
         let metrics = Arc::new(Metrics::new(clock.now()));
         let counted = Arc::new(CountingStore::new(self.store, metrics.clone()));
@@ -79,7 +79,7 @@ impl Setup {
 }
 
 /// Runs the worker in a task; dropping or sending on the returned sender stops it.
-pub fn spawn(worker: &Arc<Worker>) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+pub(super) fn spawn(worker: &Arc<Worker>) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let w = worker.clone();
     let handle = tokio::spawn(async move {
@@ -92,7 +92,7 @@ pub fn spawn(worker: &Arc<Worker>) -> (tokio::sync::oneshot::Sender<()>, tokio::
 }
 
 /// Gives a store keys as they were at `when`: one run at that time.
-pub async fn seed(store: Arc<dyn KeyStore>, sets: &[&str], when: &str) {
+pub(super) async fn seed(store: Arc<dyn KeyStore>, sets: &[&str], when: &str) {
     let reports = engine(store, Arc::new(MemoryPublisher::default()))
         .run(&targets(sets), at(when), &Request::default())
         .await
@@ -127,7 +127,7 @@ pub(crate) struct SwitchStore<S = MemoryStore> {
 
 impl SwitchStore {
     /// Over a new memory store.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 }
