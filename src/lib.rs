@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod cron;
 pub mod de;
+mod disk;
 pub mod engine;
 pub mod findings;
 pub mod import;
@@ -30,4 +31,5 @@ pub mod severity;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+mod tls;
 pub mod worker;

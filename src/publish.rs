@@ -15,11 +15,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::disk;
 use crate::jwk::{PublicJwk, maskinporten_array};
 use crate::kid::{KeySet, Kid};
 use crate::policy::Policy;
 use crate::record::{KeyRecord, Stage};
-use crate::store::disk;
 
 #[cfg(any(test, feature = "test-support"))]
 mod memory;

@@ -6,7 +6,6 @@ pub mod credential;
 mod error;
 pub mod layout;
 mod store;
-pub(crate) mod tls;
 mod vault;
 pub mod versions;
 
@@ -50,7 +49,7 @@ pub enum AzureError {
     ConsumerShared { name: String, first: KeySet, second: KeySet },
     /// `ca_cert` can not be used.
     #[error(transparent)]
-    CaCert(#[from] tls::CaCertError),
+    CaCert(#[from] crate::tls::CaCertError),
     /// The Azure SDK would not make a client for the vault.
     #[error("vault_url {vault_url:?}: {cause}")]
     VaultClient { vault_url: String, cause: String },

@@ -63,7 +63,7 @@ impl Vault {
         let transport = match transport {
             Some(t) => t,
             None => match &config.ca_cert {
-                Some(ca) => Arc::new(super::tls::reqwest_trusting(ca)?),
+                Some(ca) => Arc::new(crate::tls::reqwest_trusting(ca)?),
                 None => azure_core::http::new_http_client(None),
             },
         };

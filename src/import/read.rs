@@ -175,7 +175,7 @@ pub(crate) fn read_directory(dir: &Path) -> Result<Vec<Found>, ImportError> {
         let path = entry.path();
         let shown = path.display().to_string();
         let parts = sets.entry(set).or_default();
-        match crate::store::disk::read_regular(&path) {
+        match crate::disk::read_regular(&path) {
             Ok(bytes) => *parts.slot(kind) = Some((shown, bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => parts.failed.push(format!(
                 "cannot read {shown}: {e}; altinn-jwks writes regular files: move it away, or replace it with the file it stands for"

@@ -12,10 +12,8 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 /// certificates in that file, as the Key Vault client does; errors name `ca_cert` and the path.
 pub(crate) fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, HttpClientError> {
     match ca_cert {
-        Some(path) => Ok(crate::azure::tls::reqwest_trusting(path)?),
-        None => {
-            crate::azure::tls::reqwest_builder().build().map_err(|e| HttpClientError::Build(e.to_string()))
-        }
+        Some(path) => Ok(crate::tls::reqwest_trusting(path)?),
+        None => crate::tls::reqwest_builder().build().map_err(|e| HttpClientError::Build(e.to_string())),
     }
 }
 
@@ -24,7 +22,7 @@ pub(crate) fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, Htt
 pub(crate) enum HttpClientError {
     /// `ca_cert` can not be used.
     #[error(transparent)]
-    CaCert(#[from] crate::azure::tls::CaCertError),
+    CaCert(#[from] crate::tls::CaCertError),
     #[error("the HTTP client for Maskinporten could not be built: {0}")]
     Build(String),
 }
@@ -164,7 +162,7 @@ mod tests {
     #[test]
     fn a_missing_ca_cert_is_named_with_its_path() {
         let e = http_client(Some(Path::new("/nonexistent/digdir-fake.pem"))).unwrap_err();
-        let HttpClientError::CaCert(ca @ crate::azure::tls::CaCertError::Unreadable { .. }) = &e else {
+        let HttpClientError::CaCert(ca @ crate::tls::CaCertError::Unreadable { .. }) = &e else {
             panic!("{e:?}")
         };
         assert_eq!(ca.path(), Path::new("/nonexistent/digdir-fake.pem"));

@@ -3,7 +3,6 @@
 
 pub mod consumer;
 pub mod counting;
-pub(crate) mod disk;
 mod error;
 pub mod file;
 mod file_errors;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::alerts::{Alerter, DeliveryError, Notification};
 use crate::config::SettingError;
 use crate::config::worker::{WebhookConfig, WebhookFormat};
-use crate::findings::Severity;
+use crate::severity::Severity;
 
 /// Lines shown in a chat message; the rest are counted ("and 12 more").
 const MAX_LINES: usize = 20;

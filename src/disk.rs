@@ -1,4 +1,4 @@
-//! Filesystem helpers of the file store and the publish directory: directories and files made
+//! Filesystem helpers shared by the file store, the publish directory and the import reader: directories and files made
 //! with exactly the intended modes whatever the umask, atomic replacement, files opened without
 //! following links, and the removal of temp files that a killed run left behind.
 

@@ -203,8 +203,8 @@ mod tests {
 
     fn cert(name: &str) -> CertificateDer<'static> {
         let pem = match name {
-            "localhost" => include_str!("../../tests/data/emulator-tls/localhost-cert.pem"),
-            _ => include_str!("../../tests/data/emulator-tls/expired-cert.pem"),
+            "localhost" => include_str!("../tests/data/emulator-tls/localhost-cert.pem"),
+            _ => include_str!("../tests/data/emulator-tls/expired-cert.pem"),
         };
         CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem")
     }
