@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Keeps the source readable in pieces: no file under src/ over 650 lines, and no function over
 60 lines (65 for a flat table: a `// flat table` comment on the line above its `fn`). Also fails on
-any `Result<_, String>` in src/ (errors carry fields, not only text).
+any `Result<_, String>` in src/, and on any error type that is only a String (`struct XError(String)`,
+`struct XError { message: String }`): errors carry fields, not only text.
 
 A function's length runs from its `fn` line to its closing brace. Strings, raw strings, chars
 and comments are skipped when braces are matched, so a brace in a message does not count.
@@ -131,6 +132,21 @@ def string_errors(code: str):
             yield m.start()
 
 
+STRING_ONLY = re.compile(
+    r"\b(?:struct|enum)\s+(\w*Error)\s*(?:\(\s*(?:pub(?:\([^)]*\))?\s+)?String\s*\)\s*;"
+    r"|\{\s*(?:pub(?:\([^)]*\))?\s+)?(?:message|msg|reason|cause|error|description|detail|text)\s*:\s*String\s*,?\s*\})"
+)
+
+
+def string_only_errors(code: str):
+    """(offset, name) of every error struct that is only a message: one String, unnamed or named
+    as text about the failure (`message`, `reason`, ...). One String that holds the refused value
+    (`StageError { given }`) is data, not a message, and passes."""
+    for m in STRING_ONLY.finditer(code):
+        if code[m.start():].startswith("struct"):
+            yield m.start(), m.group(1)
+
+
 def main() -> int:
     src = Path(sys.argv[1] if len(sys.argv) > 1 else "src")
     problems, sizes, fns = [], [], []
@@ -148,12 +164,15 @@ def main() -> int:
         for offset in string_errors(code_only(text)):
             line = text.count("\n", 0, offset) + 1
             problems.append(f"{path}:{line}: Result<_, String>; give the error a type with fields")
+        for offset, name in string_only_errors(code_only(text)):
+            line = text.count("\n", 0, offset) + 1
+            problems.append(f"{path}:{line}: {name} is only a String; give it fields that say what failed")
     print("largest files:", ", ".join(f"{p} {n}" for n, p in sorted(sizes, reverse=True)[:5]))
     print("longest functions:", ", ".join(f"{w} {n}" for n, w in sorted(fns, reverse=True)[:5]))
     if problems:
         print("\n".join(problems))
         return 1
-    print(f"sizes: {len(sizes)} files, {len(fns)} functions within their limits; no Result<_, String>")
+    print(f"sizes: {len(sizes)} files, {len(fns)} functions within their limits; no Result<_, String>, no error that is only a String")
     return 0
 
 

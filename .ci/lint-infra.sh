@@ -6,7 +6,8 @@
 #                                   ids and API versions, URLs) is in .ci/external-ids.toml, the
 #                                   record of what was checked against which source; then actionlint
 #                                   on a copy of the workflows at the pinned tags (inputs, runtime)
-#   - .ci/test_*.py (unittest)      the tests of check_external_ids.py, and of
+#   - .ci/test_*.py (unittest)      the tests of check_external_ids.py, check_sizes.py and
+#                                   check_architecture.py, and of
 #                                   scripts/check-anonymous-pull.py against a fake registry
 #   - zizmor --offline              .github (workflows, dependabot.yml): no finding of any severity
 #   - yamllint                      .github, infra/kubernetes, examples/github-actions

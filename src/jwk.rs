@@ -311,6 +311,36 @@ mod tests {
         assert_eq!(key.public().bits(), 2048);
     }
 
+    proptest::proptest! {
+        /// Any kid the grammar allows and any algorithm: the private JWK survives its base64 and
+        /// JSON forms unchanged, its public half is the same key, and no form of the public half
+        /// holds a private member.
+        #[test]
+        fn jwks_round_trip_under_any_kid_and_algorithm(
+            client in "[a-z][a-z0-9]{0,20}(-[a-z0-9]{1,8}){0,2}",
+            env in proptest::sample::select(vec!["TEST", "PROD"]),
+            day in 0u32..3650,
+            serial in proptest::option::of(2u32..40),
+            alg in proptest::sample::select(vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512]),
+        ) {
+            let date = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap() + chrono::Days::new(day.into());
+            let suffix = serial.map(|n| format!("-{n}")).unwrap_or_default();
+            let kid: Kid = format!("{client}-{env}.{date}{suffix}").parse().unwrap();
+            let key = PrivateJwk::from_base64(VECTOR_B64).unwrap().relabel(kid.clone(), alg);
+            let again = PrivateJwk::from_base64(&key.to_base64()).unwrap();
+            proptest::prop_assert!(again == key);
+            proptest::prop_assert!(PrivateJwk::from_json(key.to_json().as_bytes()).unwrap() == key);
+            proptest::prop_assert_eq!(again.kid(), &kid);
+            proptest::prop_assert_eq!(again.public(), key.public());
+            proptest::prop_assert_eq!(again.public().alg, alg);
+            let public = maskinporten_array([again.public()]);
+            let members: serde_json::Value = serde_json::from_str(&public).unwrap();
+            for private in ["d", "p", "q", "dp", "dq", "qi"] {
+                proptest::prop_assert!(members[0].get(private).is_none(), "{} in {}", private, public);
+            }
+        }
+    }
+
     #[test]
     fn altinn_vector_is_a_consistent_rsa_key() {
         let key = PrivateJwk::from_base64(VECTOR_B64).unwrap();

@@ -33,14 +33,17 @@ pub enum AppError {
     #[error("config file {}: {}", file.display(), crate::redact::urls(message))]
     Alerts { file: PathBuf, message: String },
     /// The worker's endpoint could not listen.
-    #[error("cannot listen on {listen}: {source}; change [server] listen in {}", file.display())]
-    Listen { listen: std::net::SocketAddr, file: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {listen}: {cause}; change [server] listen in {}", file.display())]
+    Listen { listen: std::net::SocketAddr, file: PathBuf, cause: std::io::Error },
     /// A `[maskinporten.ENV]` setting could not be used (a certificate, a `ca_cert`).
     #[error("config file {}: {}", file.display(), crate::redact::urls(message))]
     Maskinporten { file: PathBuf, message: String },
     /// The worker's endpoint failed while serving.
-    #[error("the HTTP endpoint failed: {0}")]
-    Server(String),
+    #[error("the HTTP endpoint failed: {cause}")]
+    Server { cause: std::io::Error },
+    /// The task serving the endpoint panicked or was cancelled.
+    #[error("the HTTP endpoint stopped: {cause}")]
+    ServerStopped { cause: tokio::task::JoinError },
 }
 
 /// Loads the config at `path` (`./jwk-rotator.toml` when none is given) and runs the checks

@@ -66,10 +66,10 @@ pub async fn run(
 ) -> Result<(), AppError> {
     let worker = Arc::new(from_config(config, start, real_start).await?);
     let listen = config.server.listen;
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| AppError::Listen {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|cause| AppError::Listen {
         listen,
         file: config.file.clone(),
-        source,
+        cause,
     })?;
     // The bound address, so that `listen = "127.0.0.1:0"` (any free port) tells where it is.
     let bound = listener.local_addr().unwrap_or(listen);
@@ -86,8 +86,8 @@ pub async fn run(
     worker.run(shutdown_signal()).await;
     let _ = stop_server.send(());
     match server.await {
-        Ok(result) => result.map_err(|e| AppError::Server(e.to_string())),
-        Err(e) => Err(AppError::Server(format!("it stopped: {e}"))),
+        Ok(result) => result.map_err(|cause| AppError::Server { cause }),
+        Err(cause) => Err(AppError::ServerStopped { cause }),
     }
 }
 

@@ -127,3 +127,17 @@ fn a_bad_schedule_is_refused_at_load_naming_the_setting() {
     assert_eq!(code, 3, "status: UNKNOWN for a bad config");
     assert!(err.contains("cron") && err.contains("5-field"), "{err}");
 }
+
+#[test]
+fn an_address_in_use_names_the_setting_and_says_why_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let p = Project::new(&format!(
+        "[schedule]\ncron = \"0 6 * * *\"\ntimezone = \"Europe/Oslo\"\n\n[server]\nlisten = \"127.0.0.1:{port}\""
+    ));
+    let (code, _, err) = p.run(T0, &["worker"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("change [server] listen in"), "{err}");
+    assert_eq!(err.matches("in use").count(), 1, "the cause once: {err}");
+}
