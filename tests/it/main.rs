@@ -14,6 +14,7 @@ mod import;
 mod kill;
 mod lifecycle;
 mod maskinporten;
+mod outlook;
 mod planner;
 mod rotate_exit;
 mod shipped;

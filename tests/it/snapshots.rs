@@ -209,7 +209,15 @@ fn status_table_and_json() {
     let before = p.snapshot();
     snap_run("status_table", &p, &["status"]);
     snap_run("status_json", &p, &["status", "--format", "json"]);
+    snap_run("status_markdown", &p, &["status", "--format", "markdown"]);
     assert_eq!(p.snapshot(), before, "status wrote something");
+}
+
+/// `rotate --format markdown`: the steps, then the status after the run, as a job summary.
+#[test]
+fn rotate_markdown() {
+    let p = mid_life();
+    snap_run("rotate_markdown", &p, &["rotate", "--format", "markdown"]);
 }
 
 #[test]

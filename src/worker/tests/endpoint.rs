@@ -5,17 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::*;
-use crate::cli::StatusReport;
 use crate::findings::{FindingKind, Severity};
+use crate::status::StatusReport;
 use crate::worker::server::{self, ServerState};
 
 /// Serves the worker's endpoint on a free local port; returns its base URL.
 async fn serve(worker: &Arc<Worker>) -> String {
-    let state = ServerState {
-        metrics: worker.metrics.clone(),
-        health: worker.health.clone(),
-        clock: worker.clock.clone(),
-    };
+    let state = ServerState::of(worker);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(server::serve(listener, state, std::future::pending()));
