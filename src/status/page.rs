@@ -54,9 +54,10 @@ pub fn render(report: &StatusReport, footer: &str) -> String {
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>jwk-rotator: {worst}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<header><h1>jwk-rotator</h1><p><span class=\"badge {}\">{worst}</span> at <time datetime=\"{now}\">{now}</time></p></header>\n<main>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>jwk-rotator: {worst}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<header><h1>jwk-rotator</h1><p><span class=\"badge {}\">{worst}</span> at <time datetime=\"{}\">{}</time></p></header>\n<main>\n",
         severity_class(worst),
-        now = report.now.to_rfc3339(),
+        report.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        minute(report.now),
     );
     for (target, records) in &report.sets {
         html.push_str(&section(report, target, records.as_ref().map(Vec::as_slice)));
@@ -64,6 +65,11 @@ pub fn render(report: &StatusReport, footer: &str) -> String {
     html.push_str(&legend());
     let _ = write!(html, "</main>\n<footer><p>{}</p></footer>\n</body>\n</html>\n", escape(footer));
     html
+}
+
+/// A time as the page shows it, to the minute.
+pub fn minute(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 fn severity_class(s: Severity) -> &'static str {
@@ -173,6 +179,29 @@ fn spans(r: &KeyRecord, policy: &Policy, end: DateTime<Utc>) -> Vec<Span> {
     out
 }
 
+/// `spans` as drawn: each published stage cut at the key's expiry, and the rest of it drawn
+/// as `expired` (a manual promotion nobody made, say).
+fn drawn(
+    r: &KeyRecord,
+    policy: &Policy,
+    end: DateTime<Utc>,
+) -> Vec<(&'static str, DateTime<Utc>, DateTime<Utc>)> {
+    let expires = r.expires(policy);
+    let mut out = Vec::new();
+    for s in spans(r, policy, end).iter().filter(|s| s.to > s.from) {
+        let stage = s.stage.as_str();
+        if s.stage.is_published() && s.to > expires {
+            if s.from < expires {
+                out.push((stage, s.from, expires));
+            }
+            out.push(("expired", s.from.max(expires), s.to));
+        } else {
+            out.push((stage, s.from, s.to));
+        }
+    }
+    out
+}
+
 const WIDTH: f64 = 960.0;
 const ROW: f64 = 34.0;
 const AXIS: f64 = 28.0;
@@ -234,16 +263,15 @@ fn key_row(scale: &Scale, r: &KeyRecord, policy: &Policy, y: f64, known: bool) -
         y + 11.0,
         escape(&label)
     );
-    for s in spans(r, policy, scale.end).iter().filter(|s| s.to > s.from) {
-        let (x0, x1) = (scale.x(s.from), scale.x(s.to));
+    for (stage, from, to) in drawn(r, policy, scale.end) {
+        let (x0, x1) = (scale.x(from), scale.x(to));
         let _ = writeln!(
             svg,
             "<rect class=\"{stage}\" x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"12\"><title>{stage} {} to {}</title></rect>",
             y + 16.0,
             (x1 - x0).max(1.0),
-            s.from.date_naive(),
-            s.to.date_naive(),
-            stage = s.stage.as_str(),
+            from.date_naive(),
+            to.date_naive(),
         );
     }
     let expires = r.expires(policy);
@@ -274,7 +302,7 @@ fn months(scale: &Scale, height: f64) -> String {
         let xm = scale.x(t);
         let _ =
             writeln!(svg, "<line class=\"month\" x1=\"{xm}\" x2=\"{xm}\" y1=\"{AXIS}\" y2=\"{height}\"/>");
-        if xm < WIDTH - 40.0 {
+        if xm < WIDTH - 50.0 {
             let _ = writeln!(
                 svg,
                 "<text class=\"month\" x=\"{}\" y=\"24\">{}</text>",
@@ -330,8 +358,8 @@ fn findings_list(found: &[&Finding]) -> String {
 
 fn legend() -> String {
     let mut html = String::from("<p class=\"legend\">");
-    for stage in [Stage::Pending, Stage::Current, Stage::Previous, Stage::Retired] {
-        let _ = write!(html, "<span class=\"stage {0}\">{0}</span> ", stage.as_str());
+    for stage in ["pending", "current", "previous", "retired", "expired"] {
+        let _ = write!(html, "<span class=\"stage {stage}\">{stage}</span> ");
     }
     html.push_str("<span class=\"expiry-key\">expiry</span> Spans right of today are predicted by the planner's rules, as if a run happened whenever one of them applies.</p>\n");
     html

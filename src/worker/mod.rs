@@ -295,8 +295,9 @@ impl Worker {
         let found = evaluation.findings.clone();
         self.metrics.observe(&self.targets, &evaluation.loaded, &evaluation.observed, &found, now);
         let report = StatusReport::new(&self.engine, &self.targets, evaluation, at);
-        let next = self.schedule.next_after(now).map_or_else(|| "none".to_owned(), |t| t.to_rfc3339());
-        let footer = format!("Evaluated at {} by the worker's clock; next run {next}.", now.to_rfc3339());
+        let minute = crate::status::page::minute;
+        let next = self.schedule.next_after(now).map_or_else(|| "none".to_owned(), minute);
+        let footer = format!("Evaluated at {} by the worker's clock; next run at {next}.", minute(now));
         self.page.set(crate::status::page::render(&report, &footer));
         self.health.mark_evaluated();
         self.notifier.notify(&found, now).await;

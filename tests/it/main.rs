@@ -15,6 +15,7 @@ mod kill;
 mod lifecycle;
 mod maskinporten;
 mod outlook;
+mod page;
 mod planner;
 mod rotate_exit;
 mod shipped;
