@@ -364,3 +364,84 @@ fn legend() -> String {
     html.push_str("<span class=\"expiry-key\">expiry</span> Spans right of today are predicted by the planner's rules, as if a run happened whenever one of them applies.</p>\n");
     html
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::findings::FindingKind;
+    use crate::jwk::PublicJwk;
+    use crate::policy::Algorithm;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("time")
+    }
+
+    /// A report of one key set whose finding carries text from outside (Digdir, Azure).
+    fn report(message: &str) -> StatusReport {
+        let key_set: crate::kid::KeySet = "a-TEST".parse().expect("set");
+        let kid = "a-TEST.2026-11-01".parse().expect("kid");
+        let public = PublicJwk { kid, alg: Algorithm::RS256, n: "n".into(), e: "AQAB".into() };
+        let record = KeyRecord::new(public, Stage::Current, at("2026-11-01T06:00:00Z"));
+        let finding = Finding {
+            key_set: key_set.clone(),
+            severity: Severity::Critical,
+            kind: FindingKind::MaskinportenUnreachable,
+            kid: None,
+            days_left: None,
+            message: message.to_owned(),
+        };
+        StatusReport {
+            now: at("2026-11-21T06:00:00Z"),
+            sets: vec![(Target { key_set, policy: Policy::default() }, Ok(vec![record]))],
+            findings: vec![finding],
+            through_api: BTreeSet::new(),
+            outlooks: BTreeMap::new(),
+            forecasts: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn text_from_outside_is_escaped() {
+        let html = render(&report("Digdir said <script>alert('x')</script> & \"more\""), "<b>footer</b>");
+        assert!(!html.contains("<script") && !html.contains("<b>"), "{html}");
+        assert!(
+            html.contains(
+                "Digdir said &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;"
+            )
+        );
+        assert!(
+            html.contains("<li class=\"critical\"><strong>CRITICAL</strong>"),
+            "in its severity's colour"
+        );
+        assert!(html.contains("a-TEST.2026-11-01"));
+    }
+
+    /// The CSP allows the page's own style sheet by its hash: a changed sheet changes the hash.
+    #[test]
+    fn the_policy_allows_the_inline_style_by_its_hash_and_nothing_else() {
+        let csp = content_security_policy();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, CSS.as_bytes());
+        let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+        assert!(csp.starts_with("default-src 'none'; "), "{csp}");
+        assert!(csp.contains(&format!("style-src 'sha256-{hash}';")), "{csp}");
+        assert!(!csp.contains("script-src") && !csp.contains("unsafe"), "{csp}");
+        let html = render(&report("m"), "");
+        assert!(html.contains(&format!("<style>{CSS}</style>")), "the sheet is inlined byte for byte");
+    }
+
+    /// A key still current after its expiry is drawn as expired from that day on.
+    #[test]
+    fn a_key_past_its_expiry_is_drawn_expired() {
+        let kid = "a-TEST.2025-06-01".parse().expect("kid");
+        let public = PublicJwk { kid, alg: Algorithm::RS256, n: "n".into(), e: "AQAB".into() };
+        let r = KeyRecord::new(public, Stage::Current, at("2025-06-01T06:00:00Z"));
+        let policy = Policy::default();
+        let drawn = drawn(&r, &policy, at("2027-01-01T00:00:00Z"));
+        let expires = r.expires(&policy);
+        assert_eq!(drawn.len(), 2);
+        assert_eq!(drawn[0], ("current", r.created, expires));
+        assert_eq!(drawn[1], ("expired", expires, at("2027-01-01T00:00:00Z")));
+    }
+}
