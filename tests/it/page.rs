@@ -54,9 +54,15 @@ fn page(port: u16) -> (String, String) {
     }
 }
 
+/// The browser: `JWK_ROTATOR_CHROMIUM` (GitHub's runners have `google-chrome`), else Debian's
+/// `chromium`.
+fn browser() -> String {
+    std::env::var("JWK_ROTATOR_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
+}
+
 /// Headless Chromium with the flags that work on a closed network, as root, in a fresh profile.
 fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("chromium")
+    Command::new(browser())
         .args([
             "--headless",
             "--no-sandbox",
@@ -75,7 +81,7 @@ fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn have_chromium() -> bool {
-    Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(browser()).arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 #[test]
