@@ -110,17 +110,24 @@ fn a_daily_schedule_acts_on_the_first_day_at_or_after_the_predicted_time() {
     }
 }
 
+/// A key set's first key made on 2026-11-21, then its first rotation when due: the records,
+/// when that was, and the new pending key.
+fn first_rotation(set: &KeySet, policy: &Policy) -> (Vec<KeyRecord>, DateTime<Utc>, jwk_rotator::kid::Kid) {
+    let start = at("2026-11-21T06:00:00Z");
+    let first = plan(set, &[], policy, start, &Request::default()).expect("plan").outcome;
+    let due = start + policy.rotate_after().delta();
+    let recs = plan(set, &first, policy, due, &Request::default()).expect("plan").outcome;
+    let pending = lifecycle::pending(&recs, due).expect("pending").kid.clone();
+    (recs, due, pending)
+}
+
 /// Manual promotion: the planner never promotes, so the outlook says what a person must do,
 /// and by when (the current key's expiry).
 #[test]
 fn manual_promotion_tells_a_person_to_promote_before_the_current_key_expires() {
     let policy = policy(Promotion::Manual);
     let set = set("testklient-TEST");
-    let start = at("2026-11-21T06:00:00Z");
-    let mut recs = plan(&set, &[], &policy, start, &Request::default()).expect("plan").outcome;
-    let due = start + policy.rotate_after().delta();
-    recs = plan(&set, &recs, &policy, due, &Request::default()).expect("plan").outcome;
-    let pending = lifecycle::pending(&recs, due).expect("pending").kid.clone();
+    let (recs, due, pending) = first_rotation(&set, &policy);
     let now = due + TimeDelta::days(10);
     let o = outlook::outlook(&set, &recs, &policy, Moment::from(now), &Seen::default());
     let person = o.person.expect("a person must act");
@@ -141,11 +148,7 @@ fn manual_promotion_tells_a_person_to_promote_before_the_current_key_expires() {
 fn after_delay_predicts_the_promotion_and_asks_for_the_portal_step_before_it() {
     let policy = policy(Promotion::AfterDelay);
     let set = set("testklient-TEST");
-    let start = at("2026-11-21T06:00:00Z");
-    let mut recs = plan(&set, &[], &policy, start, &Request::default()).expect("plan").outcome;
-    let due = start + policy.rotate_after().delta();
-    recs = plan(&set, &recs, &policy, due, &Request::default()).expect("plan").outcome;
-    let pending = lifecycle::pending(&recs, due).expect("pending").kid.clone();
+    let (recs, due, pending) = first_rotation(&set, &policy);
     let now = due + TimeDelta::days(1);
     let o = outlook::outlook(&set, &recs, &policy, Moment::from(now), &Seen::default());
     let next = o.next.clone().expect("a promotion is ahead");
