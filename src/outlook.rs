@@ -222,3 +222,49 @@ fn person_step(
         (false, _) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwk::PublicJwk;
+    use crate::policy::Algorithm;
+    use crate::record::Stage;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("time")
+    }
+
+    fn record(kid: &str, stage: Stage, created: &str) -> KeyRecord {
+        let kid = kid.parse().expect("kid");
+        let public = PublicJwk { kid, alg: Algorithm::RS256, n: "n".into(), e: "AQAB".into() };
+        KeyRecord::new(public, stage, at(created))
+    }
+
+    /// A key published in this run may be promoted by any later run: the second after is a
+    /// candidate, not only the publication plus a span.
+    #[test]
+    fn a_second_after_each_time_is_a_candidate() {
+        let now = at("2026-11-21T06:00:00Z");
+        let mut r = record("a-TEST.2026-11-21", Stage::Pending, "2026-11-21T06:00:00Z");
+        r.published = Some(now);
+        r.written = Some(now);
+        let times = candidates(&[r], &Policy::default(), Moment::from(now));
+        assert_eq!(times.first(), Some(&(now + TimeDelta::seconds(1))));
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+        assert!(times.contains(&(now + Policy::default().publish_ahead().delta())));
+    }
+
+    #[test]
+    fn the_summary_says_when_and_what_a_person_must_do() {
+        let now = at("2026-11-21T06:00:00Z");
+        let kid: crate::kid::Kid = "a-TEST.2027-02-19".parse().expect("kid");
+        let promote = Action::Promote { kid };
+        let at_next = Upcoming { at: now, action: promote.clone(), reason: String::new() };
+        let later = Upcoming { at: at("2027-02-26T06:00:00Z"), action: promote, reason: String::new() };
+        let o = Outlook { next: Some(at_next), person: None };
+        assert_eq!(o.summary(now), "promote a-TEST.2027-02-19 to current at the next run");
+        let o = Outlook { next: Some(later), person: Some("add it".to_owned()) };
+        assert_eq!(o.summary(now), "promote a-TEST.2027-02-19 to current on 2027-02-26; add it");
+        assert_eq!(Outlook::default().summary(now), "nothing scheduled");
+    }
+}
