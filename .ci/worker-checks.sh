@@ -16,6 +16,9 @@ promtool check rules infra/prometheus/jwk-rotator.rules.yaml
 echo "==> promtool test rules"
 (cd infra/prometheus && promtool test rules jwk-rotator.rules.test.yaml)
 
+echo "==> Grafana dashboard: data source variable and PromQL (promtool)"
+python3 .ci/check_dashboard.py
+
 echo "==> worker smoke test"
 cargo build --locked --quiet
 bin=target/debug/jwk-rotator

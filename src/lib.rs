@@ -21,6 +21,7 @@ pub mod kid;
 pub mod lifecycle;
 pub mod maskinporten;
 pub mod moment;
+pub mod outlook;
 pub mod planner;
 pub mod policy;
 pub mod proof;
@@ -28,6 +29,7 @@ pub mod publish;
 pub mod record;
 pub mod redact;
 pub mod severity;
+pub mod status;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -73,12 +73,8 @@ pub async fn run(
     })?;
     // The bound address, so that `listen = "127.0.0.1:0"` (any free port) tells where it is.
     let bound = listener.local_addr().unwrap_or(listen);
-    info!(listen = %bound, "serving /healthz and /metrics");
-    let state = ServerState {
-        metrics: worker.metrics.clone(),
-        health: worker.health.clone(),
-        clock: worker.clock.clone(),
-    };
+    info!(listen = %bound, "serving the status page at /, /healthz and /metrics");
+    let state = ServerState::of(&worker);
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(listener, state, async {
         let _ = server_stopped.await;

@@ -255,6 +255,7 @@ async fn rotate_plan(config: &Config, sets: &[String], at: Moment, format: Forma
     match format {
         Format::Table => render::run_summary(&mut out, &reports, true)?,
         Format::Json => render::plans_json(&mut out, &reports)?,
+        Format::Markdown => render::run_markdown(&mut out, &reports, true)?,
     }
     Ok(failures(&reports))
 }
@@ -268,7 +269,7 @@ async fn status(config: &Config, sets: &[String], at: Moment, format: Format) ->
         }
     };
     let report = match engine(config).await {
-        Ok(engine) => render::StatusReport::gather(&engine, &targets, at).await,
+        Ok(engine) => crate::status::StatusReport::gather(&engine, &targets, at).await,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Exit(Severity::Unknown.exit_code());
@@ -278,6 +279,7 @@ async fn status(config: &Config, sets: &[String], at: Moment, format: Format) ->
     let written = match format {
         Format::Table => report.write_table(&mut out),
         Format::Json => report.write_json(&mut out),
+        Format::Markdown => report.write_markdown(&mut out),
     };
     if let Err(e) = written {
         eprintln!("error: cannot write to stdout: {e}");

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use crate::status::StatusReport;
 pub use commands::{Exit, engine, run};
 pub use rotate::{ExitOn, exit_code};
 
@@ -98,12 +99,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// What a command prints on stdout: `table` for people (the default), `json` for programs.
+/// What a command prints on stdout: `table` for people (the default), `json` for programs,
+/// `markdown` for a CI job's summary (GitHub's `$GITHUB_STEP_SUMMARY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     #[value(alias = "text")]
     Table,
     Json,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,6 +127,8 @@ pub enum Command {
   jwk-rotator rotate --exit-on warning        the scheduled job: fail on a failed key set
                                               or on what `status` would report
   jwk-rotator rotate --format json            per key set: steps done, error
+  jwk-rotator rotate --format markdown        the steps and the status after the run, for a
+                                              CI job's summary ($GITHUB_STEP_SUMMARY)
 
 Exit codes: 0 done; 1 a key set failed (the others still ran) or the store is locked or
 unreachable; 2 bad command line or config. With --exit-on LEVEL, after a successful run the
@@ -176,7 +181,8 @@ so that schedulers that retry failed runs retry it.")]
 
 Examples:
   jwk-rotator status
-  jwk-rotator status testklient-PROD --format json"
+  jwk-rotator status testklient-PROD --format json
+  jwk-rotator status --format markdown >> \"$GITHUB_STEP_SUMMARY\"  a CI job's summary"
     )]
     Status {
         #[arg(value_name = "SET")]

@@ -1,16 +1,10 @@
-//! What commands print on stdout: run summaries, plans, and the status table or JSON.
+//! What `rotate` and `plan` print on stdout: run summaries and plans.
 
 use std::io::{self, Write};
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::{Engine, SetReport};
-use crate::findings::{self, Finding};
-use crate::lifecycle::{self, PortalStep};
-use crate::policy::Target;
-use crate::record::KeyRecord;
-use crate::store::StoreError;
+use crate::engine::SetReport;
 
 /// One line per step, grouped by key set; a dry run says what it would do.
 pub(crate) fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: bool) -> io::Result<()> {
@@ -48,6 +42,34 @@ pub(crate) fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: 
     Ok(())
 }
 
+/// The steps of a run (or a plan) as a GitHub-flavoured markdown table, for a job summary.
+pub(crate) fn run_markdown(out: &mut impl Write, reports: &[SetReport], dry_run: bool) -> io::Result<()> {
+    use crate::status::markdown_cell as cell;
+    let title = if dry_run { "jwk-rotator plan" } else { "jwk-rotator rotate" };
+    writeln!(out, "## {title}\n")?;
+    writeln!(out, "| Key set | Step | Reason |")?;
+    writeln!(out, "| --- | --- | --- |")?;
+    for r in reports {
+        let set = cell(&r.key_set.to_string());
+        let steps = r.plan.iter().flat_map(|p| p.steps.iter()).enumerate();
+        for (i, step) in steps {
+            let mark = match () {
+                () if dry_run => "would",
+                () if i < r.done => "done",
+                () => "not done",
+            };
+            writeln!(out, "| {set} | {mark}: {} | {} |", cell(&step.action.to_string()), cell(&step.reason))?;
+        }
+        if r.plan.as_ref().is_none_or(|p| p.is_empty()) && r.error.is_none() {
+            writeln!(out, "| {set} | nothing to do | |")?;
+        }
+        if let Some(e) = &r.error {
+            writeln!(out, "| {set} | **failed** | {} |", cell(&e.to_string()))?;
+        }
+    }
+    writeln!(out)
+}
+
 #[derive(Serialize)]
 struct PlanJson<'a> {
     key_set: String,
@@ -67,159 +89,4 @@ pub(crate) fn plans_json(out: &mut impl Write, reports: &[SetReport]) -> io::Res
         .collect();
     serde_json::to_writer_pretty(&mut *out, &plans)?;
     writeln!(out)
-}
-
-/// Keys and findings of every key set asked for, at one moment.
-pub(crate) struct StatusReport {
-    pub now: DateTime<Utc>,
-    pub sets: Vec<(Target, Result<Vec<KeyRecord>, StoreError>)>,
-    pub findings: Vec<Finding>,
-    /// Key sets registered through Digdir's API, which need no steps in Samarbeidsportalen.
-    pub through_api: std::collections::BTreeSet<crate::kid::KeySet>,
-}
-
-#[derive(Serialize)]
-struct KeyRow {
-    kid: String,
-    stage: &'static str,
-    created: DateTime<Utc>,
-    age_days: i64,
-    expires: DateTime<Utc>,
-    days_left: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    published: Option<DateTime<Utc>>,
-}
-
-impl StatusReport {
-    /// Loads the key sets in one store call and evaluates each, as the worker does.
-    pub(crate) async fn gather(
-        engine: &Engine,
-        targets: &[Target],
-        at: crate::moment::Moment,
-    ) -> StatusReport {
-        let now = at.now;
-        let crate::engine::Evaluation { loaded, findings, observed } = engine.evaluate(targets, at).await;
-        let sets = targets
-            .iter()
-            .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))
-            .collect();
-        let through_api = observed.registered.into_keys().collect();
-        StatusReport { now, sets, findings, through_api }
-    }
-
-    fn rows(&self, target: &Target, records: &[KeyRecord]) -> Vec<KeyRow> {
-        let mut recs: Vec<&KeyRecord> = records.iter().collect();
-        recs.sort_by(|a, b| b.kid.cmp(&a.kid));
-        recs.into_iter()
-            .map(|r| {
-                let expires = r.expires(&target.policy);
-                KeyRow {
-                    kid: r.kid.to_string(),
-                    stage: r.stage.as_str(),
-                    created: r.created,
-                    age_days: (self.now - r.created).num_days(),
-                    expires,
-                    days_left: (expires - self.now).num_days(),
-                    published: r.published,
-                }
-            })
-            .collect()
-    }
-
-    pub(crate) fn write_table(&self, out: &mut impl Write) -> io::Result<()> {
-        let rows: Vec<(String, Vec<KeyRow>)> = self
-            .sets
-            .iter()
-            .filter_map(|(t, recs)| recs.as_ref().ok().map(|r| (t.key_set.to_string(), self.rows(t, r))))
-            .collect();
-        let width = rows.iter().flat_map(|(_, r)| r.iter().map(|k| k.kid.len())).max().unwrap_or(0).max(24);
-        writeln!(
-            out,
-            "{:<width$}  {:<8}  {:>5}  {:<10}  {:>9}",
-            "KID", "STAGE", "AGE", "EXPIRES", "DAYS LEFT"
-        )?;
-        for (set, keys) in &rows {
-            if keys.is_empty() {
-                writeln!(out, "{set:<width$}  (no keys)")?;
-            }
-            for row in keys {
-                let (age, expires) = (format!("{}d", row.age_days), row.expires.date_naive().to_string());
-                writeln!(
-                    out,
-                    "{:<width$}  {:<8}  {age:>5}  {expires:<10}  {:>9}",
-                    row.kid, row.stage, row.days_left
-                )?;
-            }
-        }
-        self.write_portal(out)?;
-        writeln!(out)?;
-        let worst = findings::worst(&self.findings);
-        if self.findings.is_empty() {
-            writeln!(out, "OK: {} key sets, nothing needs attention", self.sets.len())?;
-        }
-        for f in &self.findings {
-            writeln!(out, "{}: {}", f.severity, f.message)?;
-        }
-        if !self.findings.is_empty() {
-            writeln!(out, "status: {worst}")?;
-        }
-        Ok(())
-    }
-
-    /// The Samarbeidsportalen steps of every key set, one line each; nothing when none.
-    fn write_portal(&self, out: &mut impl Write) -> io::Result<()> {
-        let mut lines = Vec::new();
-        for (t, records) in &self.sets {
-            let Ok(records) = records else { continue };
-            let set = &t.key_set;
-            if self.through_api.contains(set) {
-                continue; // registered through Digdir's API: nothing to do by hand
-            }
-            for step in lifecycle::portal_steps(records, &t.policy, self.now) {
-                lines.push(match step {
-                    PortalStep::Add { kid } => format!(
-                        "  {set}: add {kid} (`jwk-rotator jwks {set} --kid {kid}`), then `jwk-rotator promote {set}`"
-                    ),
-                    PortalStep::Remove { kid, after } if after <= self.now => {
-                        format!("  {set}: remove {kid} now, if it is still registered")
-                    }
-                    PortalStep::Remove { kid, after } => {
-                        format!("  {set}: remove {kid} after {} (its overlap ends)", after.date_naive())
-                    }
-                });
-            }
-        }
-        if lines.is_empty() {
-            return Ok(());
-        }
-        writeln!(out, "\nSamarbeidsportalen:")?;
-        lines.iter().try_for_each(|l| writeln!(out, "{l}"))
-    }
-
-    pub(crate) fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
-        let sets: Vec<serde_json::Value> = self
-            .sets
-            .iter()
-            .map(|(t, records)| match records {
-                Ok(records) => serde_json::json!({
-                    "key_set": t.key_set.to_string(),
-                    "keys": self.rows(t, records),
-                    "portal": if self.through_api.contains(&t.key_set) {
-                        Vec::new()
-                    } else {
-                        lifecycle::portal_steps(records, &t.policy, self.now)
-                    },
-                }),
-                Err(e) => serde_json::json!({ "key_set": t.key_set.to_string(), "error": e.to_string(), "error_kind": e.kind() }),
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "now": self.now,
-            "status": findings::worst(&self.findings),
-            "key_sets": sets,
-            "findings": self.findings,
-        });
-        serde_json::to_writer_pretty(&mut *out, &doc)?;
-        writeln!(out)
-    }
 }

@@ -13,6 +13,7 @@ use crate::engine::SetReport;
 use crate::findings::{self, Finding, Severity};
 use crate::planner::{Request, Step};
 use crate::policy::Target;
+use crate::status::StatusReport;
 
 /// The lowest finding severity that makes `rotate` exit non-zero after a successful run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,10 +80,12 @@ pub(super) async fn rotate(config: &Config, args: RotateArgs<'_>) -> anyhow::Res
     } else {
         engine.run(&targets, args.at, &args.request).await?
     };
-    let findings = match args.exit_on {
-        ExitOn::Never => None,
-        _ => Some(engine.evaluate(&targets, args.at).await.findings),
+    // The status after the run: for --exit-on, and as the markdown summary's closing section.
+    let status = match (args.exit_on, args.format) {
+        (ExitOn::Never, Format::Table | Format::Json) => None,
+        _ => Some(StatusReport::gather(&engine, &targets, args.at).await),
     };
+    let findings = status.as_ref().filter(|_| args.exit_on != ExitOn::Never).map(|s| s.findings.clone());
     let run_ok = reports.iter().all(SetReport::ok);
     let worst = findings.as_deref().map_or(Severity::Ok, findings::worst);
     let exit = exit_code(run_ok, worst, args.exit_on);
@@ -90,6 +93,12 @@ pub(super) async fn rotate(config: &Config, args: RotateArgs<'_>) -> anyhow::Res
     match args.format {
         Format::Table => render::run_summary(&mut out, &reports, args.dry_run)?,
         Format::Json => write_json(&mut out, &RunJson::new(&reports, findings.as_deref(), &args, exit))?,
+        Format::Markdown => {
+            render::run_markdown(&mut out, &reports, args.dry_run)?;
+            if let Some(status) = &status {
+                status.write_markdown(&mut out)?;
+            }
+        }
     }
     report_to_stderr(&reports, findings.as_deref(), &targets, args.exit_on);
     Ok(exit)

@@ -9,11 +9,14 @@ use futures::StreamExt;
 use super::{Engine, proof_due};
 use crate::findings::{self, Finding};
 use crate::kid::KeySet;
+use crate::lifecycle;
 use crate::moment::Moment;
+use crate::outlook::Seen;
 use crate::planner::Request;
 use crate::policy::Target;
 use crate::proof::{Attempt, Patience, ProofError, ProofKind};
 use crate::publish::PublishError;
+use crate::record::KeyRecord;
 use crate::store::StoreError;
 
 /// What `status` and the worker see at one moment.
@@ -34,6 +37,31 @@ impl Engine {
         let observed = self.observe(targets, &loaded, at).await;
         let findings = findings::evaluate_all(targets, &loaded, &observed, at);
         Evaluation { loaded, observed, findings }
+    }
+
+    /// What a run of `target` at `at` would find besides its records, given what
+    /// [`Engine::evaluate`] observed: the planner request it would make, whether the key set is
+    /// registered through Digdir's API, and why its pending key's token grant fails, if it does.
+    /// [`outlook`](crate::outlook) predicts from it.
+    pub fn seen(
+        &self,
+        target: &Target,
+        records: &[KeyRecord],
+        observed: &findings::Observed,
+        at: Moment,
+    ) -> Seen {
+        let pending = lifecycle::pending(records, at.now).map(|p| &p.kid);
+        let proof = observed.proofs.get(&target.key_set).filter(|a| Some(&a.kid) == pending);
+        let request = Request {
+            proven: proof.filter(|a| a.outcome.is_ok()).map(|a| a.kid.clone()),
+            consumer_in_use: self.consumer_in_use(target, records),
+            ..Request::default()
+        };
+        Seen {
+            request,
+            through_api: observed.registered.contains_key(&target.key_set),
+            proof_failing: proof.and_then(|a| a.outcome.as_ref().err()).map(|e| e.kind.as_str().to_owned()),
+        }
     }
 
     async fn registered(

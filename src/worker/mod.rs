@@ -1,4 +1,5 @@
-//! The long-running `worker`: runs on the schedule, serves `/healthz` and `/metrics`, sends alerts.
+//! The long-running `worker`: runs on the schedule, serves its status page, `/healthz` and
+//! `/metrics`, sends alerts.
 
 pub mod alerts;
 pub mod metrics;
@@ -22,11 +23,12 @@ use crate::findings::Finding;
 use crate::moment::Moment;
 use crate::planner::Request;
 use crate::policy::Target;
+use crate::status::StatusReport;
 use crate::store::StoreError;
 use alerts::Notifier;
 use metrics::Metrics;
 use schedule::{Clock, Schedule, sleep_until};
-use server::{Health, RunSummary};
+use server::{FrontPage, Health, RunSummary};
 
 /// One run as the worker saw it; the last thousand are kept for tests and diagnostics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct Worker {
     pub real: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// The status page of the last evaluation, which `/` serves.
+    pub page: Arc<FrontPage>,
     pub notifier: Notifier,
     /// Findings are evaluated this often between runs.
     pub check_every: Duration,
@@ -107,6 +111,7 @@ impl Worker {
             clock,
             metrics,
             health,
+            page: Arc::default(),
             notifier,
             check_every,
             history: Mutex::default(),
@@ -288,8 +293,13 @@ impl Worker {
         let at = self.moment();
         let now = at.now;
         let evaluation = self.engine.evaluate(&self.targets, at).await;
-        let found = evaluation.findings;
+        let found = evaluation.findings.clone();
         self.metrics.observe(&self.targets, &evaluation.loaded, &evaluation.observed, &found, now);
+        let report = StatusReport::new(&self.engine, &self.targets, evaluation, at);
+        let minute = crate::status::page::minute;
+        let next = self.schedule.next_after(now).map_or_else(|| "none".to_owned(), minute);
+        let footer = format!("Evaluated at {} by the worker's clock; next run at {next}.", minute(now));
+        self.page.set(crate::status::page::render(&report, &footer));
         self.health.mark_evaluated();
         self.notifier.notify(&found, now).await;
         found

@@ -1,4 +1,5 @@
-//! The worker's HTTP endpoint: `/healthz` (is the schedule being kept?) and `/metrics`.
+//! The worker's HTTP endpoint: `/` (the status page), `/healthz` (is the schedule being kept?)
+//! and `/metrics`.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -114,16 +115,71 @@ impl Health {
     }
 }
 
+/// The status page of the last evaluation, rendered once per evaluation and served as is.
+#[derive(Debug, Default)]
+pub struct FrontPage(Mutex<Option<String>>);
+
+impl FrontPage {
+    pub fn set(&self, html: String) {
+        if let Ok(mut page) = self.0.lock() {
+            *page = Some(html);
+        }
+    }
+
+    pub fn html(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|page| page.clone())
+    }
+}
+
 /// What the handlers read.
 #[derive(Clone)]
 pub struct ServerState {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub clock: Arc<dyn Clock>,
+    pub page: Arc<FrontPage>,
+}
+
+impl ServerState {
+    /// What `worker`'s endpoint serves.
+    pub fn of(worker: &super::Worker) -> Self {
+        ServerState {
+            metrics: worker.metrics.clone(),
+            health: worker.health.clone(),
+            clock: worker.clock.clone(),
+            page: worker.page.clone(),
+        }
+    }
 }
 
 pub fn router(state: ServerState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
+    Router::new()
+        .route("/", get(front_page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// The status page of the last evaluation; 503 before the first, like `/metrics`. Its CSP
+/// forbids everything but its own inline style: no script, no request anywhere.
+async fn front_page(State(state): State<ServerState>) -> Response {
+    let Some(html) = state.page.html() else {
+        let body = format!("{STARTING}; reload shortly\n");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response();
+    };
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+        (header::CONTENT_SECURITY_POLICY, crate::status::page::content_security_policy()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (header::REFERRER_POLICY, "no-referrer".to_owned()),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+    ];
+    (headers, html).into_response()
 }
 
 async fn healthz(State(state): State<ServerState>) -> Response {

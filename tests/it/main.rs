@@ -14,6 +14,8 @@ mod import;
 mod kill;
 mod lifecycle;
 mod maskinporten;
+mod outlook;
+mod page;
 mod planner;
 mod rotate_exit;
 mod shipped;

@@ -39,7 +39,7 @@ fn published(recs: &[KeyRecord]) -> Vec<&KeyRecord> {
 
 /// When each key was really published: the host's real clock in the run that published it,
 /// kept by the test apart from what the records say.
-type RealPublished = BTreeMap<Kid, DateTime<Utc>>;
+pub(crate) type RealPublished = BTreeMap<Kid, DateTime<Utc>>;
 
 /// Every invariant that must hold after a plan is carried out at `at`. `real` is when each key
 /// was really published; the plan's publications are added to it.
@@ -143,7 +143,7 @@ fn plan_ok(set: &KeySet, recs: &[KeyRecord], policy: &Policy, at: impl Into<Mome
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(crate) enum Op {
     Run,
     /// A scheduled run in which a token grant with the pending key succeeded.
     Proved,
@@ -155,7 +155,7 @@ enum Op {
     },
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(crate) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => Just(Op::Run),
         2 => Just(Op::Proved),
@@ -165,7 +165,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn a_policy() -> impl Strategy<Value = PolicyOverrides> {
+pub(crate) fn a_policy() -> impl Strategy<Value = PolicyOverrides> {
     (0u8..3, 0i64..=10, 1i64..=20, 40i64..=120, 2u32..=5, 0i64..=40).prop_map(
         |(mode, ahead, overlap, rotate, max_published, retain)| PolicyOverrides {
             promotion: Some(
@@ -264,7 +264,10 @@ proptest! {
 
 /// Plans and applies `steps` in turn from an empty key set, checking every invariant; returns
 /// the records and when each key was really published.
-fn replay(policy: &Policy, steps: impl IntoIterator<Item = (Moment, Op)>) -> (Vec<KeyRecord>, RealPublished) {
+pub(crate) fn replay(
+    policy: &Policy,
+    steps: impl IntoIterator<Item = (Moment, Op)>,
+) -> (Vec<KeyRecord>, RealPublished) {
     let set = set("testklient-TEST");
     let mut recs: Vec<KeyRecord> = Vec::new();
     let mut real = RealPublished::new();

@@ -38,7 +38,7 @@ fn regex_literal(text: &str) -> String {
 
 /// Snapshot settings: this project's temp dir reads `[TMP]`, log timestamps (the wall clock,
 /// not `JWK_ROTATOR_NOW`) read `[TIME]`, and snapshot files have no module prefix.
-fn settings(p: Option<&Project>) -> insta::Settings {
+pub(crate) fn settings(p: Option<&Project>) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.set_snapshot_path(snapshot_dir());
     s.set_prepend_module_to_snapshot(false);
@@ -174,7 +174,12 @@ fn seed(p: &Project, keys: &[Key]) {
 /// pending key nobody promoted and a retired key due for purging; testklient-PROD's current
 /// key expires in 19 days with no pending key, and its previous key's overlap is over.
 fn mid_life() -> Project {
-    let p = Project::new("");
+    mid_life_with("")
+}
+
+/// [`mid_life`] with `extra` in the config (`[server]`, `[schedule]`).
+pub(crate) fn mid_life_with(extra: &str) -> Project {
+    let p = Project::new(extra);
     seed(
         &p,
         &[
@@ -209,7 +214,15 @@ fn status_table_and_json() {
     let before = p.snapshot();
     snap_run("status_table", &p, &["status"]);
     snap_run("status_json", &p, &["status", "--format", "json"]);
+    snap_run("status_markdown", &p, &["status", "--format", "markdown"]);
     assert_eq!(p.snapshot(), before, "status wrote something");
+}
+
+/// `rotate --format markdown`: the steps, then the status after the run, as a job summary.
+#[test]
+fn rotate_markdown() {
+    let p = mid_life();
+    snap_run("rotate_markdown", &p, &["rotate", "--format", "markdown"]);
 }
 
 #[test]

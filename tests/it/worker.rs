@@ -9,7 +9,7 @@ use crate::cli::{Project, T0};
 
 /// The port the worker bound (it listens on port 0, any free port, and logs where): read from
 /// its log, which the returned thread keeps reading to the end.
-fn bound_port(child: &mut Child) -> (u16, std::thread::JoinHandle<String>) {
+pub(crate) fn bound_port(child: &mut Child) -> (u16, std::thread::JoinHandle<String>) {
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -40,7 +40,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-fn start_worker(p: &Project, now: &str) -> Child {
+pub(crate) fn start_worker(p: &Project, now: &str) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin!("jwk-rotator"))
         .env("JWK_ROTATOR_CONFIG", p.path("jwk-rotator.toml"))
         .env("JWK_ROTATOR_NOW", now)
@@ -54,7 +54,7 @@ fn start_worker(p: &Project, now: &str) -> Child {
         .expect("start the worker")
 }
 
-fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+pub(crate) fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Some(status) = child.try_wait().expect("try_wait") {

@@ -5,17 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::*;
-use crate::cli::render::StatusReport;
 use crate::findings::{FindingKind, Severity};
+use crate::status::StatusReport;
 use crate::worker::server::{self, ServerState};
 
 /// Serves the worker's endpoint on a free local port; returns its base URL.
 async fn serve(worker: &Arc<Worker>) -> String {
-    let state = ServerState {
-        metrics: worker.metrics.clone(),
-        health: worker.health.clone(),
-        clock: worker.clock.clone(),
-    };
+    let state = ServerState::of(worker);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(server::serve(listener, state, std::future::pending()));
@@ -179,6 +175,33 @@ async fn both_endpoints_answer_503_until_the_first_evaluation() {
         ts("2027-11-01T00:00:00Z")
     );
     assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
+}
+
+/// The status page answers 503 until the first evaluation too, then the page of the last one,
+/// with a CSP that allows nothing but its own style, and its next event.
+#[tokio::test]
+async fn the_page_answers_after_the_first_evaluation_with_its_csp() {
+    let store = Arc::new(MemoryStore::new());
+    seed(store.clone(), &["a-TEST"], "2026-11-01T06:00:00Z").await;
+    let worker = Setup::new(store, schedule("0 6 * * *", "UTC", ""), "2026-11-21T12:00:00Z").build();
+    let base = serve(&worker).await;
+    let page = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(page.status(), 503);
+    assert!(page.text().await.unwrap().contains("first evaluation"));
+
+    worker.evaluate().await;
+    let page = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().unwrap().to_owned();
+    assert_eq!(csp, crate::status::page::content_security_policy());
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("a-TEST.2026-11-01"), "{html}");
+    // Made 2026-11-01, rotate_after 90 days: the next key is due on 2027-01-30.
+    assert!(html.contains("generate a-TEST.2027-01-30 as pending on 2027-01-30"), "{html}");
+    assert!(html.contains("next run at 2026-11-22 06:00 UTC"), "{html}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,5 +1,6 @@
 //! Worker tests with a paused tokio clock, fixture keys and in-process HTTP receivers.
 
+mod dashboard;
 mod delivery;
 mod endpoint;
 mod runs;
