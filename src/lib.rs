@@ -10,6 +10,7 @@ pub mod config;
 pub mod cron;
 pub mod de;
 pub mod engine;
+pub mod events;
 pub mod findings;
 pub mod import;
 pub mod jwk;
