@@ -89,11 +89,13 @@ pub async fn engine_over(
     origin: Origin,
 ) -> Result<Engine, AppError> {
     let adapters = maskinporten::adapters(config, clock).await?;
-    let events = events(config, counts)?;
-    Ok(Engine::over(store, Arc::new(AwsLcGenerator), adapters.publisher)
+    let engine = Engine::over(store, Arc::new(AwsLcGenerator), adapters.publisher)
         .with_prover(adapters.prover)
-        .with_lock_timeout(config.store.lock_timeout())
-        .with_events(Arc::new(events), origin))
+        .with_lock_timeout(config.store.lock_timeout());
+    Ok(match events(config, counts)? {
+        Some(events) => engine.with_events(Arc::new(events), origin),
+        None => engine,
+    })
 }
 
 /// The engine with the production adapters for this config; its events' actor is the OS user.
@@ -113,16 +115,18 @@ pub fn event_source(config: &Config) -> String {
     }
 }
 
-/// The sink of `[events]`: its audit log and webhooks (the signing keys read from the
-/// environment now, so that a missing one stops the command before it changes anything).
-pub fn events(config: &Config, counts: EventCounts) -> Result<Events, AppError> {
+/// The sink of `[events]`, if the config has it: the structured log lines, its audit log and
+/// webhooks (the signing keys read from the environment now, so that a missing one stops the
+/// command before it changes anything).
+pub fn events(config: &Config, counts: EventCounts) -> Result<Option<Events>, AppError> {
+    let Some(settings) = &config.events else { return Ok(None) };
     let mut hooks = Vec::new();
-    for hook in &config.events.webhook {
+    for hook in &settings.webhook {
         let hook = EventWebhook::new(hook)
             .map_err(|e| AppError::Events { file: config.file.clone(), message: e.to_string() })?;
         hooks.push(hook);
     }
-    Ok(Events::new(config.events.audit_log.as_ref().map(AuditLog::new), hooks, counts))
+    Ok(Some(Events::new(settings.audit_log.as_ref().map(AuditLog::new), hooks, counts)))
 }
 
 /// A Key Vault that altinn-jwks wrote to, read with the `[store]` Key Vault's credential and

@@ -16,7 +16,7 @@ use crate::kid::KeySet;
 /// A log that does not check out exits 1 and names its first broken or missing line; the
 /// history before that line is still printed.
 pub fn audit(config: &Config, sets: &[String], verify: bool, format: Format) -> anyhow::Result<Exit> {
-    let Some(path) = &config.events.audit_log else {
+    let Some(path) = config.events.as_ref().and_then(|e| e.audit_log.as_ref()) else {
         return Ok(usage(anyhow!(
             "config file {} has no [events] audit_log, so there is no audit trail to read; set audit_log = \"audit.jsonl\" under [events]",
             config.file.display()

@@ -54,8 +54,7 @@ struct RawConfig {
     server: ServerConfig,
     #[serde(default)]
     alerts: AlertsConfig,
-    #[serde(default)]
-    events: events::EventsConfig,
+    events: Option<events::EventsConfig>,
     /// `[maskinporten.ENV]`: Digdir's addresses and the admin client, per environment.
     #[serde(default)]
     maskinporten: BTreeMap<String, maskinporten::RawEnvironment>,
@@ -101,8 +100,8 @@ pub struct Config {
     pub schedule: Option<ScheduleConfig>,
     pub server: ServerConfig,
     pub alerts: AlertsConfig,
-    /// `[events]`: the audit trail and the event webhooks.
-    pub events: events::EventsConfig,
+    /// `[events]`: the audit trail and the event webhooks; without it, no events at all.
+    pub events: Option<events::EventsConfig>,
     /// `[maskinporten.ENV]`, resolved: Digdir's addresses and the admin client.
     pub maskinporten: BTreeMap<Environment, maskinporten::MaskinportenEnv>,
 }
@@ -178,7 +177,7 @@ impl Config {
             schedule: raw.schedule,
             server: raw.server,
             alerts: raw.alerts,
-            events: raw.events.resolve(&base)?,
+            events: raw.events.map(|e| e.resolve(&base)).transpose()?,
             maskinporten: tables,
         })
     }
