@@ -117,6 +117,10 @@ impl AuditLog {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&self.path)
             .map_err(self.io("opening"))?;
+        if !file.metadata().map_err(self.io("opening"))?.is_file() {
+            let cause = "it is not a regular file (a directory, FIFO or device)".to_owned();
+            return Err(AuditError::Io { path: self.path.clone(), action: "opening", cause });
+        }
         file.lock().map_err(self.io("locking"))?;
         self.set_torn_aside(&mut file)?;
         let (mut seq, mut prev) = match last_line(&mut file).map_err(self.io("reading"))? {

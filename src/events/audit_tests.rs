@@ -156,3 +156,18 @@ fn writers_at_once_never_interleave() {
     let entries = AuditLog::new(&path).verify().expect("intact");
     assert_eq!(entries.len(), 200);
 }
+
+#[test]
+fn a_fifo_or_a_symlink_is_refused_and_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let e = AuditLog::new(&fifo).append(&[event(1)]).expect_err("a FIFO");
+    assert!(e.to_string().contains("not a regular file") && e.to_string().contains("fifo"), "{e}");
+    let target = dir.path().join("elsewhere.jsonl");
+    let link = dir.path().join("audit.jsonl");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let e = AuditLog::new(&link).append(&[event(1)]).expect_err("a symlink");
+    assert!(e.to_string().contains("audit.jsonl"), "{e}");
+    assert!(!target.exists(), "written through a symlink");
+}
