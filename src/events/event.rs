@@ -62,7 +62,7 @@ impl EventType {
 
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -84,6 +84,13 @@ impl FromStr for EventType {
             .find(|t| t.name() == short)
             .ok_or_else(|| UnknownEventType { name: s.to_owned() })
     }
+}
+
+/// A JSON document that is not one of our events (read back from the audit log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a jwk-rotator event: {problem}")]
+pub struct NotAnEvent {
+    pub problem: String,
 }
 
 /// Who runs and where the events come from, the same for every event of an engine.
@@ -164,17 +171,22 @@ impl Event {
     }
 
     /// An event read back from its JSON document (the audit log).
-    pub fn from_value(value: &Value) -> Result<Self, String> {
+    pub fn from_value(value: &Value) -> Result<Self, NotAnEvent> {
+        let not = |problem: String| NotAnEvent { problem };
         let text = |name: &str| {
-            value.get(name).and_then(Value::as_str).map(str::to_owned).ok_or(format!("no {name}"))
+            value
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| not(format!("no {name}")))
         };
         if text("specversion")? != "1.0" {
-            return Err("specversion is not 1.0".to_owned());
+            return Err(not("specversion is not 1.0".to_owned()));
         }
-        let kind: EventType = text("type")?.parse().map_err(|e: UnknownEventType| e.to_string())?;
-        let time = DateTime::parse_from_rfc3339(&text("time")?).map_err(|e| format!("time: {e}"))?;
-        let data = value.get("data").cloned().ok_or("no data")?;
-        let data: EventData = serde_json::from_value(data).map_err(|e| format!("data: {e}"))?;
+        let kind: EventType = text("type")?.parse().map_err(|e: UnknownEventType| not(e.to_string()))?;
+        let time = DateTime::parse_from_rfc3339(&text("time")?).map_err(|e| not(format!("time: {e}")))?;
+        let data = value.get("data").cloned().ok_or_else(|| not("no data".to_owned()))?;
+        let data: EventData = serde_json::from_value(data).map_err(|e| not(format!("data: {e}")))?;
         Ok(Event {
             id: text("id")?,
             kind,

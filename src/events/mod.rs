@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 use tracing::{error, info};
 
 pub use audit::{AuditError, AuditLog};
-pub use event::{Event, EventData, EventType, Origin, UnknownEventType};
+pub use event::{Event, EventData, EventType, NotAnEvent, Origin, UnknownEventType};
 pub use webhook::EventWebhook;
 
 /// Where the events of a run go. Small on purpose: the engine (and the restarts after a
