@@ -122,8 +122,9 @@ pub fn events(config: &Config, counts: EventCounts) -> Result<Option<Events>, Ap
     let Some(settings) = &config.events else { return Ok(None) };
     let mut hooks = Vec::new();
     for hook in &settings.webhook {
-        let hook = EventWebhook::new(hook)
-            .map_err(|e| AppError::Events { file: config.file.clone(), message: e.to_string() })?;
+        let refused = |message: String| AppError::Events { file: config.file.clone(), message };
+        let settings = hook.settings().map_err(|e| refused(e.to_string()))?;
+        let hook = EventWebhook::new(settings).map_err(|e| refused(e.to_string()))?;
         hooks.push(hook);
     }
     Ok(Some(Events::new(settings.audit_log.as_ref().map(AuditLog::new), hooks, counts)))

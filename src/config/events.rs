@@ -150,6 +150,18 @@ impl EventWebhookConfig {
         webhook_url(&value).map_err(|e| refused(format!("environment variable {var} {e}")))
     }
 
+    /// What the webhook needs: the URL and the signing key read from the environment now.
+    pub fn settings(&self) -> Result<crate::events::webhook::WebhookSettings, SettingError> {
+        Ok(crate::events::webhook::WebhookSettings {
+            name: self.label(),
+            url: self.resolve_url()?,
+            types: self.types.clone(),
+            secret: self.resolve_secret()?,
+            timeout: self.timeout.to_std(),
+            retries: self.retries,
+        })
+    }
+
     /// The signing key from `secret_env`, if set; an unset or empty variable is an error.
     pub fn resolve_secret(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, SettingError> {
         let Some(var) = &self.secret_env else { return Ok(None) };
@@ -168,33 +180,39 @@ impl EventWebhookConfig {
 mod tests {
     use super::*;
 
-    fn parsed(text: &str) -> Result<EventsConfig, String> {
-        let config: EventsConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        config.resolve(Path::new("/etc/j")).map_err(|e| e.to_string())
+    fn loads(text: &str) -> EventsConfig {
+        let config: EventsConfig = toml::from_str(text).expect("parses");
+        config.resolve(Path::new("/etc/j")).expect("resolves")
+    }
+
+    /// The message of a config that is refused, when parsed or when resolved.
+    fn refused(text: &str) -> String {
+        match toml::from_str::<EventsConfig>(text) {
+            Err(e) => e.to_string(),
+            Ok(config) => config.resolve(Path::new("/etc/j")).expect_err("refused").to_string(),
+        }
     }
 
     #[test]
     fn the_design_example_loads_and_paths_follow_the_config_file() {
-        let config = parsed(
+        let config = loads(
             "audit_log = \"audit.jsonl\"\n[[webhook]]\nurl_env = \"E\"\ntypes = [\"key.promoted\", \"key.retired\"]\nsecret_env = \"S\"\n",
-        )
-        .expect("loads");
+        );
         assert_eq!(config.audit_log.as_deref(), Some(Path::new("/etc/j/audit.jsonl")));
         assert_eq!(config.webhook[0].types, Some(vec![EventType::Promoted, EventType::Retired]));
     }
 
     #[test]
     fn bad_settings_are_named() {
-        let e =
-            parsed("[[webhook]]\nurl = \"https://h/x\"\ntypes = [\"key.rotated\"]\n").expect_err("bad type");
+        let e = refused("[[webhook]]\nurl = \"https://h/x\"\ntypes = [\"key.rotated\"]\n");
         assert!(e.contains("unknown event type \"key.rotated\""), "{e}");
-        let e = parsed("[[webhook]]\nurl = \"https://h/x\"\ntypes = []\n").expect_err("empty");
+        let e = refused("[[webhook]]\nurl = \"https://h/x\"\ntypes = []\n");
         assert!(e.contains("types is empty"), "{e}");
-        let e = parsed("[[webhook]]\ntypes = [\"key.promoted\"]\n").expect_err("no url");
+        let e = refused("[[webhook]]\ntypes = [\"key.promoted\"]\n");
         assert!(e.contains("set exactly one of url and url_env"), "{e}");
-        let e = parsed("[[webhook]]\nurl = \"http://example.com/\"\n").expect_err("http");
+        let e = refused("[[webhook]]\nurl = \"http://example.com/\"\n");
         assert!(e.contains("must be https"), "{e}");
-        let e = parsed("audit_log = \"\"\n").expect_err("empty path");
+        let e = refused("audit_log = \"\"\n");
         assert!(e.contains("audit_log is empty"), "{e}");
     }
 }

@@ -4,8 +4,6 @@
 //! set's plan out, `promotion` checks a promotion against Maskinporten, `proof` proves pending
 //! keys, `observe` gathers what findings need, and `report` says how each key set ended.
 
-#[cfg(test)]
-mod event_tests;
 mod events;
 mod observe;
 mod promotion;

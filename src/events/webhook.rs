@@ -7,8 +7,6 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::{Event, EventType};
-use crate::config::SettingError;
-use crate::config::events::EventWebhookConfig;
 
 /// The header holding `sha256=<hex HMAC-SHA256 of the body>` when `secret_env` is set.
 pub const SIGNATURE_HEADER: &str = "X-Jwk-Rotator-Signature";
@@ -35,6 +33,28 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// What a webhook needs, read from `[[events.webhook]]` (and the environment) by `app`.
+pub struct WebhookSettings {
+    /// The name in logs and metrics (never the URL).
+    pub name: String,
+    pub url: url::Url,
+    /// The types sent here; all when `None`.
+    pub types: Option<Vec<EventType>>,
+    /// The HMAC-SHA256 key that signs each body.
+    pub secret: Option<Zeroizing<Vec<u8>>>,
+    /// Per attempt.
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+/// The HTTP client could not be built (the TLS set-up failed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("webhook {name}: cannot build an HTTP client: {reason}")]
+pub struct WebhookBuildError {
+    pub name: String,
+    pub reason: String,
+}
+
 /// Posts events to one webhook.
 pub struct EventWebhook {
     name: String,
@@ -49,23 +69,19 @@ pub struct EventWebhook {
 }
 
 impl EventWebhook {
-    /// Reads the URL and the signing key (from the environment) and builds the HTTP client.
-    pub fn new(config: &EventWebhookConfig) -> Result<Self, SettingError> {
-        let url = config.resolve_url()?;
-        let secret = config.resolve_secret()?;
+    /// Builds the HTTP client for `settings`.
+    pub fn new(settings: WebhookSettings) -> Result<Self, WebhookBuildError> {
         let client = reqwest::Client::builder()
-            .timeout(config.timeout.to_std())
+            .timeout(settings.timeout)
             .user_agent(concat!("jwk-rotator/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| {
-                SettingError::general(format!("cannot build an HTTP client: {e}")).within(config.table())
-            })?;
+            .map_err(|e| WebhookBuildError { name: settings.name.clone(), reason: e.to_string() })?;
         Ok(EventWebhook {
-            name: config.label(),
-            url,
-            types: config.types.as_ref().map(|t| t.iter().copied().collect()),
-            secret,
-            retries: config.retries,
+            name: settings.name,
+            url: settings.url,
+            types: settings.types.map(|t| t.into_iter().collect()),
+            secret: settings.secret,
+            retries: settings.retries,
             backoff: Duration::from_millis(500),
             client,
         })

@@ -174,7 +174,9 @@ async fn failed_event_deliveries_and_audit_writes_are_counted_and_never_stop_a_r
     let config: EventWebhookConfig =
         toml::from_str("name = \"down\"\nurl = \"http://127.0.0.1:9/hook\"\nretries = 1\ntimeout = \"1s\"")
             .unwrap();
-    let hook = EventWebhook::new(&config).unwrap().with_backoff(std::time::Duration::from_millis(1));
+    let hook = EventWebhook::new(config.settings().unwrap())
+        .unwrap()
+        .with_backoff(std::time::Duration::from_millis(1));
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditLog::new(dir.path().join("no-such-dir").join("audit.jsonl"));
     let events = Events::new(Some(audit), vec![hook], metrics.events.clone());

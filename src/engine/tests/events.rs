@@ -3,11 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::*;
+use crate::engine::*;
+use crate::events::Origin;
 use crate::events::{EventType, RecordingSink};
+use crate::planner::Request;
 use crate::policy::Policy;
+use crate::policy::Target;
 use crate::store::MemoryStore;
 use crate::testing::{at, days};
+use std::sync::Arc;
 
 fn engine_with_sink(store: Arc<MemoryStore>) -> (Engine, RecordingSink) {
     let sink = RecordingSink::default();
