@@ -127,6 +127,8 @@ fn a_torn_last_line_is_set_aside_by_the_next_writer_and_the_chain_goes_on() {
     f.write_all(format!("{{\"seq\":6,{half}").as_bytes()).expect("half line");
     drop(f);
     assert!(broken_at(&log).1.contains("incomplete"));
+    log.append(&[]).expect("a run without events");
+    assert_eq!(log.verify().expect("intact again").len(), 5);
     log.append(&[event(7)]).expect("append after a torn line");
     let entries = log.verify().expect("intact again");
     assert_eq!(entries.len(), 6);
