@@ -278,7 +278,7 @@ Examples:
         #[command(subcommand)]
         source: import::ImportSource,
     },
-    /// Changes to keys from the [events] audit_log; --verify checks the hash chain
+    #[command(about = "Changes to keys from the [events] audit_log; --verify checks the hash chain")]
     #[command(
         after_help = "Exit codes: 0 the history was printed, or --verify found every line as it was written;
 1 a line was changed, deleted, reordered or cut off (the first such line is named; the history
