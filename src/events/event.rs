@@ -127,7 +127,8 @@ pub struct EventData {
 }
 
 /// One event. `id` is stable for a change to a key (`<key_set>/<kid>/<type>`), so that a
-/// receiver can drop a second delivery of the same change; a `run.failed` is per run.
+/// receiver can drop a second delivery of the same change; a restart's adds the application
+/// (`.../<to>`), and a `run.failed` is per run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub id: String,
@@ -146,6 +147,9 @@ impl Event {
         let subject = data.kid.clone().unwrap_or_else(|| data.key_set.clone());
         let id = match kind {
             EventType::RunFailed => format!("{}/{}/{kind}", data.run_id, data.key_set),
+            EventType::Restarted | EventType::RestartFailed => {
+                format!("{}/{subject}/{kind}/{}", data.key_set, data.to.as_deref().unwrap_or_default())
+            }
             _ => format!("{}/{subject}/{kind}", data.key_set),
         };
         Event { id, kind, source: origin.source.clone(), subject, time, data }
@@ -227,6 +231,18 @@ mod tests {
         assert_eq!(doc["time"], "2026-01-02T06:00:00Z");
         assert_eq!(doc["data"]["to"], "current");
         assert_eq!(Event::from_value(&doc), Ok(event));
+    }
+
+    #[test]
+    fn restarts_of_two_applications_after_one_promotion_have_ids_of_their_own() {
+        let origin = Origin { source: "jwk-rotator/file".to_owned(), actor: "worker".to_owned() };
+        let at = "2026-01-02T06:00:00Z".parse().expect("time");
+        let restart = |app: &str| {
+            let data = EventData { to: Some(app.to_owned()), ..data() };
+            Event::new(EventType::Restarted, &origin, at, data).id
+        };
+        assert_eq!(restart("team-a/api"), "a-TEST/a-TEST.2026-01-01/restart.succeeded/team-a/api");
+        assert_ne!(restart("team-a/api"), restart("team-a/batch"));
     }
 
     #[test]
