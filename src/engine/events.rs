@@ -3,7 +3,6 @@
 //! them, with a `run.failed` if it failed, to the event sink.
 
 use chrono::{DateTime, Utc};
-use tracing::warn;
 
 use super::set_run::SetRun;
 use super::{Engine, RunError, SetReport};
@@ -48,20 +47,14 @@ impl SetRun<'_> {
         self.changes.push(Event::new(kind, &self.engine.origin, self.at.now, data));
     }
 
-    /// After the outputs with newly published keys were written: a key set registered through
-    /// Maskinporten's API is read back, and each of `kids` found there is `key.registered`.
-    pub(super) async fn read_back(&mut self, kids: &[Kid]) {
-        let set = self.target.key_set.clone();
-        let Some(found) = self.engine.publisher.registered(&set).await else { return };
-        let registered = match found {
-            Ok(registered) => registered,
-            Err(e) => {
-                warn!(error = %e, "published keys not read back from Maskinporten; no key.registered event");
-                return;
+    /// After the outputs with newly published keys were written: for a key set registered
+    /// through Maskinporten's API, whose publication succeeds only once a read-back holds every
+    /// key sent, each of `kids` is `key.registered` (no request is made for it).
+    pub(super) fn read_back(&mut self, kids: &[Kid]) {
+        if self.engine.publisher.registers(&self.target.key_set) {
+            for kid in kids {
+                self.changed(EventType::Registered, kid, "published", "registered");
             }
-        };
-        for kid in kids.iter().filter(|k| registered.get(&k.to_string()).is_some()) {
-            self.changed(EventType::Registered, kid, "published", "registered");
         }
     }
 }

@@ -338,7 +338,7 @@ impl<'a> SetRun<'a> {
             self.apply(&step.action).await?;
         }
         let kids: Vec<Kid> = steps.iter().map(|s| s.action.kid().clone()).collect();
-        self.read_back(&kids).await;
+        self.read_back(&kids);
         Ok(())
     }
 
