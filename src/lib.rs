@@ -13,6 +13,7 @@ pub mod cron;
 pub mod de;
 mod disk;
 pub mod engine;
+pub mod events;
 pub mod findings;
 pub mod import;
 pub mod jwk;

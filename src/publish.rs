@@ -215,6 +215,10 @@ pub trait Publisher: Send + Sync {
     /// holds every key sent, so that the keys count as published.
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError>;
 
+    /// Whether an `Ok` from [`Publisher::publish`] for `set` means that Maskinporten's API read
+    /// the keys back (the `key.registered` event). No request is made for it.
+    fn registers(&self, set: &KeySet) -> bool;
+
     /// What Maskinporten has registered for `set`, when this publisher can tell (`None` when
     /// it does not register the set itself, such as the file outputs).
     async fn registered(&self, _set: &KeySet) -> Option<Result<Registered, PublishError>> {
@@ -289,6 +293,10 @@ impl Publisher for FilePublisher {
         format!("publish directory {}", self.dir.display())
     }
 
+    fn registers(&self, _set: &KeySet) -> bool {
+        false
+    }
+
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
         let created = disk::create_dirs(&self.dir, 0o755)
             .map_err(|e| PublishError::CreateDir { dir: self.dir.clone(), cause: e.to_string() })?;
@@ -351,6 +359,10 @@ impl Publisher for Routed {
             publisher.publish(set).await?;
         }
         Ok(())
+    }
+
+    fn registers(&self, set: &KeySet) -> bool {
+        self.routes.get(set).is_some_and(|route| route.iter().any(|p| p.registers(set)))
     }
 
     async fn registered(&self, set: &KeySet) -> Option<Result<Registered, PublishError>> {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, StoreConfig};
 use crate::engine::Engine;
+use crate::events::{AuditLog, EventCounts, EventWebhook, Events, Origin};
 use crate::keygen::AwsLcGenerator;
 use crate::store::{FileStore, Opened};
 
@@ -32,6 +33,9 @@ pub enum AppError {
     /// An `[alerts]` setting could not be used.
     #[error("config file {}: {}", file.display(), crate::redact::urls(message))]
     Alerts { file: PathBuf, message: String },
+    /// An `[events]` setting could not be used (a webhook's URL or signing key).
+    #[error("config file {}: {}", file.display(), crate::redact::urls(message))]
+    Events { file: PathBuf, message: String },
     /// The worker's endpoint could not listen.
     #[error("cannot listen on {listen}: {cause}; change [server] listen in {}", file.display())]
     Listen { listen: std::net::SocketAddr, file: PathBuf, cause: std::io::Error },
@@ -78,21 +82,55 @@ pub(crate) fn open_store(config: &Config) -> Result<Opened, AppError> {
 }
 
 /// The engine with the production adapters for this config, over `store`; grants to
-/// Maskinporten are signed at `clock`'s time.
+/// Maskinporten are signed at `clock`'s time, and events go to `[events]` as coming from
+/// `origin`, counted in `counts`.
 pub async fn engine_over(
     config: &Config,
     store: Opened,
     clock: crate::maskinporten::api::WallClock,
+    counts: EventCounts,
+    origin: Origin,
 ) -> Result<Engine, AppError> {
     let adapters = maskinporten::adapters(config, clock).await?;
-    Ok(Engine::over(store, Arc::new(AwsLcGenerator), adapters.publisher)
+    let engine = Engine::over(store, Arc::new(AwsLcGenerator), adapters.publisher)
         .with_prover(adapters.prover)
-        .with_lock_timeout(config.store.lock_timeout()))
+        .with_lock_timeout(config.store.lock_timeout());
+    Ok(match events(config, counts)? {
+        Some(events) => engine.with_events(Arc::new(events), origin),
+        None => engine,
+    })
 }
 
-/// The engine with the production adapters for this config.
+/// The engine with the production adapters for this config; its events' actor is the OS user.
 pub async fn engine(config: &Config) -> Result<Engine, AppError> {
-    engine_over(config, open_store(config)?, crate::maskinporten::api::system_clock()).await
+    let origin = Origin::command(event_source(config));
+    let clock = crate::maskinporten::api::system_clock();
+    engine_over(config, open_store(config)?, clock, EventCounts::default(), origin).await
+}
+
+/// The events' `source`: `jwk-rotator/file`, or `jwk-rotator/` and the vault's host name.
+pub fn event_source(config: &Config) -> String {
+    match &config.store {
+        StoreConfig::File { .. } => "jwk-rotator/file".to_owned(),
+        StoreConfig::AzureKeyVault(azure) => {
+            format!("jwk-rotator/{}", azure.vault_url.url().host_str().unwrap_or("azure-key-vault"))
+        }
+    }
+}
+
+/// The sink of `[events]`, if the config has it: the structured log lines, its audit log and
+/// webhooks (the signing keys read from the environment now, so that a missing one stops the
+/// command before it changes anything).
+pub fn events(config: &Config, counts: EventCounts) -> Result<Option<Events>, AppError> {
+    let Some(settings) = &config.events else { return Ok(None) };
+    let mut hooks = Vec::new();
+    for hook in &settings.webhook {
+        let refused = |message: String| AppError::Events { file: config.file.clone(), message };
+        let settings = hook.settings().map_err(|e| refused(e.to_string()))?;
+        let hook = EventWebhook::new(settings).map_err(|e| refused(e.to_string()))?;
+        hooks.push(hook);
+    }
+    Ok(Some(Events::new(settings.audit_log.as_ref().map(AuditLog::new), hooks, counts)))
 }
 
 /// A Key Vault that altinn-jwks wrote to, read with the `[store]` Key Vault's credential and

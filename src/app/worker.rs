@@ -7,6 +7,7 @@ use tracing::info;
 
 use super::AppError;
 use crate::config::Config;
+use crate::events::Origin;
 use crate::store::counted;
 use crate::worker::Worker;
 use crate::worker::alerts::{Alerter, LogAlerter, Notifier};
@@ -36,7 +37,9 @@ pub(crate) async fn from_config(
     let metrics = Arc::new(Metrics::new(clock.now()));
     let store = counted(super::open_store(config)?, metrics.clone());
     let wall = clock.clone();
-    let engine = super::engine_over(config, store, Arc::new(move || wall.now())).await?;
+    let origin = Origin { source: super::event_source(config), actor: "worker".to_owned() };
+    let counts = metrics.events.clone();
+    let engine = super::engine_over(config, store, Arc::new(move || wall.now()), counts, origin).await?;
     let mut sinks: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];
     for hook in &config.alerts.webhook {
         let alerter = WebhookAlerter::new(hook)

@@ -100,6 +100,7 @@ async fn dispatch(command: Command, config: &Config, clocks: Clocks) -> anyhow::
         Command::Verify { set, kid } => {
             super::verify::verify(config, &set, kid.as_deref(), what_if(None).now).await
         }
+        Command::Audit { sets, verify, format } => super::audit::audit(config, &sets, verify, format),
         Command::Import { source } => {
             let at = match source.writes().map(|allow_past| clocks.writing(None, false, allow_past)) {
                 Some(Ok(at)) => at,

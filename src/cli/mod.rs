@@ -1,5 +1,6 @@
 //! The command line: arguments, and `run`, which the thin `main` calls.
 
+mod audit;
 mod commands;
 mod generate;
 mod import;
@@ -281,6 +282,28 @@ Examples:
     Import {
         #[command(subcommand)]
         source: import::ImportSource,
+    },
+    #[command(about = "Changes to keys from the [events] audit_log; --verify checks the hash chain")]
+    #[command(
+        after_help = "Exit codes: 0 the history was printed, or --verify found every line as it was written;
+1 a line was changed, deleted, reordered or cut off (the first such line is named; the history
+before it is still printed), or the log can not be read; 2 bad command line, or no
+[events] audit_log in the config.
+
+Examples:
+  jwk-rotator audit                         every change, oldest first
+  jwk-rotator audit testklient-PROD          one key set's changes
+  jwk-rotator audit --format json            one CloudEvents JSON document a line
+  jwk-rotator audit --verify                 check the hash chain and the head file"
+    )]
+    Audit {
+        #[arg(value_name = "SET")]
+        sets: Vec<String>,
+        /// Check that every line is as it was written; print no history
+        #[arg(long)]
+        verify: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Run on the config's schedule, serve /healthz and /metrics, send alerts
     #[command(

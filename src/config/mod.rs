@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 pub mod azure;
 mod error;
+pub mod events;
 pub mod maskinporten;
 mod store;
 pub mod worker;
@@ -53,6 +54,7 @@ struct RawConfig {
     server: ServerConfig,
     #[serde(default)]
     alerts: AlertsConfig,
+    events: Option<events::EventsConfig>,
     /// `[maskinporten.ENV]`: Digdir's addresses and the admin client, per environment.
     #[serde(default)]
     maskinporten: BTreeMap<String, maskinporten::RawEnvironment>,
@@ -98,6 +100,8 @@ pub struct Config {
     pub schedule: Option<ScheduleConfig>,
     pub server: ServerConfig,
     pub alerts: AlertsConfig,
+    /// `[events]`: the audit trail and the event webhooks; without it, no events at all.
+    pub events: Option<events::EventsConfig>,
     /// `[maskinporten.ENV]`, resolved: Digdir's addresses and the admin client.
     pub maskinporten: BTreeMap<Environment, maskinporten::MaskinportenEnv>,
 }
@@ -173,6 +177,7 @@ impl Config {
             schedule: raw.schedule,
             server: raw.server,
             alerts: raw.alerts,
+            events: raw.events.map(|e| e.resolve(&base)).transpose()?,
             maskinporten: tables,
         })
     }

@@ -202,7 +202,7 @@ pub(crate) enum WebhookUrlError {
 }
 
 /// A webhook URL: https, or http to this host only (a local receiver).
-fn webhook_url(text: &str) -> Result<url::Url, WebhookUrlError> {
+pub(crate) fn webhook_url(text: &str) -> Result<url::Url, WebhookUrlError> {
     let url: url::Url = text.parse().map_err(WebhookUrlError::NotAUrl)?;
     let local = match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),

@@ -4,6 +4,7 @@
 //! set's plan out, `promotion` checks a promotion against Maskinporten, `proof` proves pending
 //! keys, `observe` gathers what findings need, and `report` says how each key set ended.
 
+mod events;
 mod observe;
 mod promotion;
 mod proof;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tracing::{Instrument, info_span, warn};
 
+use crate::events::{EventSink, NoEvents, Origin};
 use crate::keygen::KeyGenerator;
 use crate::kid::KeySet;
 use crate::moment::Moment;
@@ -86,6 +88,10 @@ pub struct Engine {
     prover: Arc<dyn Prover>,
     /// The last proof per key set, for findings between runs.
     attempts: Attempts,
+    /// Where the events of each key set's changes go.
+    events: Arc<dyn EventSink>,
+    /// The `source` and `actor` of those events.
+    origin: Origin,
 }
 
 impl Engine {
@@ -106,7 +112,21 @@ impl Engine {
             stop: StopFlag::default(),
             prover: Arc::new(NoProver),
             attempts: Attempts::default(),
+            events: Arc::new(NoEvents),
+            origin: Origin { source: "jwk-rotator".to_owned(), actor: "unknown".to_owned() },
         }
+    }
+
+    /// Sends the events of every change to `sink`, as coming from `origin`.
+    pub fn with_events(mut self, sink: Arc<dyn EventSink>, origin: Origin) -> Self {
+        self.events = sink;
+        self.origin = origin;
+        self
+    }
+
+    /// The event sink, for what happens after a run (restarts), and the events' origin.
+    pub fn events(&self) -> (&Arc<dyn EventSink>, &Origin) {
+        (&self.events, &self.origin)
     }
 
     /// An engine over both ports of `store`: its key records, and its consumer secrets if it
@@ -226,6 +246,7 @@ impl Engine {
         let at = at.into();
         let targets = distinct(targets);
         let _lock = self.store.lock(self.lock_timeout).await?;
+        let run_id = events::new_run_id();
         if let Err(e) = self.publisher.tidy().await {
             warn!(error = %e, "publish directory not tidied");
         }
@@ -242,7 +263,7 @@ impl Engine {
             .map(|t| {
                 let records = crate::store::records_in(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec);
                 let span = info_span!("key_set", key_set = %t.key_set);
-                self.start_set(t, records, at, request).instrument(span)
+                self.start_set(t, records, at, request, &run_id).instrument(span)
             })
             .collect();
         drop(loaded);
@@ -252,7 +273,13 @@ impl Engine {
             .into_iter()
             .map(|s| {
                 let span = info_span!("key_set", key_set = %s.report.key_set);
-                s.finish().instrument(span)
+                let run_id = &run_id;
+                async move {
+                    let mut report = s.finish().await;
+                    self.emit_for(&mut report, run_id, at.now).await;
+                    report
+                }
+                .instrument(span)
             })
             .collect();
         let mut reports: Vec<SetReport> =

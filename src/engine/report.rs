@@ -1,5 +1,6 @@
 //! How a key set's run ended: its report, and the typed error when it did not finish.
 
+use crate::events::Event;
 use crate::keygen::KeyGenError;
 use crate::kid::{KeySet, Kid};
 use crate::planner::{Plan, Refusal};
@@ -73,6 +74,9 @@ pub struct SetReport {
     /// A new key that another run wrote at the same moment (Key Vault, no lock): its version was
     /// kept and ours disabled, and this run left the rest of the key set to it. Not a failure.
     pub raced: Option<Kid>,
+    /// The changes this run made to the key set's keys, in order, and its failure: what the
+    /// event sink was given.
+    pub events: Vec<Event>,
 }
 
 impl SetReport {
@@ -84,6 +88,7 @@ impl SetReport {
             records: Vec::new(),
             error: None,
             raced: None,
+            events: Vec::new(),
         }
     }
 

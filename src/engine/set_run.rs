@@ -4,7 +4,9 @@
 
 use tracing::{info, warn};
 
+use super::events::kind_of;
 use super::{Engine, RunError, SetReport};
+use crate::events::EventType;
 use crate::kid::Kid;
 use crate::lifecycle;
 use crate::moment::Moment;
@@ -23,6 +25,7 @@ impl Engine {
         records: Result<Vec<KeyRecord>, StoreError>,
         at: Moment,
         request: &Request,
+        run_id: &str,
     ) -> Started<'a> {
         let mut report = SetReport::new(&target.key_set);
         if self.stop.is_stopped() {
@@ -53,6 +56,7 @@ impl Engine {
         };
         let mut run = SetRun::new(self, target, at, records, proven);
         run.unproven = unproven;
+        run.run_id = run_id.to_owned();
         let result = run.execute(&plan.steps, &mut report.done).await;
         report.plan = Some(plan);
         let mut started = Started { report, run: Some(run) };
@@ -106,6 +110,7 @@ impl Started<'_> {
         let Some(run) = self.run.as_mut() else { return };
         let finish = run.finish().await;
         self.report.records = std::mem::take(&mut run.records);
+        self.report.events = std::mem::take(&mut run.changes);
         self.report.error = result.and(finish).err().or(run.unproven.take());
         if let Some(e) = &self.report.error {
             warn!(error = %e, "key set failed");
@@ -137,6 +142,12 @@ pub(super) struct SetRun<'a> {
     pub(super) raced: Option<Kid>,
     /// The next step to carry out.
     pub(super) next: usize,
+    /// The run's id, in its events.
+    pub(super) run_id: String,
+    /// The reason of the step being carried out, in its events.
+    pub(super) reason: String,
+    /// The events of the changes made so far, in order.
+    pub(super) changes: Vec<crate::events::Event>,
 }
 
 impl<'a> SetRun<'a> {
@@ -162,6 +173,9 @@ impl<'a> SetRun<'a> {
             unconfirmed: None,
             raced: None,
             next: 0,
+            run_id: String::new(),
+            reason: String::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -175,6 +189,7 @@ impl<'a> SetRun<'a> {
             }
             let step = &steps[i];
             info!(action = %step.action, reason = %step.reason, "step");
+            self.reason.clone_from(&step.reason);
             if let Action::Publish { .. } = step.action {
                 // Consecutive publish steps are one write of the outputs.
                 let run =
@@ -203,6 +218,7 @@ impl<'a> SetRun<'a> {
             return Err(e.into());
         }
         *done += 1;
+        self.changed(EventType::Generated, &record.kid, "none", record.stage.as_str());
         if record.stage == Stage::Current {
             self.engine.sync_consumer(&record).await?;
         }
@@ -217,6 +233,7 @@ impl<'a> SetRun<'a> {
                 self.dirty = true;
                 self.engine.store.purge(kid).await?;
                 self.records.retain(|r| r.kid != *kid);
+                self.changed(EventType::Purged, kid, Stage::Retired.as_str(), "gone");
                 Ok(())
             }
             Action::Promote { kid }
@@ -253,6 +270,7 @@ impl<'a> SetRun<'a> {
     /// plan says.
     async fn transition(&mut self, kid: &Kid, action: &Action) -> Result<(), RunError> {
         let mut record = self.record(kid)?;
+        let from = record.stage;
         let promote = matches!(action, Action::Promote { .. });
         if promote && !lifecycle::published_before(&record, self.at) {
             let why = "it was not published by an earlier run (by this run's time and this host's real clock), so Maskinporten may not know it";
@@ -272,6 +290,7 @@ impl<'a> SetRun<'a> {
             self.engine.sync_consumer(&record).await?;
         }
         self.engine.store.update(&record).await?;
+        self.changed(kind_of(action), kid, from.as_str(), record.stage.as_str());
         self.records.retain(|r| r.kid != *kid);
         self.records.push(record);
         Ok(())
@@ -315,8 +334,11 @@ impl<'a> SetRun<'a> {
     pub(super) async fn publish_marking(&mut self, steps: &[Step]) -> Result<(), RunError> {
         self.write_outputs().await?;
         for step in steps {
+            self.reason.clone_from(&step.reason);
             self.apply(&step.action).await?;
         }
+        let kids: Vec<Kid> = steps.iter().map(|s| s.action.kid().clone()).collect();
+        self.read_back(&kids);
         Ok(())
     }
 

@@ -1,5 +1,7 @@
 //! The engine's own checks below the planner, and the order of a run's writes.
 
+mod events;
+
 use super::set_run::SetRun;
 use super::*;
 

@@ -341,6 +341,11 @@ impl Publisher for ApiPublisher {
         })
     }
 
+    /// `publish` is `Ok` only once a read-back holds every key sent.
+    fn registers(&self, set: &KeySet) -> bool {
+        self.bindings.contains_key(set)
+    }
+
     async fn registered(&self, set: &KeySet) -> Option<Result<Registered, PublishError>> {
         let binding = self.bindings.get(set)?;
         let keys = binding.api.get(&binding.client_id).await.map_err(|e| api_error(set, e));

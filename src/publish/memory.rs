@@ -21,6 +21,10 @@ impl Publisher for MemoryPublisher {
         "memory publisher".to_owned()
     }
 
+    fn registers(&self, _set: &crate::kid::KeySet) -> bool {
+        false
+    }
+
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
         let mut sets = self.sets.lock().map_err(|_| PublishError::Poisoned)?;
         sets.insert(set.key_set.clone(), set.clone());

@@ -8,6 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry};
 
 use crate::engine::SetReport;
+use crate::events::EventCounts;
 use crate::findings::{self, Finding, Severity};
 use crate::lifecycle;
 use crate::planner::Action;
@@ -75,6 +76,8 @@ pub struct Metrics {
     pub store_errors: Family<OperationLabels, Counter>,
     pub alert_deliveries: Family<DeliveryLabels, Counter>,
     pub admin_certificate_expiration: Family<CertificateLabels, Gauge>,
+    /// Event deliveries by sink and outcome, and failed audit log writes.
+    pub events: EventCounts,
 }
 
 /// Registers `metric` under `name`: the registry holds a clone, which shares its values.
@@ -116,6 +119,7 @@ impl Metrics {
             store_errors: Family::default(),
             alert_deliveries: Family::default(),
             admin_certificate_expiration: Family::default(),
+            events: EventCounts::default(),
         }
     }
 
@@ -171,6 +175,10 @@ impl Metrics {
         register(r, "jwk_rotator_store_errors", errors, &self.store_errors);
         let deliveries = "Alert deliveries by sink and outcome";
         register(r, "jwk_rotator_alert_deliveries", deliveries, &self.alert_deliveries);
+        let events = "Event deliveries to [[events.webhook]], by sink and outcome";
+        register(r, "jwk_rotator_event_deliveries", events, &self.events.deliveries);
+        let audit = "Writes of the [events] audit log that failed (the events are in the log lines only)";
+        register(r, "jwk_rotator_audit_write_failures", audit, &self.events.audit_write_failures);
         register(
             r,
             "jwk_rotator_admin_certificate_expiration_timestamp_seconds",

@@ -337,3 +337,20 @@ async fn a_damaged_field_is_named_in_the_corrupt_error() {
     }
     assert!(loaded[&targets[1].key_set].is_ok(), "the other key set still loads");
 }
+
+/// Under `umask 000` the audit trail and its head file are still 0600, and the chain verifies.
+#[test]
+fn the_audit_trail_is_0600_under_umask_000() {
+    let setup = Setup::new("keys", "jwks", "\n[events]\naudit_log = \"audit.jsonl\"");
+    let out = setup.run_umask("000", &["rotate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode(&setup.path("audit.jsonl")), 0o600);
+    assert_eq!(mode(&setup.path("audit.jsonl.head")), 0o600);
+    let out = setup.run_umask("000", &["audit", "--verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(": 4 lines;"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

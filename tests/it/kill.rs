@@ -1,7 +1,7 @@
 //! `kill -9` of the real binary at random points of bootstrap, rotation, promotion, retirement
 //! and purge, on the file store and on the fake Key Vault over HTTPS. After each kill the next
 //! run converges, nothing is left behind, no key is lost, and both outputs equal what `jwks`
-//! prints.
+//! prints, and the audit trail verifies.
 //!
 //! Seeded: a failure names the seed and the delay; `KILL_SEED=N cargo test --test it kill`
 //! kills at the same fractions of each phase's timed run (the times themselves vary).
@@ -43,12 +43,16 @@ struct Rig {
 
 const CLIENTS: &str = "[defaults]\npromotion = \"after-delay\"\n\n[[client]]\nname = \"a\"\nenvironments = [\"TEST\", \"PROD\"]\nconsumer_secret = \"{client}-{env}-jwk\"\n\n[[client]]\nname = \"b\"\nenvironments = [\"TEST\", \"PROD\"]\nconsumer_secret = \"{client}-{env}-jwk\"\n";
 
+/// Every run keeps an audit trail, which must verify after each converged run.
+const EVENTS: &str = "[events]\naudit_log = \"audit.jsonl\"\n\n";
+
 impl Rig {
     fn files() -> Rig {
         let dir = tempfile::tempdir().expect("dir");
         let clients = CLIENTS.replace("consumer_secret = \"{client}-{env}-jwk\"\n", "");
-        let config =
-            format!("[store]\nkind = \"file\"\npath = \"keys\"\n\n[publish]\ndir = \"jwks\"\n\n{clients}");
+        let config = format!(
+            "[store]\nkind = \"file\"\npath = \"keys\"\n\n[publish]\ndir = \"jwks\"\n\n{EVENTS}{clients}"
+        );
         std::fs::write(dir.path().join("jwk-rotator.toml"), config).expect("config");
         Rig { dir, vault: None }
     }
@@ -57,7 +61,7 @@ impl Rig {
         let dir = tempfile::tempdir().expect("dir");
         std::fs::write(dir.path().join("ca.pem"), ca_pem).expect("ca");
         let config = format!(
-            "[store]\nkind = \"azure-key-vault\"\nvault_url = \"{}\"\ncredential = \"static-token\"\nsettle = \"30ms\"\nca_cert = \"ca.pem\"\nverify_challenge_resource = false\npurge = true\n\n[store.retry]\ninitial_delay = \"5ms\"\nmax_retries = 2\n\n[publish]\ndir = \"jwks\"\n\n{CLIENTS}",
+            "[store]\nkind = \"azure-key-vault\"\nvault_url = \"{}\"\ncredential = \"static-token\"\nsettle = \"30ms\"\nca_cert = \"ca.pem\"\nverify_challenge_resource = false\npurge = true\n\n[store.retry]\ninitial_delay = \"5ms\"\nmax_retries = 2\n\n[publish]\ndir = \"jwks\"\n\n{EVENTS}{CLIENTS}",
             vault.url()
         );
         std::fs::write(dir.path().join("jwk-rotator.toml"), config).expect("config");
@@ -134,6 +138,13 @@ fn converged(
     let out = rig.output(now, &["rotate"]);
     if !out.status.success() {
         return Err(format!("the run after the kill failed: {}", text(&out.stderr)));
+    }
+    let audit = rig.output(now, &["audit", "--verify"]);
+    if !audit.status.success() {
+        return Err(format!(
+            "the audit trail does not verify after a converged run: {}",
+            text(&audit.stderr)
+        ));
     }
     let plan = text(&rig.output(now, &["plan"]).stdout);
     let idle = SETS.iter().all(|s| plan.contains(&format!("{s}: nothing to do")));

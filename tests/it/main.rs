@@ -9,6 +9,7 @@ mod cli_errors;
 mod cli_outputs;
 mod clocks;
 mod config_errors;
+mod events;
 mod file_store_safety;
 mod import;
 mod kill;

@@ -162,3 +162,37 @@ async fn a_receiver_that_is_down_does_not_stop_rotation() {
         "{text}"
     );
 }
+
+/// An event sink that can deliver nothing: the run goes on, and `/metrics` counts the failed
+/// deliveries by sink and the failed audit log writes.
+#[tokio::test]
+async fn failed_event_deliveries_and_audit_writes_are_counted_and_never_stop_a_run() {
+    use crate::config::events::EventWebhookConfig;
+    use crate::events::{AuditLog, EventWebhook, Events, Origin};
+    let metrics = Arc::new(Metrics::new(crate::testing::at("2026-01-05T06:00:00Z")));
+    // Port 9 (discard) on the loopback: nothing listens there, so every attempt fails.
+    let config: EventWebhookConfig =
+        toml::from_str("name = \"down\"\nurl = \"http://127.0.0.1:9/hook\"\nretries = 1\ntimeout = \"1s\"")
+            .unwrap();
+    let hook = EventWebhook::new(config.settings().unwrap())
+        .unwrap()
+        .with_backoff(std::time::Duration::from_millis(1));
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::new(dir.path().join("no-such-dir").join("audit.jsonl"));
+    let events = Events::new(Some(audit), vec![hook], metrics.events.clone());
+    let origin = Origin { source: "jwk-rotator/test".to_owned(), actor: "worker".to_owned() };
+    let store = Arc::new(MemoryStore::new());
+    let engine = crate::testing::engine(store.clone()).0.with_events(Arc::new(events), origin);
+    let targets = crate::testing::targets(&["a-TEST"], &crate::policy::Policy::default());
+    let at = crate::testing::at("2026-01-05T06:00:00Z");
+    let reports = engine.run(&targets, at, &crate::planner::Request::default()).await.unwrap();
+    assert!(reports[0].ok(), "{:?}", reports[0].error);
+    assert_eq!(reports[0].events.len(), 2, "generated and published");
+    assert_eq!(store.records().len(), 1);
+    let text = metrics.encode();
+    assert!(
+        text.contains("jwk_rotator_event_deliveries_total{sink=\"down\",outcome=\"failed\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("jwk_rotator_audit_write_failures_total 1"), "{text}");
+}

@@ -112,6 +112,9 @@ impl Publisher for SlowPublisher {
     fn describe(&self) -> String {
         "slow publisher".to_owned()
     }
+    fn registers(&self, set: &crate::kid::KeySet) -> bool {
+        self.inner.registers(set)
+    }
     async fn publish(&self, set: &PublishedSet) -> Result<(), PublishError> {
         tokio::time::sleep(self.delay).await;
         self.inner.publish(set).await

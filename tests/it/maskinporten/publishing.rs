@@ -236,3 +236,32 @@ async fn the_propagation_guard_waits_by_the_real_clock_too() {
     let records = world.records("a-TEST").await;
     assert_eq!(jwk_rotator::lifecycle::current(&records, later.now).map(|r| &r.kid), Some(&kid));
 }
+
+/// A key that Digdir's API read back after it was published is `key.registered`, once: a run
+/// that publishes nothing new announces nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_the_api_read_back_is_announced_as_registered_once() {
+    use jwk_rotator::events::EventType;
+    let world = World::start(t0(), &[("a", "manual")]).await;
+    let reports = world.run().await;
+    ok(&reports);
+    let kinds: Vec<(EventType, String)> =
+        reports[0].events.iter().map(|e| (e.kind, e.subject.clone())).collect();
+    let kid = "a-TEST.2026-11-21".to_owned();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::Generated, kid.clone()),
+            (EventType::Published, kid.clone()),
+            (EventType::Registered, kid)
+        ]
+    );
+    let registered = &reports[0].events[2];
+    assert_eq!(
+        (registered.data.from.as_deref(), registered.data.to.as_deref()),
+        (Some("published"), Some("registered"))
+    );
+    let again = world.run().await;
+    ok(&again);
+    assert!(again[0].events.is_empty(), "{:?}", again[0].events);
+}
