@@ -7,6 +7,7 @@ pub mod azure;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod consumer;
 pub mod cron;
 pub mod de;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod proof;
 pub mod publish;
 pub mod record;
 pub mod redact;
+pub mod restart;
 pub mod severity;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]

@@ -82,9 +82,28 @@ pub async fn engine_over(
     clock: crate::maskinporten::api::WallClock,
 ) -> Result<Engine, AppError> {
     let adapters = maskinporten::adapters(config, clock).await?;
-    Ok(Engine::over(store, Arc::new(AwsLcGenerator), adapters.publisher)
+    let engine = Engine::over(store, Arc::new(AwsLcGenerator), adapters.publisher)
         .with_prover(adapters.prover)
-        .with_lock_timeout(config.store.lock_timeout()))
+        .with_lock_timeout(config.store.lock_timeout());
+    Ok(match restarter(config) {
+        Some(restarter) => engine.with_restarter(restarter),
+        None => engine,
+    })
+}
+
+/// The restarter for the config's `[[client.restart]]` targets; Azure apps are restarted with
+/// the Key Vault store's credential (the loader refused them for a file store).
+fn restarter(config: &Config) -> Option<Arc<dyn crate::restart::Restarter>> {
+    let credential = || match &config.store {
+        StoreConfig::AzureKeyVault(azure) => {
+            crate::azure::credential::credential(azure, &crate::azure::credential::process_env)
+                .map_err(|e| e.to_string())
+        }
+        StoreConfig::File { .. } => {
+            Err("Azure apps are restarted with the Key Vault store's credential".to_owned())
+        }
+    };
+    crate::restart::restarter(&config.clients, &config.kubernetes, &config.azure_resource_manager, credential)
 }
 
 /// The engine with the production adapters for this config.

@@ -34,6 +34,8 @@ pub mod tag {
     pub const RETIRED: &str = "retired";
     /// The host's real clock at the record's last write.
     pub const WRITTEN: &str = "written";
+    /// When the client's applications were restarted for this key's promotion.
+    pub const RESTARTED: &str = "restarted";
     pub const ALG: &str = "alg";
     pub const N: &str = "n";
     pub const N2: &str = "n2";
@@ -123,6 +125,7 @@ pub fn tags_of(record: &KeyRecord) -> Tags {
         (tag::DEMOTED, record.demoted),
         (tag::RETIRED, record.retired),
         (tag::WRITTEN, record.written),
+        (tag::RESTARTED, record.restarted),
     ];
     for (name, value) in optional {
         if let Some(t) = value {
@@ -219,6 +222,7 @@ pub fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, TagError> {
         demoted: when(tag::DEMOTED)?,
         retired: when(tag::RETIRED)?,
         written: when(tag::WRITTEN)?,
+        restarted: when(tag::RESTARTED)?,
         public: PublicJwk { kid: kid.clone(), alg, n, e },
     })
 }

@@ -76,6 +76,16 @@ pub struct StatusReport {
     pub findings: Vec<Finding>,
     /// Key sets registered through Digdir's API, which need no steps in Samarbeidsportalen.
     pub through_api: std::collections::BTreeSet<crate::kid::KeySet>,
+    /// Key sets whose client names applications to restart (`[[client.restart]]`).
+    pub restarts: std::collections::BTreeSet<crate::kid::KeySet>,
+}
+
+/// A client's last restart: when, and for which key (`None` before the first).
+#[derive(Serialize)]
+struct LastRestart {
+    client: String,
+    at: Option<DateTime<Utc>>,
+    kid: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -100,7 +110,49 @@ impl StatusReport {
             .map(|t| (t.clone(), findings::records_of(&loaded, &t.key_set).map(<[KeyRecord]>::to_vec)))
             .collect();
         let through_api = observed.registered.into_keys().collect();
-        StatusReport { now, sets, findings, through_api }
+        StatusReport { now, sets, findings, through_api, restarts: observed.restarts }
+    }
+
+    /// The last restart of each client that names applications, over its key sets' records.
+    fn last_restarts(&self) -> Vec<LastRestart> {
+        let mut by_client: std::collections::BTreeMap<String, Option<(DateTime<Utc>, String)>> =
+            Default::default();
+        for (t, records) in &self.sets {
+            if !self.restarts.contains(&t.key_set) {
+                continue;
+            }
+            let last = by_client.entry(t.key_set.client().to_string()).or_default();
+            for r in records.iter().flatten() {
+                if let Some(at) = r.restarted.filter(|at| last.as_ref().is_none_or(|(l, _)| at > l)) {
+                    *last = Some((at, r.kid.to_string()));
+                }
+            }
+        }
+        by_client
+            .into_iter()
+            .map(|(client, last)| {
+                let (at, kid) = last.map_or((None, None), |(at, kid)| (Some(at), Some(kid)));
+                LastRestart { client, at, kid }
+            })
+            .collect()
+    }
+
+    /// Each client's last restart, one line each; nothing when no client names applications.
+    fn write_restarts(&self, out: &mut impl Write) -> io::Result<()> {
+        let restarts = self.last_restarts();
+        if restarts.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "\nRestarts:")?;
+        for r in restarts {
+            match (r.at, r.kid) {
+                (Some(at), Some(kid)) => {
+                    writeln!(out, "  {}: last restart {} for {kid}", r.client, at.to_rfc3339())?
+                }
+                _ => writeln!(out, "  {}: no restart yet", r.client)?,
+            }
+        }
+        Ok(())
     }
 
     fn rows(&self, target: &Target, records: &[KeyRecord]) -> Vec<KeyRow> {
@@ -148,6 +200,7 @@ impl StatusReport {
             }
         }
         self.write_portal(out)?;
+        self.write_restarts(out)?;
         writeln!(out)?;
         let worst = findings::worst(&self.findings);
         if self.findings.is_empty() {
@@ -209,12 +262,16 @@ impl StatusReport {
                 Err(e) => serde_json::json!({ "key_set": t.key_set.to_string(), "error": e.to_string(), "error_kind": e.kind() }),
             })
             .collect();
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "now": self.now,
             "status": findings::worst(&self.findings),
             "key_sets": sets,
             "findings": self.findings,
         });
+        let restarts = self.last_restarts();
+        if !restarts.is_empty() {
+            doc["restarts"] = serde_json::to_value(restarts).map_err(io::Error::other)?;
+        }
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)
     }

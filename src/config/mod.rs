@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod azure;
+mod consumer;
 mod error;
 pub mod maskinporten;
 mod store;
@@ -56,6 +57,12 @@ struct RawConfig {
     /// `[maskinporten.ENV]`: Digdir's addresses and the admin client, per environment.
     #[serde(default)]
     maskinporten: BTreeMap<String, maskinporten::RawEnvironment>,
+    /// `[kubernetes]`: overrides of the in-cluster API settings, for restarts.
+    #[serde(default)]
+    kubernetes: crate::restart::KubernetesSettings,
+    /// `[azure_resource_manager]`: another ARM endpoint, for restarts.
+    #[serde(default)]
+    azure_resource_manager: crate::restart::ArmSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +71,10 @@ struct RawClient {
     #[serde(default = "default_environments")]
     environments: Vec<String>,
     consumer_secret: Option<String>,
+    consumer_format: Option<crate::consumer::FormatName>,
+    /// `[[client.restart]]`, each read by [`crate::restart::parse_target`].
+    #[serde(default)]
+    restart: Vec<toml::Value>,
     #[serde(flatten)]
     policy: PolicyOverrides,
     /// Whatever else the table holds: refused by name (serde's flatten hides unknown keys).
@@ -83,6 +94,10 @@ pub struct ClientConfig {
     pub policy: Policy,
     /// Name template of the Key Vault secret applications read (`{client}`, `{env}`).
     pub consumer_secret: Option<String>,
+    /// The shape its consumer secret and `export-key --format altinn-app` give the key in.
+    pub consumer_format: crate::consumer::ConsumerFormat,
+    /// The applications to restart after one of its keys is promoted.
+    pub restart: Vec<crate::restart::RestartTarget>,
     /// Where its public set goes, its Maskinporten client ids and how a key is proved.
     pub maskinporten: maskinporten::ClientMaskinporten,
 }
@@ -100,6 +115,10 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `[maskinporten.ENV]`, resolved: Digdir's addresses and the admin client.
     pub maskinporten: BTreeMap<Environment, maskinporten::MaskinportenEnv>,
+    /// `[kubernetes]`, with paths anchored at the config file's directory.
+    pub kubernetes: crate::restart::KubernetesSettings,
+    /// `[azure_resource_manager]`, with `ca_cert` anchored at the config file's directory.
+    pub azure_resource_manager: crate::restart::ArmSettings,
 }
 
 impl Config {
@@ -165,6 +184,7 @@ impl Config {
         for hook in &raw.alerts.webhook {
             hook.check()?;
         }
+        check_azure_restarts(&clients, &store)?;
         Ok(Config {
             file: path.to_path_buf(),
             store,
@@ -174,6 +194,8 @@ impl Config {
             server: raw.server,
             alerts: raw.alerts,
             maskinporten: tables,
+            kubernetes: raw.kubernetes.resolve(&base)?,
+            azure_resource_manager: raw.azure_resource_manager.resolve(&base)?,
         })
     }
 
@@ -317,7 +339,7 @@ fn resolve_client(
         return Err(at(SettingError::new(
             key.clone(),
             format!(
-                "unknown setting `{key}`; a client takes name, environments, consumer_secret, {} and the policy settings of [defaults]",
+                "unknown setting `{key}`; a client takes name, environments, consumer_secret, consumer_format, restart, {} and the policy settings of [defaults]",
                 maskinporten::ClientSettings::NAMES.join(", ")
             ),
         )));
@@ -329,7 +351,61 @@ fn resolve_client(
     }
     let verified = policy.promotion() == crate::policy::Promotion::Verified;
     let maskinporten = maskinporten::resolve_client(settings, &environments, verified, tables).map_err(at)?;
-    Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret, maskinporten })
+    let consumer_format =
+        consumer::resolve_format(c.consumer_format, &environments, &maskinporten.client_id, tables)
+            .map_err(at)?;
+    let restart = (c.restart.into_iter().enumerate())
+        .map(|(i, t)| crate::restart::parse_target(t, i + 1))
+        .collect::<Result<_, _>>()
+        .map_err(at)?;
+    Ok(ClientConfig {
+        name,
+        environments,
+        policy,
+        consumer_secret: c.consumer_secret,
+        consumer_format,
+        restart,
+        maskinporten,
+    })
+}
+
+/// The consumer format `name` for the key set `set`, resolved as the loader resolves
+/// `consumer_format` (for `export-key --format`, which may ask for a shape the client's secret
+/// does not use).
+pub fn consumer_format_for(
+    config: &Config,
+    set: &KeySet,
+    name: crate::consumer::FormatName,
+) -> Result<crate::consumer::ConsumerFormat, SettingError> {
+    let client = set.client();
+    let Some(c) = config.clients.iter().find(|c| &c.name == client) else {
+        return Err(SettingError::general(format!("client {client} is not in the config")));
+    };
+    let env = std::slice::from_ref(set.env());
+    consumer::resolve_format(Some(name), env, &c.maskinporten.client_id, &config.maskinporten)
+        .map_err(|e| e.within(format!("client {client}")))
+}
+
+/// Azure apps are restarted with the Key Vault store's credential: a config whose store is a
+/// directory has none.
+fn check_azure_restarts(clients: &[ClientConfig], store: &StoreConfig) -> Result<(), SettingError> {
+    if matches!(store, StoreConfig::AzureKeyVault(_)) {
+        return Ok(());
+    }
+    let Some((client, target)) =
+        clients.iter().find_map(|c| c.restart.iter().find(|t| t.is_azure()).map(|t| (c, t)))
+    else {
+        return Ok(());
+    };
+    Err(SettingError::new(
+        "kind",
+        format!(
+            "kind = {:?} restarts the app through Azure Resource Manager with the Key Vault store's credential ([store] credential), and this config's store is a directory; use kind = \"azure-key-vault\" in [store], or restart the app another way",
+            target.kind()
+        ),
+    )
+    .within(format!("client {}", client.name))
+    .within("[[client.restart]]"))
 }
 
 /// A client's `environments`: at least one, each once.

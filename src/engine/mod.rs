@@ -8,6 +8,7 @@ mod observe;
 mod promotion;
 mod proof;
 mod report;
+mod restart;
 mod set_run;
 #[cfg(test)]
 mod tests;
@@ -86,6 +87,8 @@ pub struct Engine {
     prover: Arc<dyn Prover>,
     /// The last proof per key set, for findings between runs.
     attempts: Attempts,
+    /// Restarts the applications of clients that name some, after a promotion.
+    restarter: Option<Arc<dyn crate::restart::Restarter>>,
 }
 
 impl Engine {
@@ -106,6 +109,7 @@ impl Engine {
             stop: StopFlag::default(),
             prover: Arc::new(NoProver),
             attempts: Attempts::default(),
+            restarter: None,
         }
     }
 
@@ -136,6 +140,13 @@ impl Engine {
             Some(consumers) => consumers.sync_consumer(current).await,
             None => Ok(()),
         }
+    }
+
+    /// Restarts the applications a client names once one of its keys is promoted and its
+    /// consumer secret holds it.
+    pub fn with_restarter(mut self, restarter: Arc<dyn crate::restart::Restarter>) -> Self {
+        self.restarter = Some(restarter);
+        self
     }
 
     /// Proves pending keys before a verified promotion, and for `verify`.

@@ -73,6 +73,9 @@ pub struct SetReport {
     /// A new key that another run wrote at the same moment (Key Vault, no lock): its version was
     /// kept and ours disabled, and this run left the rest of the key set to it. Not a failure.
     pub raced: Option<Kid>,
+    /// The applications restarted for the current key's promotion in this run, if any were
+    /// due: a failure here is reported, never a failed run.
+    pub restart: Option<crate::restart::RestartOutcome>,
 }
 
 impl SetReport {
@@ -84,6 +87,7 @@ impl SetReport {
             records: Vec::new(),
             error: None,
             raced: None,
+            restart: None,
         }
     }
 

@@ -106,6 +106,7 @@ impl Started<'_> {
         let Some(run) = self.run.as_mut() else { return };
         let finish = run.finish().await;
         self.report.records = std::mem::take(&mut run.records);
+        self.report.restart = run.restart.take();
         self.report.error = result.and(finish).err().or(run.unproven.take());
         if let Some(e) = &self.report.error {
             warn!(error = %e, "key set failed");
@@ -137,6 +138,8 @@ pub(super) struct SetRun<'a> {
     pub(super) raced: Option<Kid>,
     /// The next step to carry out.
     pub(super) next: usize,
+    /// The restarts made for the current key in this run.
+    pub(super) restart: Option<crate::restart::RestartOutcome>,
 }
 
 impl<'a> SetRun<'a> {
@@ -162,6 +165,7 @@ impl<'a> SetRun<'a> {
             unconfirmed: None,
             raced: None,
             next: 0,
+            restart: None,
         }
     }
 
@@ -331,6 +335,7 @@ impl<'a> SetRun<'a> {
         let current = lifecycle::current(&self.records, self.at.now).cloned();
         if let Some(current) = current {
             self.engine.sync_consumer(&current).await?;
+            self.restart = self.restart_applications(&current).await?;
         }
         Ok(())
     }
