@@ -40,3 +40,67 @@ pub fn resolve_format(
     }
     Ok(ConsumerFormat::AltinnApp(by_env))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Config, ConfigError};
+    use crate::consumer::{AltinnApp, ConsumerShape};
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/jwk-rotator/config.toml"))
+    }
+
+    #[test]
+    fn altinn_app_names_each_environments_client_id_and_issuer() {
+        let config = load(
+            "[[client]]\nname = \"a\"\nconsumer_format = \"altinn-app\"\nclient_id = { TEST = \"t-id\", PROD = \"p-id\" }",
+        )
+        .expect("config");
+        let format = &config.clients[0].consumer_format;
+        assert_eq!(
+            format.shape(&"PROD".parse().expect("env")),
+            ConsumerShape::AltinnApp(AltinnApp {
+                authority: "https://maskinporten.no/".to_owned(),
+                client_id: "p-id".to_owned()
+            })
+        );
+        let plain = load("[[client]]\nname = \"a\"").expect("config");
+        assert_eq!(
+            plain.clients[0].consumer_format.shape(&"TEST".parse().expect("env")),
+            ConsumerShape::EncodedJwk
+        );
+    }
+
+    #[test]
+    fn altinn_app_without_a_client_id_is_refused_at_load_naming_it() {
+        let e = load(
+            "[[client]]\nname = \"a\"\nconsumer_format = \"altinn-app\"\nclient_id = { TEST = \"t-id\" }",
+        )
+        .expect_err("no PROD id");
+        assert_eq!(e.setting(), Some("client_id.PROD"), "{e}");
+        assert!(
+            e.to_string().contains("consumer_format = \"altinn-app\"") && e.to_string().contains("client a"),
+            "{e}"
+        );
+        let e = load("[[client]]\nname = \"a\"\nenvironments = [\"DEV\"]\nconsumer_format = \"altinn-app\"\nclient_id = { DEV = \"d\" }")
+            .expect_err("no issuer for DEV");
+        assert_eq!(e.setting(), Some("[maskinporten.DEV]"), "{e}");
+        let e = load("[[client]]\nname = \"a\"\nconsumer_format = \"jwk\"").expect_err("unknown format");
+        assert!(e.to_string().contains("\"altinn-app\""), "{e}");
+    }
+
+    #[test]
+    fn restarts_are_read_and_azure_ones_need_the_key_vault_credential() {
+        let k8s = "[[client]]\nname = \"a\"\n[[client.restart]]\nkind = \"kubernetes-deployment\"\nnamespace = \"team-a\"\nname = \"app\"\n[kubernetes]\napi_url = \"https://10.0.0.1:443\"\ntoken_file = \"token\"";
+        let config = load(k8s).expect("config");
+        assert_eq!(config.clients[0].restart.len(), 1);
+        assert_eq!(config.kubernetes.token_file.as_deref(), Some(Path::new("/etc/jwk-rotator/token")));
+        let azure = "[[client]]\nname = \"a\"\n[[client.restart]]\nkind = \"app-service\"\nresource_id = \"/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/w\"";
+        let e = load(azure).expect_err("file store");
+        assert!(e.to_string().contains("azure-key-vault") && e.to_string().contains("client a"), "{e}");
+        let e = load(&k8s.replace("https://10.0.0.1:443", "http://10.0.0.1")).expect_err("http");
+        assert!(e.to_string().contains("[kubernetes]") && e.to_string().contains("https"), "{e}");
+    }
+}
