@@ -52,11 +52,14 @@ mod tests {
     use crate::store::{Consumer, ConsumerSecrets, MemoryStore, Opened};
     use crate::testing::at;
 
+    /// A restart as the fake saw it: the key, its activation, the consumer secret's content.
+    type Call = (Kid, DateTime<Utc>, Option<Consumer>);
+
     /// Records each restart with what the consumer secret held at that moment; fails while
     /// `failing` is set.
     struct Fake {
         store: Arc<MemoryStore>,
-        calls: Mutex<Vec<(Kid, DateTime<Utc>, Option<Consumer>)>>,
+        calls: Mutex<Vec<Call>>,
         failing: Mutex<bool>,
     }
 
