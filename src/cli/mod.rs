@@ -119,11 +119,11 @@ pub enum JwksFormat {
 /// The shape `export-key` prints a private key in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KeyFormat {
-    /// The private JWK
+    // The private JWK.
     Jwk,
-    /// Standard base64 of the JWK, as Altinn's EncodedJwk setting takes it (same as --base64)
+    // Standard base64 of the JWK, as Altinn's EncodedJwk setting takes it (same as --base64).
     EncodedJwk,
-    /// Altinn app-lib's MaskinportenSettings JSON: authority, clientId and jwkBase64
+    // Altinn app-lib's MaskinportenSettings JSON: authority, clientId and jwkBase64.
     AltinnApp,
 }
 
@@ -218,7 +218,7 @@ Examples:
     /// A private JWK (the current key by default) to stdout, for app settings
     #[command(after_help = "Examples:
   jwk-rotator export-key testklient-TEST --base64     the EncodedJwk value
-  jwk-rotator export-key testklient-TEST --format altinn-app   MaskinportenSettings, client id included
+  jwk-rotator export-key testklient-TEST --format altinn-app   with its client id
   jwk-rotator export-key testklient-TEST --kid testklient-TEST.2026-11-21")]
     ExportKey {
         #[arg(value_name = "SET")]
@@ -229,7 +229,7 @@ Examples:
         /// Standard base64 of the JSON, as Altinn's EncodedJwk setting takes it
         #[arg(long, conflicts_with = "format")]
         base64: bool,
-        /// The shape to print the key in [default: jwk]
+        /// jwk [default], encoded-jwk (--base64), or altinn-app (Altinn's MaskinportenSettings)
         #[arg(long, value_enum)]
         format: Option<KeyFormat>,
     },

@@ -15,6 +15,7 @@ mod kill;
 mod lifecycle;
 mod maskinporten;
 mod planner;
+mod restart;
 mod rotate_exit;
 mod shipped;
 mod snapshots;
