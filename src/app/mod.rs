@@ -97,11 +97,13 @@ fn restarter(config: &Config) -> Option<Arc<dyn crate::restart::Restarter>> {
     let credential = || match &config.store {
         StoreConfig::AzureKeyVault(azure) => {
             crate::azure::credential::credential(azure, &crate::azure::credential::process_env)
-                .map_err(|e| e.to_string())
+                .map_err(|e| crate::restart::ArmError::Credential { cause: e.to_string() })
         }
-        StoreConfig::File { .. } => {
-            Err("Azure apps are restarted with the Key Vault store's credential".to_owned())
-        }
+        StoreConfig::File { .. } => Err(crate::restart::ArmError::Credential {
+            cause:
+                "Azure apps are restarted with the Key Vault store's credential, and the store is a directory"
+                    .to_owned(),
+        }),
     };
     crate::restart::restarter(&config.clients, &config.kubernetes, &config.azure_resource_manager, credential)
 }

@@ -1,12 +1,13 @@
 //! `consumer_format` of a `[[client]]`, resolved against its client ids and the Maskinporten
-//! issuers: an `altinn-app` document names both, so each environment must have them.
+//! issuers (an `altinn-app` document names both, so each environment must have them), and the
+//! check that Azure restarts have the Key Vault store's credential.
 
 use std::collections::BTreeMap;
 
-use super::SettingError;
 use super::maskinporten::{self, MaskinportenEnv};
+use super::{ClientConfig, Config, SettingError, StoreConfig};
 use crate::consumer::{AltinnApp, ConsumerFormat, FormatName};
-use crate::kid::Environment;
+use crate::kid::{Environment, KeySet};
 
 /// The client's consumer format for each of its environments.
 pub fn resolve_format(
@@ -39,6 +40,48 @@ pub fn resolve_format(
         by_env.insert(env.clone(), AltinnApp { authority, client_id: client_id.clone() });
     }
     Ok(ConsumerFormat::AltinnApp(by_env))
+}
+
+/// The consumer format `name` for the key set `set`, resolved as the loader resolves
+/// `consumer_format` (for `export-key --format`, which may ask for a shape the client's secret
+/// does not use).
+pub fn consumer_format_for(
+    config: &Config,
+    set: &KeySet,
+    name: crate::consumer::FormatName,
+) -> Result<crate::consumer::ConsumerFormat, SettingError> {
+    let client = set.client();
+    let Some(c) = config.clients.iter().find(|c| &c.name == client) else {
+        return Err(SettingError::general(format!("client {client} is not in the config")));
+    };
+    let env = std::slice::from_ref(set.env());
+    resolve_format(Some(name), env, &c.maskinporten.client_id, &config.maskinporten)
+        .map_err(|e| e.within(format!("client {client}")))
+}
+
+/// Azure apps are restarted with the Key Vault store's credential: a config whose store is a
+/// directory has none.
+pub(super) fn check_azure_restarts(
+    clients: &[ClientConfig],
+    store: &StoreConfig,
+) -> Result<(), SettingError> {
+    if matches!(store, StoreConfig::AzureKeyVault(_)) {
+        return Ok(());
+    }
+    let Some((client, target)) =
+        clients.iter().find_map(|c| c.restart.iter().find(|t| t.is_azure()).map(|t| (c, t)))
+    else {
+        return Ok(());
+    };
+    Err(SettingError::new(
+        "kind",
+        format!(
+            "kind = {:?} restarts the app through Azure Resource Manager with the Key Vault store's credential ([store] credential), and this config's store is a directory; use kind = \"azure-key-vault\" in [store], or restart the app another way",
+            target.kind()
+        ),
+    )
+    .within(format!("client {}", client.name))
+    .within("[[client.restart]]"))
 }
 
 #[cfg(test)]

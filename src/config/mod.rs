@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 pub mod azure;
 mod consumer;
+pub use consumer::consumer_format_for;
 mod error;
 pub mod maskinporten;
 mod store;
@@ -184,7 +185,7 @@ impl Config {
         for hook in &raw.alerts.webhook {
             hook.check()?;
         }
-        check_azure_restarts(&clients, &store)?;
+        consumer::check_azure_restarts(&clients, &store)?;
         Ok(Config {
             file: path.to_path_buf(),
             store,
@@ -367,45 +368,6 @@ fn resolve_client(
         restart,
         maskinporten,
     })
-}
-
-/// The consumer format `name` for the key set `set`, resolved as the loader resolves
-/// `consumer_format` (for `export-key --format`, which may ask for a shape the client's secret
-/// does not use).
-pub fn consumer_format_for(
-    config: &Config,
-    set: &KeySet,
-    name: crate::consumer::FormatName,
-) -> Result<crate::consumer::ConsumerFormat, SettingError> {
-    let client = set.client();
-    let Some(c) = config.clients.iter().find(|c| &c.name == client) else {
-        return Err(SettingError::general(format!("client {client} is not in the config")));
-    };
-    let env = std::slice::from_ref(set.env());
-    consumer::resolve_format(Some(name), env, &c.maskinporten.client_id, &config.maskinporten)
-        .map_err(|e| e.within(format!("client {client}")))
-}
-
-/// Azure apps are restarted with the Key Vault store's credential: a config whose store is a
-/// directory has none.
-fn check_azure_restarts(clients: &[ClientConfig], store: &StoreConfig) -> Result<(), SettingError> {
-    if matches!(store, StoreConfig::AzureKeyVault(_)) {
-        return Ok(());
-    }
-    let Some((client, target)) =
-        clients.iter().find_map(|c| c.restart.iter().find(|t| t.is_azure()).map(|t| (c, t)))
-    else {
-        return Ok(());
-    };
-    Err(SettingError::new(
-        "kind",
-        format!(
-            "kind = {:?} restarts the app through Azure Resource Manager with the Key Vault store's credential ([store] credential), and this config's store is a directory; use kind = \"azure-key-vault\" in [store], or restart the app another way",
-            target.kind()
-        ),
-    )
-    .within(format!("client {}", client.name))
-    .within("[[client.restart]]"))
 }
 
 /// A client's `environments`: at least one, each once.

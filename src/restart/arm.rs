@@ -23,6 +23,20 @@ pub const CONTAINER_APPS_API: &str = "2025-01-01";
 pub const WEB_API: &str = "2024-04-01";
 const API: &str = "Azure Resource Manager";
 
+/// Why the client for Azure Resource Manager could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArmError {
+    #[error("[azure_resource_manager] url {url:?} is not a URL ({cause})")]
+    NotAUrl { url: String, cause: String },
+    #[error("[azure_resource_manager] ca_cert: {0}")]
+    CaCert(String),
+    #[error("the HTTP client for Azure Resource Manager could not be built: {0}")]
+    Build(String),
+    /// No credential: the store's could not be made, or the store is not Key Vault.
+    #[error("no credential for Azure Resource Manager: {cause}")]
+    Credential { cause: String },
+}
+
 /// A client for Azure Resource Manager.
 pub struct Arm {
     http: reqwest::Client,
@@ -32,14 +46,17 @@ pub struct Arm {
 
 impl Arm {
     /// A client for `settings`' endpoint with `credential` (the store's).
-    pub fn open(settings: &ArmSettings, credential: Arc<dyn TokenCredential>) -> Result<Arm, String> {
+    pub fn open(settings: &ArmSettings, credential: Arc<dyn TokenCredential>) -> Result<Arm, ArmError> {
         let text = settings.url.clone().unwrap_or_else(|| MANAGEMENT.to_owned());
         let base = url::Url::parse(&text)
-            .map_err(|e| format!("[azure_resource_manager] url {text:?} is not a URL ({e})"))?;
+            .map_err(|e| ArmError::NotAUrl { url: text.clone(), cause: e.to_string() })?;
         let http = match &settings.ca_cert {
-            Some(path) => crate::azure::tls::reqwest_trusting(path)
-                .map_err(|e| format!("[azure_resource_manager] {e}"))?,
-            None => crate::azure::tls::reqwest_builder().build().map_err(|e| e.to_string())?,
+            Some(path) => {
+                crate::azure::tls::reqwest_trusting(path).map_err(|e| ArmError::CaCert(e.to_string()))?
+            }
+            None => {
+                crate::azure::tls::reqwest_builder().build().map_err(|e| ArmError::Build(e.to_string()))?
+            }
         };
         Ok(Arm { http, base, credential })
     }

@@ -109,19 +109,24 @@ impl Kubernetes {
             return Ok(());
         }
         let detail = status_message(response).await;
-        let todo = match status.as_u16() {
-            401 => "the service account token was not accepted; check the pod's service account".to_owned(),
-            403 => format!(
-                "give the job's service account get and patch on {} {name} in {namespace} (a Role with resourceNames, see infra/kubernetes/restart-rbac.yaml)",
-                workload.resource()
-            ),
-            404 => format!(
-                "no {} {name} in namespace {namespace}; check [[client.restart]] namespace and name",
-                kind(workload)
-            ),
-            _ => "the next run tries again".to_owned(),
-        };
+        let todo = todo(status.as_u16(), workload, namespace, name);
         Err(RestartError::Refused { target, api: API, status: status.as_u16(), detail, todo })
+    }
+}
+
+/// What to do about an error status of the API server.
+fn todo(status: u16, workload: Workload, namespace: &str, name: &str) -> String {
+    match status {
+        401 => "the service account token was not accepted; check the pod's service account".to_owned(),
+        403 => format!(
+            "give the job's service account patch on {} {name} in {namespace} (a Role with resourceNames, see infra/kubernetes/restart-rbac.yaml)",
+            workload.resource()
+        ),
+        404 => format!(
+            "no {} {name} in namespace {namespace}; check [[client.restart]] namespace and name",
+            kind(workload)
+        ),
+        _ => "the next run tries again".to_owned(),
     }
 }
 

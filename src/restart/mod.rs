@@ -15,8 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use arm::Arm;
-pub use kubernetes::Kubernetes;
+pub use arm::{Arm, ArmError};
+pub use kubernetes::{Kubernetes, KubernetesError};
 pub use settings::{ArmSettings, KubernetesSettings};
 pub use target::{RestartTarget, Workload, parse as parse_target};
 
@@ -88,8 +88,8 @@ pub trait Restarter: Send + Sync {
 /// the APIs they need (made only when a target needs one).
 pub struct Restarts {
     targets: BTreeMap<ClientName, Vec<RestartTarget>>,
-    kubernetes: Option<Result<Kubernetes, String>>,
-    arm: Option<Result<Arm, String>>,
+    kubernetes: Option<Result<Kubernetes, KubernetesError>>,
+    arm: Option<Result<Arm, ArmError>>,
 }
 
 impl Restarts {
@@ -97,33 +97,38 @@ impl Restarts {
     /// not be made (reported on each restart that needs them, never failing a rotation).
     pub fn new(
         targets: BTreeMap<ClientName, Vec<RestartTarget>>,
-        kubernetes: Option<Result<Kubernetes, String>>,
-        arm: Option<Result<Arm, String>>,
+        kubernetes: Option<Result<Kubernetes, KubernetesError>>,
+        arm: Option<Result<Arm, ArmError>>,
     ) -> Self {
         Restarts { targets, kubernetes, arm }
     }
 
     async fn one(&self, target: &RestartTarget, activated: DateTime<Utc>) -> Result<(), RestartError> {
-        let missing = |cause: Option<&String>, what: &str| RestartError::NotConfigured {
+        let missing = |cause: Option<String>, what: &str| RestartError::NotConfigured {
             target: target.to_string(),
-            cause: cause.cloned().unwrap_or_else(|| format!("no {what} client")),
+            cause: cause.unwrap_or_else(|| format!("no {what} client")),
         };
         match target {
             RestartTarget::Kubernetes { workload, namespace, name } => match &self.kubernetes {
                 Some(Ok(k)) => k.restart(*workload, namespace, name, activated).await,
-                other => Err(missing(other.as_ref().and_then(|r| r.as_ref().err()), "Kubernetes")),
+                other => Err(missing(
+                    other.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string),
+                    "Kubernetes",
+                )),
             },
             RestartTarget::ContainerApp { resource_id } => match &self.arm {
                 Some(Ok(arm)) => arm.restart_container_app(resource_id).await,
-                other => {
-                    Err(missing(other.as_ref().and_then(|r| r.as_ref().err()), "Azure Resource Manager"))
-                }
+                other => Err(missing(
+                    other.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string),
+                    "Azure Resource Manager",
+                )),
             },
             RestartTarget::AppService { resource_id } => match &self.arm {
                 Some(Ok(arm)) => arm.restart_app_service(resource_id).await,
-                other => {
-                    Err(missing(other.as_ref().and_then(|r| r.as_ref().err()), "Azure Resource Manager"))
-                }
+                other => Err(missing(
+                    other.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string),
+                    "Azure Resource Manager",
+                )),
             },
         }
     }
@@ -170,7 +175,7 @@ pub fn restarter(
     clients: &[crate::config::ClientConfig],
     kubernetes: &KubernetesSettings,
     arm: &ArmSettings,
-    credential: impl FnOnce() -> Result<Arc<dyn azure_core::credentials::TokenCredential>, String>,
+    credential: impl FnOnce() -> Result<Arc<dyn azure_core::credentials::TokenCredential>, ArmError>,
 ) -> Option<Arc<dyn Restarter>> {
     let targets: BTreeMap<ClientName, Vec<RestartTarget>> = clients
         .iter()
@@ -181,9 +186,9 @@ pub fn restarter(
     if targets.is_empty() {
         return None;
     }
-    let kube = all().any(|t| !t.is_azure()).then(|| {
-        Kubernetes::open(kubernetes, &crate::azure::credential::process_env).map_err(|e| e.to_string())
-    });
+    let kube = all()
+        .any(|t| !t.is_azure())
+        .then(|| Kubernetes::open(kubernetes, &crate::azure::credential::process_env));
     let arm = all().any(RestartTarget::is_azure).then(|| credential().and_then(|c| Arm::open(arm, c)));
     Some(Arc::new(Restarts::new(targets, kube, arm)))
 }

@@ -258,7 +258,10 @@ async fn vault_a_consumer_secret_in_another_format_is_written_again_in_the_confi
     assert_eq!(vault.versions(CONSUMER).len(), 1);
     let altinn = |client_id: &str| {
         let mut c = clients.clone();
-        let app = AltinnApp { authority: "https://test.maskinporten.no/".to_owned(), client_id: client_id.to_owned() };
+        let app = AltinnApp {
+            authority: "https://test.maskinporten.no/".to_owned(),
+            client_id: client_id.to_owned(),
+        };
         c[0].consumer_format = ConsumerFormat::AltinnApp([("TEST".parse().expect("env"), app)].into());
         c
     };
