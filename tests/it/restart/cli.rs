@@ -84,8 +84,16 @@ async fn each_promotion_writes_maskinporten_settings_and_restarts_every_applicat
     let config = write_config(dir.path(), &vault.url(), &kube, &arm);
 
     let first = "2026-11-21T12:00:00Z";
-    rotator(&config, first, &["rotate"]).await;
-    rotator(&config, first, &["rotate"]).await;
+    let out = rotator(&config, first, &["rotate"]).await;
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(
+            "testklient-TEST: restarted kubernetes-deployment team-a/batch for testklient-TEST.2026-11-21"
+        ),
+        "{summary}"
+    );
+    let out = rotator(&config, first, &["rotate"]).await;
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("restarted"), "nothing more to restart");
     let restarts =
         || (kube.workload("deployments", "team-a", "batch").rollouts, arm.restarts(APP), arm.restarts(SITE));
     assert_eq!(restarts(), (1, 1, 1), "once for the first key, not again");
@@ -125,4 +133,44 @@ async fn each_promotion_writes_maskinporten_settings_and_restarts_every_applicat
     let status = rotator(&config, "2027-02-20T13:00:00Z", &["status", "--format", "json"]).await;
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(doc["restarts"][0]["kid"], "testklient-TEST.2027-02-19", "{doc:#}");
+}
+
+/// A workload that is not there: the rotation succeeds, the summary says the restart was not
+/// done, and an hour on `status` warns (`restart-pending`) until a run restarts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_restart_never_fails_the_rotation_and_is_a_finding_until_done() {
+    let kube = FakeKube::start(KUBE_TOKEN).await;
+    let dir = tempfile::tempdir().expect("dir");
+    kube_settings(dir.path(), &kube, KUBE_TOKEN);
+    let config = dir.path().join("jwk-rotator.toml");
+    let text = format!(
+        "[store]\nkind = \"file\"\npath = \"keys\"\n[publish]\ndir = \"jwks\"\n[kubernetes]\napi_url = \"{}\"\ntoken_file = \"token\"\nca_cert = \"kube-ca.pem\"\n\n[[client]]\nname = \"a\"\nenvironments = [\"TEST\"]\n[[client.restart]]\nkind = \"kubernetes-deployment\"\nnamespace = \"team-a\"\nname = \"batch\"\n",
+        kube.url
+    );
+    std::fs::write(&config, text).expect("config");
+    let run = |now: &'static str, args: &'static [&'static str]| {
+        let config = config.clone();
+        async move { crate::support::run_binary(&config, args, &[("JWK_ROTATOR_NOW", now)], &[]).await }
+    };
+    let out = run("2026-11-21T12:00:00Z", &["rotate"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("a-TEST: restart not done (the next run tries again)") && summary.contains("404"),
+        "{summary}"
+    );
+    let out = run("2026-11-21T14:00:00Z", &["status"]).await;
+    assert_eq!(out.status.code(), Some(1), "a WARNING");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("were not restarted for the current key a-TEST.2026-11-21")
+            && text.contains("a: no restart yet"),
+        "{text}"
+    );
+    kube.add("deployments", "team-a", "batch");
+    let out = run("2026-11-21T15:00:00Z", &["rotate"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a-TEST: restarted"), "tried again");
+    let out = run("2026-11-21T16:00:00Z", &["status"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(kube.workload("deployments", "team-a", "batch").rollouts, 1);
 }
