@@ -202,8 +202,10 @@ fn resource_id_ok(id: &str, provider: &str) -> bool {
     let [empty, subs, sub, groups, group, providers, ns, kind, name] = parts.as_slice() else {
         return false;
     };
-    let plain =
-        |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b));
+    // No part of only dots: a URL path reads `..` as the parent.
+    let plain = |p: &str| {
+        p.bytes().any(|b| b != b'.') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
+    };
     empty.is_empty()
         && subs.eq_ignore_ascii_case("subscriptions")
         && groups.eq_ignore_ascii_case("resourceGroups")
@@ -244,6 +246,10 @@ mod tests {
                 "resource_id",
             ),
             ("kind = \"app-service\"", "resource_id"),
+            (
+                "kind = \"app-service\"\nresource_id = \"/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/..\"",
+                "resource_id",
+            ),
             ("kind = \"app-service\"\nnamespace = \"a\"", "namespace"),
             (
                 "kind = \"kubernetes-deployment\"\nnamespace = \"a\"\nname = \"b\"\nresource_id = \"/x\"",
