@@ -15,7 +15,7 @@ use crate::record::{KeyRecord, Stage};
 /// Value of the `managed-by` tag on every secret version this tool writes.
 pub const MANAGED_BY: &str = "jwk-rotator";
 /// `contentType` of key secrets and consumer secrets.
-pub const CONTENT_TYPE: &str = "application/jwk+json; encoding=base64";
+pub const CONTENT_TYPE: &str = crate::consumer::ENCODED_JWK_CONTENT_TYPE;
 /// Key Vault's limit on secret names.
 pub const MAX_NAME: usize = 127;
 /// Key Vault's limit on a tag value; a longer modulus goes on in `n2`.

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 pub mod azure;
 mod consumer;
+pub mod restart;
 pub use consumer::consumer_format_for;
 mod error;
 pub mod maskinporten;
@@ -60,10 +61,10 @@ struct RawConfig {
     maskinporten: BTreeMap<String, maskinporten::RawEnvironment>,
     /// `[kubernetes]`: overrides of the in-cluster API settings, for restarts.
     #[serde(default)]
-    kubernetes: crate::restart::KubernetesSettings,
+    kubernetes: restart::KubernetesSettings,
     /// `[azure_resource_manager]`: another ARM endpoint, for restarts.
     #[serde(default)]
-    azure_resource_manager: crate::restart::ArmSettings,
+    azure_resource_manager: restart::ArmSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,7 +74,7 @@ struct RawClient {
     environments: Vec<String>,
     consumer_secret: Option<String>,
     consumer_format: Option<crate::consumer::FormatName>,
-    /// `[[client.restart]]`, each read by [`crate::restart::parse_target`].
+    /// `[[client.restart]]`, each read by [`restart::parse`].
     #[serde(default)]
     restart: Vec<toml::Value>,
     #[serde(flatten)]
@@ -98,7 +99,7 @@ pub struct ClientConfig {
     /// The shape its consumer secret and `export-key --format altinn-app` give the key in.
     pub consumer_format: crate::consumer::ConsumerFormat,
     /// The applications to restart after one of its keys is promoted.
-    pub restart: Vec<crate::restart::RestartTarget>,
+    pub restart: Vec<restart::RestartTarget>,
     /// Where its public set goes, its Maskinporten client ids and how a key is proved.
     pub maskinporten: maskinporten::ClientMaskinporten,
 }
@@ -117,9 +118,9 @@ pub struct Config {
     /// `[maskinporten.ENV]`, resolved: Digdir's addresses and the admin client.
     pub maskinporten: BTreeMap<Environment, maskinporten::MaskinportenEnv>,
     /// `[kubernetes]`, with paths anchored at the config file's directory.
-    pub kubernetes: crate::restart::KubernetesSettings,
+    pub kubernetes: restart::KubernetesSettings,
     /// `[azure_resource_manager]`, with `ca_cert` anchored at the config file's directory.
-    pub azure_resource_manager: crate::restart::ArmSettings,
+    pub azure_resource_manager: restart::ArmSettings,
 }
 
 impl Config {
@@ -356,7 +357,7 @@ fn resolve_client(
         consumer::resolve_format(c.consumer_format, &environments, &maskinporten.client_id, tables)
             .map_err(at)?;
     let restart = (c.restart.into_iter().enumerate())
-        .map(|(i, t)| crate::restart::parse_target(t, i + 1))
+        .map(|(i, t)| restart::parse(t, i + 1))
         .collect::<Result<_, _>>()
         .map_err(at)?;
     Ok(ClientConfig {

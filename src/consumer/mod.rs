@@ -11,6 +11,9 @@ use zeroize::Zeroizing;
 use crate::jwk::PrivateJwk;
 use crate::kid::Environment;
 
+/// `contentType` of an `encoded-jwk` value (and of key secrets, which hold the same).
+pub const ENCODED_JWK_CONTENT_TYPE: &str = "application/jwk+json; encoding=base64";
+
 /// Tag on a consumer secret version: which shape its value has (absent: `encoded-jwk`, as every
 /// version written before the setting existed).
 pub const FORMAT_TAG: &str = "consumer-format";
@@ -113,7 +116,7 @@ impl ConsumerShape {
     /// The secret's `contentType`.
     pub fn content_type(&self) -> &'static str {
         match self {
-            ConsumerShape::EncodedJwk => crate::azure::layout::CONTENT_TYPE,
+            ConsumerShape::EncodedJwk => ENCODED_JWK_CONTENT_TYPE,
             ConsumerShape::AltinnApp(_) => "application/json",
         }
     }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
 
+use super::ArmSettings;
 use super::RestartError;
-use super::settings::ArmSettings;
 
 /// ARM's address in Azure's public cloud.
 pub const MANAGEMENT: &str = "https://management.azure.com";

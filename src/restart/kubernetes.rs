@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::settings::KubernetesSettings;
+use super::KubernetesSettings;
 use super::{RestartError, Workload};
 use crate::azure::credential::Env;
 

@@ -6,8 +6,6 @@
 
 mod arm;
 mod kubernetes;
-pub mod settings;
-mod target;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,10 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use crate::config::restart::{ArmSettings, KubernetesSettings, RestartTarget, Workload};
 pub use arm::{Arm, ArmError};
 pub use kubernetes::{Kubernetes, KubernetesError};
-pub use settings::{ArmSettings, KubernetesSettings};
-pub use target::{RestartTarget, Workload, parse as parse_target};
 
 use crate::kid::{ClientName, KeySet, Kid};
 
