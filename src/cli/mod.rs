@@ -229,7 +229,7 @@ Examples:
         /// Standard base64 of the JSON, as Altinn's EncodedJwk setting takes it
         #[arg(long, conflicts_with = "format")]
         base64: bool,
-        /// jwk [default], encoded-jwk (--base64), or altinn-app (Altinn's MaskinportenSettings)
+        /// jwk (the default), encoded-jwk (--base64), or altinn-app (Altinn's MaskinportenSettings)
         #[arg(long, value_enum)]
         format: Option<KeyFormat>,
     },
