@@ -63,7 +63,11 @@ KNOWN_KINDS = {
     ("batch/v1", "CronJob"),
     ("apps/v1", "Deployment"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    # restart-rbac.yaml: in the namespaces of the workloads that restarts patch
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 }
+RBAC_KINDS = {"Role", "RoleBinding"}
 
 
 def load_manifests(c: Checker, directory: Path) -> list[tuple[str, dict]]:
@@ -86,6 +90,25 @@ def load_manifests(c: Checker, directory: Path) -> list[tuple[str, dict]]:
     return docs
 
 
+def check_restart_rbac(c: Checker, where: str, doc: dict) -> None:
+    """The restart Role may only patch named Deployments and StatefulSets; its binding names only
+    the job's service account."""
+    c.expect(DNS1123.match(dig(doc, "metadata", "namespace") or "") is not None, where,
+             "metadata.namespace must name the workloads' namespace")
+    if doc.get("kind") == "Role":
+        for rule in doc.get("rules") or [{}]:
+            c.expect(rule.get("apiGroups") == ["apps"], where, "a restart rule is for apiGroups [apps]")
+            c.expect(set(rule.get("resources") or ["?"]) <= {"deployments", "statefulsets"}, where,
+                     "a restart rule is for deployments or statefulsets")
+            c.expect(rule.get("verbs") == ["patch"], where, "a restart rule allows patch only")
+            c.expect(bool(rule.get("resourceNames")), where, "a restart rule names its workloads (resourceNames)")
+        return
+    subjects = doc.get("subjects") or [{}]
+    c.expect(all(s.get("kind") == "ServiceAccount" and s.get("name") == "jwk-rotator"
+                 and s.get("namespace") == NAMESPACE for s in subjects), where,
+             f"the restart binding is for the service account jwk-rotator in {NAMESPACE} only")
+
+
 def check_metadata(c: Checker, where: str, doc: dict) -> None:
     api, kind = doc.get("apiVersion"), doc.get("kind")
     c.expect(isinstance(api, str) and bool(api), where, "apiVersion is missing")
@@ -94,7 +117,9 @@ def check_metadata(c: Checker, where: str, doc: dict) -> None:
     name = dig(doc, "metadata", "name")
     c.expect(isinstance(name, str) and DNS1123.match(name or "") is not None and len(name) <= 63,
              where, f"metadata.name {name!r} is not a DNS-1123 label")
-    if kind != "Namespace":
+    if kind in RBAC_KINDS:
+        check_restart_rbac(c, where, doc)
+    elif kind != "Namespace":
         c.expect(dig(doc, "metadata", "namespace") == NAMESPACE, where,
                  f"metadata.namespace must be {NAMESPACE}")
     for field in ("labels", "annotations"):

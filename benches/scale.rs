@@ -59,6 +59,8 @@ fn clients(n: usize) -> Vec<ClientConfig> {
             environments: vec!["TEST".parse().expect("env")],
             policy: Policy::default(),
             consumer_secret: Some("{client}-{env}-jwk".to_owned()),
+            consumer_format: Default::default(),
+            restart: Vec::new(),
             maskinporten: Default::default(),
         })
         .collect()

@@ -87,6 +87,11 @@ pub struct KeyRecord {
     /// they know it (a key file's modification time, a Key Vault version's `updated`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<DateTime<Utc>>,
+    /// When the applications named by the client's `[[client.restart]]` were restarted for
+    /// this key's promotion (all of them, with the consumer secret holding it): a restart is
+    /// made once per promotion, and a later run finishes one that a crash or failure cut off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<DateTime<Utc>>,
     pub public: PublicJwk,
 }
 
@@ -103,6 +108,7 @@ impl KeyRecord {
             demoted: None,
             retired: None,
             written: Some(wall),
+            restarted: None,
             public,
         }
     }

@@ -95,10 +95,31 @@ pub async fn engine_over(
     let engine = Engine::over(store, Arc::new(AwsLcGenerator), adapters.publisher)
         .with_prover(adapters.prover)
         .with_lock_timeout(config.store.lock_timeout());
+    let engine = match restarter(config) {
+        Some(restarter) => engine.with_restarter(restarter),
+        None => engine,
+    };
     Ok(match events(config, counts)? {
         Some(events) => engine.with_events(Arc::new(events), origin),
         None => engine,
     })
+}
+
+/// The restarter for the config's `[[client.restart]]` targets; Azure apps are restarted with
+/// the Key Vault store's credential (the loader refused them for a file store).
+fn restarter(config: &Config) -> Option<Arc<dyn crate::restart::Restarter>> {
+    let credential = || match &config.store {
+        StoreConfig::AzureKeyVault(azure) => {
+            crate::azure::credential::credential(azure, &crate::azure::credential::process_env)
+                .map_err(|e| crate::restart::ArmError::Credential { cause: e.to_string() })
+        }
+        StoreConfig::File { .. } => Err(crate::restart::ArmError::Credential {
+            cause:
+                "Azure apps are restarted with the Key Vault store's credential, and the store is a directory"
+                    .to_owned(),
+        }),
+    };
+    crate::restart::restarter(&config.clients, &config.kubernetes, &config.azure_resource_manager, credential)
 }
 
 /// The engine with the production adapters for this config; its events' actor is the OS user.

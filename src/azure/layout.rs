@@ -15,7 +15,7 @@ use crate::record::{KeyRecord, Stage};
 /// Value of the `managed-by` tag on every secret version this tool writes.
 pub(crate) const MANAGED_BY: &str = "jwk-rotator";
 /// `contentType` of key secrets and consumer secrets.
-pub(crate) const CONTENT_TYPE: &str = "application/jwk+json; encoding=base64";
+pub(crate) const CONTENT_TYPE: &str = crate::consumer::ENCODED_JWK_CONTENT_TYPE;
 /// Key Vault's limit on secret names.
 pub(crate) const MAX_NAME: usize = 127;
 /// Key Vault's limit on a tag value; a longer modulus goes on in `n2`.
@@ -34,6 +34,8 @@ pub mod tag {
     pub(crate) const RETIRED: &str = "retired";
     /// The host's real clock at the record's last write.
     pub(crate) const WRITTEN: &str = "written";
+    /// When the client's applications were restarted for this key's promotion.
+    pub(crate) const RESTARTED: &str = "restarted";
     pub(crate) const ALG: &str = "alg";
     pub const N: &str = "n";
     pub(crate) const N2: &str = "n2";
@@ -123,6 +125,7 @@ pub fn tags_of(record: &KeyRecord) -> Tags {
         (tag::DEMOTED, record.demoted),
         (tag::RETIRED, record.retired),
         (tag::WRITTEN, record.written),
+        (tag::RESTARTED, record.restarted),
     ];
     for (name, value) in optional {
         if let Some(t) = value {
@@ -219,6 +222,7 @@ pub(crate) fn record_of(kid: &Kid, tags: &Tags) -> Result<KeyRecord, TagError> {
         demoted: when(tag::DEMOTED)?,
         retired: when(tag::RETIRED)?,
         written: when(tag::WRITTEN)?,
+        restarted: when(tag::RESTARTED)?,
         public: PublicJwk { kid: kid.clone(), alg, n, e },
     })
 }

@@ -147,7 +147,8 @@ fn key_sets(clients: &[ClientConfig]) -> HashMap<KeySet, SetInfo> {
         for env in &client.environments {
             let set = KeySet::new(client.name.clone(), env.clone());
             let consumer = consumer_name(client, &set);
-            sets.insert(set, SetInfo { policy: client.policy.clone(), consumer });
+            let shape = client.consumer_format.shape(set.env());
+            sets.insert(set, SetInfo { policy: client.policy.clone(), consumer, shape });
         }
     }
     sets
@@ -171,6 +172,8 @@ mod tests {
             environments: envs.iter().map(|e| e.parse().expect("env")).collect(),
             policy: Policy::default(),
             consumer_secret: consumer.map(str::to_owned),
+            consumer_format: Default::default(),
+            restart: Vec::new(),
             maskinporten: Default::default(),
         }
     }

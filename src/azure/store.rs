@@ -27,6 +27,8 @@ pub(crate) struct SetInfo {
     pub policy: Policy,
     /// The consumer secret's name, if the client has one.
     pub consumer: Option<String>,
+    /// The shape its value is written in (`consumer_format`).
+    pub shape: crate::consumer::ConsumerShape,
 }
 
 /// What the last reads showed, so that a no-op run makes no calls beyond the listing.
@@ -36,6 +38,9 @@ struct State {
     names: HashMap<KeySet, BTreeSet<String>>,
     /// Consumer secret (lower-case name) -> what its latest version holds.
     consumers: HashMap<String, Consumer>,
+    /// Consumer secrets (lower-case names) whose latest version is in another shape than the
+    /// configured one (`consumer_format`, client id or authority changed): written again.
+    reshape: HashSet<String>,
     /// Key sets written since the run began: a reload reads their secrets directly.
     written: HashSet<KeySet>,
     /// Secret (lower-case name) -> its winning version as the vault last showed it in this run,
@@ -97,8 +102,9 @@ impl VaultStore {
         expiry(kid, &policy)
     }
 
-    fn consumer_of(&self, name: &str) -> bool {
-        self.sets.values().any(|s| s.consumer.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(name)))
+    /// The key set info of the consumer secret `name`, if it is one.
+    fn consumer_info(&self, name: &str) -> Option<&SetInfo> {
+        self.sets.values().find(|s| s.consumer.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(name)))
     }
 
     fn note_written(&self, kid: &Kid, name: &str) {
@@ -168,9 +174,13 @@ impl VaultStore {
         let mut loaded: Loaded = sets.iter().map(|s| (s.clone(), Ok(Vec::new()))).collect();
         let mut names: HashMap<KeySet, BTreeSet<String>> = HashMap::new();
         let mut consumers = HashMap::new();
+        let mut reshape = HashSet::new();
         let mut doubtful = Vec::new();
         for item in listed {
-            if self.consumer_of(&item.name) {
+            if let Some(info) = self.consumer_info(&item.name) {
+                if !info.shape.written_as(&item.tags) {
+                    reshape.insert(item.name.to_ascii_lowercase());
+                }
                 let kid = item.tags.get(tag::KID).and_then(|k| k.parse().ok());
                 let held = match kid {
                     _ if !item.enabled => Consumer::Empty,
@@ -201,6 +211,7 @@ impl VaultStore {
             let mut state = self.state();
             state.names = names;
             state.consumers = consumers;
+            state.reshape = reshape;
         }
         self.add_by_versions(doubtful, &mut loaded).await;
         Ok(sorted(loaded))
@@ -327,6 +338,7 @@ impl KeyStore for VaultStore {
         let value = key.to_base64();
         let new = NewVersion {
             value: &value,
+            content_type: layout::CONTENT_TYPE,
             tags: tags_of(record),
             expires: self.expires(&record.kid),
             not_before: Some(record.created),
@@ -410,11 +422,14 @@ impl KeyStore for VaultStore {
 #[async_trait]
 impl ConsumerSecrets for VaultStore {
     async fn sync_consumer(&self, current: &KeyRecord) -> Result<(), StoreError> {
-        let Some(name) = self.sets.get(current.kid.key_set()).and_then(|s| s.consumer.clone()) else {
-            return Ok(());
+        let Some(info) = self.sets.get(current.kid.key_set()) else { return Ok(()) };
+        let Some(name) = info.consumer.clone() else { return Ok(()) };
+        let lower = name.to_ascii_lowercase();
+        let (holds, reshape) = {
+            let state = self.state();
+            (state.consumers.get(&lower).cloned(), state.reshape.contains(&lower))
         };
-        let holds = self.state().consumers.get(&name.to_ascii_lowercase()).cloned();
-        if holds.as_ref().and_then(Consumer::kid) == Some(&current.kid) {
+        if holds.as_ref().and_then(Consumer::kid) == Some(&current.kid) && !reshape {
             return Ok(());
         }
         let key = self.private_key(&current.kid).await?;
@@ -434,13 +449,23 @@ impl ConsumerSecrets for VaultStore {
             (tag::KEY_SET, current.kid.key_set().to_string()),
         ]
         .into_iter()
+        .chain(info.shape.tags())
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let value = key.to_base64();
-        let new = NewVersion { value: &value, tags, expires: self.expires(&current.kid), not_before: None };
+        let value = info.shape.render(&key);
+        let new = NewVersion {
+            value: &value,
+            content_type: info.shape.content_type(),
+            tags,
+            expires: self.expires(&current.kid),
+            not_before: None,
+        };
         self.vault.put(&name, new).await?;
-        tracing::info!(secret = %name, kid = %current.kid, "consumer secret now holds the current key");
-        self.state().consumers.insert(name.to_ascii_lowercase(), Consumer::Kid(current.kid.clone()));
+        let format = info.shape.name().as_str();
+        tracing::info!(secret = %name, kid = %current.kid, format, "consumer secret now holds the current key");
+        let mut state = self.state();
+        state.consumers.insert(lower.clone(), Consumer::Kid(current.kid.clone()));
+        state.reshape.remove(&lower);
         Ok(())
     }
 

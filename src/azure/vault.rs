@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::AzureError;
 use super::budget::LimitedTransport;
 use super::error::store_error;
-use super::layout::{CONTENT_TYPE, Tags};
+use super::layout::Tags;
 use super::versions::Version;
 use crate::config::azure::AzureConfig;
 use crate::store::{Place, StoreError};
@@ -32,6 +32,8 @@ const PAGE: i32 = 25;
 /// What a new secret version holds.
 pub(crate) struct NewVersion<'a> {
     pub value: &'a str,
+    /// The secret's `contentType`.
+    pub content_type: &'static str,
     pub tags: Tags,
     pub expires: DateTime<Utc>,
     pub not_before: Option<DateTime<Utc>>,
@@ -189,7 +191,7 @@ impl Vault {
     pub(crate) async fn put(&self, name: &str, new: NewVersion<'_>) -> Result<String, StoreError> {
         let action = format!("write secret {name}");
         let params = SetSecretParameters {
-            content_type: Some(CONTENT_TYPE.to_owned()),
+            content_type: Some(new.content_type.to_owned()),
             secret_attributes: Some(SecretAttributes {
                 enabled: Some(true),
                 expires: epoch(new.expires),

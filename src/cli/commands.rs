@@ -12,8 +12,8 @@ use super::{Cli, Command, Format, JwksFormat};
 use crate::config::Config;
 use crate::engine::{Engine, SetReport};
 use crate::findings::{self, Severity};
-use crate::kid::{KeySet, Kid};
-use crate::lifecycle::{self, CLOCK_SKEW};
+use crate::kid::Kid;
+use crate::lifecycle::CLOCK_SKEW;
 use crate::moment::Moment;
 use crate::planner::{Request, Retire};
 use crate::policy::Target;
@@ -81,8 +81,10 @@ async fn dispatch(command: Command, config: &Config, clocks: Clocks) -> anyhow::
         Command::Status { sets, format, at } => Ok(status(config, &sets, what_if(at), format).await),
         Command::Jwks { set, format, kid: None } => jwks(config, &set, format, what_if(None).now).await,
         Command::Jwks { set, format, kid: Some(kid) } => jwks_key(config, &set, &kid, format).await,
-        Command::ExportKey { set, kid, base64 } => {
-            export_key(config, &set, kid.as_deref(), base64, what_if(None).now).await
+        Command::ExportKey { set, kid, base64, format } => {
+            let format = if base64 { Some(super::KeyFormat::EncodedJwk) } else { format };
+            let format = format.unwrap_or(super::KeyFormat::Jwk);
+            super::export::export_key(config, &set, kid.as_deref(), format, what_if(None).now).await
         }
         Command::Promote { set, at, allow_future, allow_past } => {
             let Ok(at) = clocks.writing(at, allow_future, allow_past) else { return Ok(Exit::USAGE) };
@@ -333,41 +335,6 @@ async fn jwks(config: &Config, set: &str, format: JwksFormat, now: DateTime<Utc>
     };
     print_data(&text)?;
     Ok(Exit::OK)
-}
-
-async fn export_key(
-    config: &Config,
-    set: &str,
-    kid: Option<&str>,
-    base64: bool,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Exit> {
-    let (target, kid) = match select_with_kid(config, set, kid) {
-        Ok(selected) => selected,
-        Err(exit) => return Ok(exit),
-    };
-    let (target, engine, records) = records_of(config, target).await?;
-    let kid: Kid = match kid {
-        Some(kid) => kid,
-        None => current_kid(&target.key_set, &records, now)?,
-    };
-    if !records.iter().any(|r| r.kid == kid) {
-        bail!("key set {set} has no key {kid}; `jwk-rotator status {set}` lists its keys");
-    }
-    let key = engine.store().private_key(&kid).await?;
-    let text = if base64 { key.to_base64() } else { key.to_json() };
-    print_data(&text)?;
-    Ok(Exit::OK)
-}
-
-fn current_kid(
-    set: &KeySet,
-    records: &[crate::record::KeyRecord],
-    now: DateTime<Utc>,
-) -> anyhow::Result<Kid> {
-    lifecycle::current(records, now).map(|r| r.kid.clone()).ok_or_else(|| {
-        anyhow!("key set {set} has no current key: run `jwk-rotator rotate {set}`, or name one with --kid")
-    })
 }
 
 /// Data to stdout as the tools it replaces print it: no newline, unless a person is reading.

@@ -2,6 +2,7 @@
 
 mod audit;
 mod commands;
+mod export;
 mod generate;
 mod import;
 pub(crate) mod render;
@@ -118,6 +119,17 @@ pub enum JwksFormat {
     Maskinporten,
 }
 
+/// The shape `export-key` prints a private key in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyFormat {
+    // The private JWK.
+    Jwk,
+    // Standard base64 of the JWK, as Altinn's EncodedJwk setting takes it (same as --base64).
+    EncodedJwk,
+    // Altinn app-lib's MaskinportenSettings JSON: authority, clientId and jwkBase64.
+    AltinnApp,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// One run now: make, publish, promote, retire and purge keys as the policy says
@@ -212,6 +224,7 @@ Examples:
     /// A private JWK (the current key by default) to stdout, for app settings
     #[command(after_help = "Examples:
   jwk-rotator export-key testklient-TEST --base64     the EncodedJwk value
+  jwk-rotator export-key testklient-TEST --format altinn-app   with its client id
   jwk-rotator export-key testklient-TEST --kid testklient-TEST.2026-11-21")]
     ExportKey {
         #[arg(value_name = "SET")]
@@ -220,8 +233,11 @@ Examples:
         #[arg(long)]
         kid: Option<String>,
         /// Standard base64 of the JSON, as Altinn's EncodedJwk setting takes it
-        #[arg(long)]
+        #[arg(long, conflicts_with = "format")]
         base64: bool,
+        /// jwk (the default), encoded-jwk (--base64), or altinn-app (Altinn's MaskinportenSettings)
+        #[arg(long, value_enum)]
+        format: Option<KeyFormat>,
     },
     /// Promote the pending key now, after its public set was uploaded to Maskinporten
     #[command(after_help = "Example:

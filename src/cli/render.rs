@@ -38,6 +38,22 @@ pub(crate) fn run_summary(out: &mut impl Write, reports: &[SetReport], dry_run: 
             }
             (None, None) => writeln!(out, "{}: nothing to do", r.key_set)?,
         }
+        if let Some(outcome) = &r.restart {
+            restart_lines(out, outcome)?;
+        }
+    }
+    Ok(())
+}
+
+/// One line per application restarted (or not) for a promotion.
+fn restart_lines(out: &mut impl Write, outcome: &crate::restart::RestartOutcome) -> io::Result<()> {
+    for result in &outcome.results {
+        match &result.error {
+            None => writeln!(out, "{}: restarted {} for {}", outcome.key_set, result.target, outcome.kid)?,
+            Some(e) => {
+                writeln!(out, "{}: restart not done (the next run tries again): {e}", outcome.key_set)?
+            }
+        }
     }
     Ok(())
 }

@@ -44,6 +44,15 @@ fn digdir_defaults(env: &Environment) -> Option<Defaults> {
     }
 }
 
+/// The Maskinporten issuer of `env`: its `[maskinporten.ENV]` table's, or Digdir's for TEST and
+/// PROD; `None` for another environment without a table.
+pub fn issuer_of(env: &Environment, tables: &BTreeMap<Environment, MaskinportenEnv>) -> Option<String> {
+    match tables.get(env) {
+        Some(table) => Some(table.issuer.clone()),
+        None => digdir_defaults(env).map(|d| d.issuer.to_owned()),
+    }
+}
+
 /// How long `verify` (and a verified promotion) keeps trying a key that Maskinporten does not
 /// know yet: Digdir documents 0-2 minutes of propagation, and some users saw several.
 pub(crate) fn default_verify_wait() -> Span {

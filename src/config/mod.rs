@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod azure;
+mod consumer;
+pub mod restart;
+pub use consumer::consumer_format_for;
 mod error;
 pub mod events;
 pub mod maskinporten;
@@ -58,6 +61,12 @@ struct RawConfig {
     /// `[maskinporten.ENV]`: Digdir's addresses and the admin client, per environment.
     #[serde(default)]
     maskinporten: BTreeMap<String, maskinporten::RawEnvironment>,
+    /// `[kubernetes]`: overrides of the in-cluster API settings, for restarts.
+    #[serde(default)]
+    kubernetes: restart::KubernetesSettings,
+    /// `[azure_resource_manager]`: another ARM endpoint, for restarts.
+    #[serde(default)]
+    azure_resource_manager: restart::ArmSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +75,10 @@ struct RawClient {
     #[serde(default = "default_environments")]
     environments: Vec<String>,
     consumer_secret: Option<String>,
+    consumer_format: Option<crate::consumer::FormatName>,
+    /// `[[client.restart]]`, each read by [`restart::parse`].
+    #[serde(default)]
+    restart: Vec<toml::Value>,
     #[serde(flatten)]
     policy: PolicyOverrides,
     /// Whatever else the table holds: refused by name (serde's flatten hides unknown keys).
@@ -85,6 +98,10 @@ pub struct ClientConfig {
     pub policy: Policy,
     /// Name template of the Key Vault secret applications read (`{client}`, `{env}`).
     pub consumer_secret: Option<String>,
+    /// The shape its consumer secret and `export-key --format altinn-app` give the key in.
+    pub consumer_format: crate::consumer::ConsumerFormat,
+    /// The applications to restart after one of its keys is promoted.
+    pub restart: Vec<restart::RestartTarget>,
     /// Where its public set goes, its Maskinporten client ids and how a key is proved.
     pub maskinporten: maskinporten::ClientMaskinporten,
 }
@@ -104,6 +121,10 @@ pub struct Config {
     pub events: Option<events::EventsConfig>,
     /// `[maskinporten.ENV]`, resolved: Digdir's addresses and the admin client.
     pub maskinporten: BTreeMap<Environment, maskinporten::MaskinportenEnv>,
+    /// `[kubernetes]`, with paths anchored at the config file's directory.
+    pub kubernetes: restart::KubernetesSettings,
+    /// `[azure_resource_manager]`, with `ca_cert` anchored at the config file's directory.
+    pub azure_resource_manager: restart::ArmSettings,
 }
 
 impl Config {
@@ -169,6 +190,7 @@ impl Config {
         for hook in &raw.alerts.webhook {
             hook.check()?;
         }
+        consumer::check_azure_restarts(&clients, &store)?;
         Ok(Config {
             file: path.to_path_buf(),
             store,
@@ -179,6 +201,8 @@ impl Config {
             alerts: raw.alerts,
             events: raw.events.map(|e| e.resolve(&base)).transpose()?,
             maskinporten: tables,
+            kubernetes: raw.kubernetes.resolve(&base)?,
+            azure_resource_manager: raw.azure_resource_manager.resolve(&base)?,
         })
     }
 
@@ -322,7 +346,7 @@ fn resolve_client(
         return Err(at(SettingError::new(
             key.clone(),
             format!(
-                "unknown setting `{key}`; a client takes name, environments, consumer_secret, {} and the policy settings of [defaults]",
+                "unknown setting `{key}`; a client takes name, environments, consumer_secret, consumer_format, restart, {} and the policy settings of [defaults]",
                 maskinporten::ClientSettings::NAMES.join(", ")
             ),
         )));
@@ -334,7 +358,22 @@ fn resolve_client(
     }
     let verified = policy.promotion() == crate::policy::Promotion::Verified;
     let maskinporten = maskinporten::resolve_client(settings, &environments, verified, tables).map_err(at)?;
-    Ok(ClientConfig { name, environments, policy, consumer_secret: c.consumer_secret, maskinporten })
+    let consumer_format =
+        consumer::resolve_format(c.consumer_format, &environments, &maskinporten.client_id, tables)
+            .map_err(at)?;
+    let restart = (c.restart.into_iter().enumerate())
+        .map(|(i, t)| restart::parse(t, i + 1))
+        .collect::<Result<_, _>>()
+        .map_err(at)?;
+    Ok(ClientConfig {
+        name,
+        environments,
+        policy,
+        consumer_secret: c.consumer_secret,
+        consumer_format,
+        restart,
+        maskinporten,
+    })
 }
 
 /// A client's `environments`: at least one, each once.

@@ -9,6 +9,7 @@ mod observe;
 mod promotion;
 mod proof;
 mod report;
+mod restart;
 mod set_run;
 #[cfg(test)]
 mod tests;
@@ -92,6 +93,8 @@ pub struct Engine {
     events: Arc<dyn EventSink>,
     /// The `source` and `actor` of those events.
     origin: Origin,
+    /// Restarts the applications of clients that name some, after a promotion.
+    restarter: Option<Arc<dyn crate::restart::Restarter>>,
 }
 
 impl Engine {
@@ -114,6 +117,7 @@ impl Engine {
             attempts: Attempts::default(),
             events: Arc::new(NoEvents),
             origin: Origin { source: "jwk-rotator".to_owned(), actor: "unknown".to_owned() },
+            restarter: None,
         }
     }
 
@@ -156,6 +160,13 @@ impl Engine {
             Some(consumers) => consumers.sync_consumer(current).await,
             None => Ok(()),
         }
+    }
+
+    /// Restarts the applications a client names once one of its keys is promoted and its
+    /// consumer secret holds it.
+    pub fn with_restarter(mut self, restarter: Arc<dyn crate::restart::Restarter>) -> Self {
+        self.restarter = Some(restarter);
+        self
     }
 
     /// Proves pending keys before a verified promotion, and for `verify`.

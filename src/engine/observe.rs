@@ -106,6 +106,11 @@ impl Engine {
             };
             proofs.insert(t.key_set.clone(), attempt);
         }
-        findings::Observed { consumers, registered, proofs, certificates: self.publisher.certificates() }
+        let restarts = match &self.restarter {
+            Some(r) => sets.iter().filter(|s| r.restarts(s)).cloned().collect(),
+            None => Default::default(),
+        };
+        let certificates = self.publisher.certificates();
+        findings::Observed { consumers, registered, proofs, certificates, restarts }
     }
 }

@@ -77,6 +77,9 @@ pub struct SetReport {
     /// The changes this run made to the key set's keys, in order, and its failure: what the
     /// event sink was given.
     pub events: Vec<Event>,
+    /// The applications restarted for the current key's promotion in this run, if any were
+    /// due: a failure here is reported, never a failed run.
+    pub restart: Option<crate::restart::RestartOutcome>,
 }
 
 impl SetReport {
@@ -89,6 +92,7 @@ impl SetReport {
             error: None,
             raced: None,
             events: Vec::new(),
+            restart: None,
         }
     }
 

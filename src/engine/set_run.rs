@@ -111,6 +111,7 @@ impl Started<'_> {
         let finish = run.finish().await;
         self.report.records = std::mem::take(&mut run.records);
         self.report.events = std::mem::take(&mut run.changes);
+        self.report.restart = run.restart.take();
         self.report.error = result.and(finish).err().or(run.unproven.take());
         if let Some(e) = &self.report.error {
             warn!(error = %e, "key set failed");
@@ -148,6 +149,8 @@ pub(super) struct SetRun<'a> {
     pub(super) reason: String,
     /// The events of the changes made so far, in order.
     pub(super) changes: Vec<crate::events::Event>,
+    /// The restarts made for the current key in this run.
+    pub(super) restart: Option<crate::restart::RestartOutcome>,
 }
 
 impl<'a> SetRun<'a> {
@@ -176,6 +179,7 @@ impl<'a> SetRun<'a> {
             run_id: String::new(),
             reason: String::new(),
             changes: Vec::new(),
+            restart: None,
         }
     }
 
@@ -353,6 +357,7 @@ impl<'a> SetRun<'a> {
         let current = lifecycle::current(&self.records, self.at.now).cloned();
         if let Some(current) = current {
             self.engine.sync_consumer(&current).await?;
+            self.restart = self.restart_applications(&current).await?;
         }
         Ok(())
     }

@@ -25,6 +25,7 @@ mod consumer;
 mod fixtures;
 mod keys;
 mod registered;
+mod restart;
 
 pub use crate::severity::Severity;
 
@@ -63,6 +64,8 @@ pub enum FindingKind {
     VerificationFailing,
     /// The admin client's business certificate expires soon or has expired.
     AdminCertificate,
+    /// The applications in `[[client.restart]]` were not restarted for the current key.
+    RestartPending,
 }
 
 impl FindingKind {
@@ -86,6 +89,7 @@ impl FindingKind {
             FindingKind::MaskinportenUnreachable => "maskinporten-unreachable",
             FindingKind::VerificationFailing => "verification-failing",
             FindingKind::AdminCertificate => "admin-certificate",
+            FindingKind::RestartPending => "restart-pending",
         }
     }
 }
@@ -133,6 +137,8 @@ pub struct Observed {
     pub proofs: BTreeMap<KeySet, Attempt>,
     /// The admin clients' business certificates.
     pub certificates: Vec<CertificateExpiry>,
+    /// The key sets whose client names applications to restart after a promotion.
+    pub restarts: std::collections::BTreeSet<KeySet>,
 }
 
 /// Evaluates every target against one store load. This is what `status` prints and what the
@@ -172,6 +178,9 @@ pub fn evaluate_all(
                 None => {}
             }
             found.extend(ctx.verification_failing(observed.proofs.get(&t.key_set)));
+            if observed.restarts.contains(&t.key_set) {
+                found.extend(ctx.restart_pending());
+            }
             found
         })
         .collect();

@@ -17,6 +17,7 @@ use crate::store::StoreError;
 
 mod markdown;
 pub mod page;
+mod restarts;
 mod text;
 
 pub use markdown::cell as markdown_cell;
@@ -36,6 +37,8 @@ pub struct StatusReport {
     pub outlooks: BTreeMap<KeySet, Outlook>,
     /// Each readable key set's runs ahead, up to [`HORIZON`].
     pub forecasts: BTreeMap<KeySet, Forecast>,
+    /// Key sets whose client names applications to restart (`[[client.restart]]`).
+    pub restarts: BTreeSet<KeySet>,
 }
 
 #[derive(Serialize)]
@@ -77,7 +80,8 @@ impl StatusReport {
             })
             .collect();
         let through_api = observed.registered.into_keys().collect();
-        StatusReport { now: at.now, sets, findings, through_api, outlooks, forecasts }
+        let restarts = observed.restarts;
+        StatusReport { now: at.now, sets, findings, through_api, outlooks, forecasts, restarts }
     }
 
     fn rows(&self, target: &Target, records: &[KeyRecord]) -> Vec<KeyRow> {

@@ -399,6 +399,7 @@ mod tests {
             through_api: BTreeSet::new(),
             outlooks: BTreeMap::new(),
             forecasts: BTreeMap::new(),
+            restarts: BTreeSet::new(),
         }
     }
 

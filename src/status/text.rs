@@ -34,6 +34,7 @@ impl StatusReport {
         }
         self.write_next(out)?;
         self.write_portal(out)?;
+        self.write_restarts(out)?;
         writeln!(out)?;
         let worst = findings::worst(&self.findings);
         if self.findings.is_empty() {
@@ -111,12 +112,16 @@ impl StatusReport {
                 Err(e) => serde_json::json!({ "key_set": t.key_set.to_string(), "error": e.to_string(), "error_kind": e.kind() }),
             })
             .collect();
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "now": self.now,
             "status": findings::worst(&self.findings),
             "key_sets": sets,
             "findings": self.findings,
         });
+        let restarts = self.last_restarts();
+        if !restarts.is_empty() {
+            doc["restarts"] = serde_json::to_value(restarts).map_err(io::Error::other)?;
+        }
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)
     }

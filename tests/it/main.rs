@@ -18,6 +18,7 @@ mod maskinporten;
 mod outlook;
 mod page;
 mod planner;
+mod restart;
 mod rotate_exit;
 mod shipped;
 mod snapshots;

@@ -245,3 +245,34 @@ async fn a_version_without_a_written_tag_counts_from_the_vaults_updated_time() {
     let promoted = vault.versions(name);
     assert_eq!(promoted.last().and_then(|v| v.tag("stage")), Some("current"), "7 days since `updated`");
 }
+
+/// A consumer secret written as `encoded-jwk` is written again, once, when the client's
+/// `consumer_format` becomes `altinn-app` (and again when its client id changes), with the
+/// same key; applications read the new shape from the next run on.
+#[tokio::test]
+async fn vault_a_consumer_secret_in_another_format_is_written_again_in_the_configured_one() {
+    use jwk_rotator::consumer::{AltinnApp, ConsumerFormat};
+    let vault = FakeVault::start("reshape").await;
+    let (store, clients) = setup(&vault, "");
+    run_ok(&engine(store).0, &targets(&clients), t0(), &Request::default()).await;
+    assert_eq!(vault.versions(CONSUMER).len(), 1);
+    let altinn = |client_id: &str| {
+        let mut c = clients.clone();
+        let app = AltinnApp {
+            authority: "https://test.maskinporten.no/".to_owned(),
+            client_id: client_id.to_owned(),
+        };
+        c[0].consumer_format = ConsumerFormat::AltinnApp([("TEST".parse().expect("env"), app)].into());
+        c
+    };
+    for (client_id, versions) in [("id-1", 2), ("id-1", 2), ("id-2", 3)] {
+        let clients = altinn(client_id);
+        let store = store_with(&vault, &clients, "");
+        run_ok(&engine(store).0, &targets(&clients), t0(), &Request::default()).await;
+        let written = vault.versions(CONSUMER);
+        assert_eq!(written.len(), versions, "written again only when its shape changed");
+        let latest = written.last().expect("latest");
+        let doc: serde_json::Value = serde_json::from_str(&latest.value).expect("MaskinportenSettings");
+        assert_eq!((doc["clientId"].as_str(), latest.tag("kid")), (Some(client_id), Some(KID1)));
+    }
+}

@@ -59,6 +59,8 @@ pub fn client(name: &str, envs: &[&str], consumer: Option<&str>, mode: Promotion
         environments: envs.iter().map(|e| e.parse().expect("env")).collect(),
         policy,
         consumer_secret: consumer.map(str::to_owned),
+        consumer_format: Default::default(),
+        restart: Vec::new(),
         maskinporten: Default::default(),
     }
 }
