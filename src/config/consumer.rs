@@ -10,7 +10,7 @@ use crate::consumer::{AltinnApp, ConsumerFormat, FormatName};
 use crate::kid::{Environment, KeySet};
 
 /// The client's consumer format for each of its environments.
-pub fn resolve_format(
+pub(super) fn resolve_format(
     name: Option<FormatName>,
     environments: &[Environment],
     client_ids: &BTreeMap<Environment, String>,

@@ -7,7 +7,7 @@ use super::{Context, Finding, FindingKind, Severity};
 
 /// How long after a promotion a missing restart is reported: the run that promotes restarts
 /// at once, so a restart still missing an hour later failed (or the run was cut off).
-pub const RESTART_GRACE: TimeDelta = TimeDelta::hours(1);
+pub(super) const RESTART_GRACE: TimeDelta = TimeDelta::hours(1);
 
 impl Context<'_> {
     /// The current key's record does not say its applications were restarted.

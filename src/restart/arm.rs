@@ -14,13 +14,13 @@ use super::ArmSettings;
 use super::RestartError;
 
 /// ARM's address in Azure's public cloud.
-pub const MANAGEMENT: &str = "https://management.azure.com";
+pub(super) const MANAGEMENT: &str = "https://management.azure.com";
 /// The scope of a token for ARM.
-pub const SCOPE: &str = "https://management.azure.com/.default";
+pub(super) const SCOPE: &str = "https://management.azure.com/.default";
 /// Microsoft.App API version (stable).
-pub const CONTAINER_APPS_API: &str = "2025-01-01";
+pub(super) const CONTAINER_APPS_API: &str = "2025-01-01";
 /// Microsoft.Web API version (stable).
-pub const WEB_API: &str = "2024-04-01";
+pub(super) const WEB_API: &str = "2024-04-01";
 const API: &str = "Azure Resource Manager";
 
 /// Why the client for Azure Resource Manager could not be made.
@@ -51,12 +51,8 @@ impl Arm {
         let base = url::Url::parse(&text)
             .map_err(|e| ArmError::NotAUrl { url: text.clone(), cause: e.to_string() })?;
         let http = match &settings.ca_cert {
-            Some(path) => {
-                crate::tls::reqwest_trusting(path).map_err(|e| ArmError::CaCert(e.to_string()))?
-            }
-            None => {
-                crate::tls::reqwest_builder().build().map_err(|e| ArmError::Build(e.to_string()))?
-            }
+            Some(path) => crate::tls::reqwest_trusting(path).map_err(|e| ArmError::CaCert(e.to_string()))?,
+            None => crate::tls::reqwest_builder().build().map_err(|e| ArmError::Build(e.to_string()))?,
         };
         Ok(Arm { http, base, credential })
     }

@@ -17,9 +17,9 @@ use crate::azure::credential::Env;
 /// Where a pod's service account credentials are mounted.
 const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// The annotation `kubectl rollout restart` sets on the pod template.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+pub(super) const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The content type of a strategic merge patch.
-pub const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
+pub(super) const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
 const API: &str = "the Kubernetes API";
 
 /// A client for the cluster's API server.
@@ -61,8 +61,7 @@ impl Kubernetes {
         let api = url::Url::parse(&text)
             .map_err(|e| KubernetesError::NotAUrl { url: text.clone(), cause: e.to_string() })?;
         let ca = settings.ca_cert.clone().unwrap_or_else(|| PathBuf::from(SERVICE_ACCOUNT).join("ca.crt"));
-        let http =
-            crate::tls::reqwest_trusting(&ca).map_err(|e| KubernetesError::CaCert(e.to_string()))?;
+        let http = crate::tls::reqwest_trusting(&ca).map_err(|e| KubernetesError::CaCert(e.to_string()))?;
         let token_file =
             settings.token_file.clone().unwrap_or_else(|| PathBuf::from(SERVICE_ACCOUNT).join("token"));
         Ok(Kubernetes { http, api, token_file })
@@ -139,7 +138,7 @@ fn kind(workload: Workload) -> &'static str {
 
 /// The strategic merge patch body: the annotation, as RFC 3339 to the second (kubectl formats
 /// `time.Now()` with `time.RFC3339`).
-pub fn patch(at: DateTime<Utc>) -> String {
+pub(super) fn patch(at: DateTime<Utc>) -> String {
     serde_json::json!({
         "spec": { "template": { "metadata": { "annotations": {
             RESTARTED_AT: at.to_rfc3339_opts(SecondsFormat::Secs, true)
