@@ -31,6 +31,7 @@ pub mod publish;
 pub mod record;
 pub mod redact;
 pub mod restart;
+mod retry;
 pub mod severity;
 pub mod status;
 pub mod store;

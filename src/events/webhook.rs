@@ -106,19 +106,9 @@ impl EventWebhook {
     /// Posts `event`, retrying a failed attempt `retries` times.
     pub async fn deliver(&self, event: &Event) -> Result<(), EventDeliveryError> {
         let body = event.to_json();
-        let mut delay = self.backoff;
-        let mut last = EventDeliveryError::Request { reason: "not tried".to_owned() };
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            match self.post_once(&body).await {
-                Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
-        }
-        Err(EventDeliveryError::GaveUp { attempts: self.retries + 1, last: Box::new(last) })
+        crate::retry::doubling(self.retries, self.backoff, || self.post_once(&body))
+            .await
+            .map_err(|last| EventDeliveryError::GaveUp { attempts: self.retries + 1, last: Box::new(last) })
     }
 
     async fn post_once(&self, body: &str) -> Result<(), EventDeliveryError> {

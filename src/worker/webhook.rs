@@ -70,19 +70,9 @@ impl Alerter for WebhookAlerter {
 
     async fn deliver(&self, batch: &[Notification]) -> Result<(), DeliveryError> {
         let body = payload(self.format, batch);
-        let mut delay = Duration::from_millis(500);
-        let mut last = DeliveryError::Request { reason: "not tried".to_owned() };
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            match self.post_once(&body).await {
-                Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
-        }
-        Err(DeliveryError::GaveUp { attempts: self.retries + 1, last: Box::new(last) })
+        crate::retry::doubling(self.retries, Duration::from_millis(500), || self.post_once(&body))
+            .await
+            .map_err(|last| DeliveryError::GaveUp { attempts: self.retries + 1, last: Box::new(last) })
     }
 }
 
